@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Build zarrfs, run the Rust tests, then the Python interop suite against the
+# release binary. Exits non-zero on any failure.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/install_deps.sh
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "${CARGO_HOME:-$HOME/.cargo}/env" ]; then
+    # shellcheck disable=SC1091
+    . "${CARGO_HOME:-$HOME/.cargo}/env"
+fi
+
+echo "== cargo build --release"
+cargo build --release
+echo "== cargo test"
+cargo test --workspace
+
+# Python venv for the interop suite, rebuilt when the requirements change.
+VENV="$ROOT/target/venv"
+REQ="$ROOT/tests/interop/requirements.txt"
+PY=""
+for p in python3.11 python3; do
+    if command -v "$p" >/dev/null 2>&1; then
+        PY="$p"
+        break
+    fi
+done
+if [ -z "$PY" ]; then
+    echo "no python3 found" >&2
+    exit 1
+fi
+stamp="$(cat "$REQ" | sha256sum | cut -d' ' -f1) $("$PY" -c 'import sys; print(sys.version.split()[0])')"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-stamp" 2>/dev/null)" != "$stamp" ]; then
+    echo "== creating $VENV ($PY)"
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
+    echo "$stamp" > "$VENV/.requirements-stamp"
+fi
+
+echo "== pytest tests/interop"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+ZARRFS_BIN="$ROOT/target/release/zarrfs" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/interop 2>&1 | tee "$log"
+rc="${PIPESTATUS[0]}"
+set -e
+summary="$(grep -E '^(=+ )?[0-9]+ (passed|failed|error|skipped|deselected)|no tests ran' "$log" | tail -n 1 || true)"
+if [ "$rc" -eq 5 ]; then
+    echo "pytest collected no tests" >&2
+fi
+echo "${summary:-pytest printed no summary (exit $rc)}"
+exit "$rc"

@@ -1,0 +1,185 @@
+//! An opened array: metadata, chunk grid and codec pipeline over a store, producing decoded
+//! chunks (or their fill value when absent).
+
+use crate::cache::{ChunkBuf, Loaded};
+use crate::codec::pipeline::ChunkPipeline;
+use crate::error::{FsError, FsResult};
+use crate::geometry::ChunkGrid;
+use crate::metadata::{ArrayMeta, ChunkKeyEncoding};
+use crate::stats::Stats;
+use crate::store::{join_key, Store};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+/// A Zarr array ready for chunk access.
+#[derive(Debug)]
+pub struct ZarrArray {
+    /// Small integer identifying the array in cache keys and inode numbers.
+    pub id: u32,
+    /// Store key prefix of the array ("" when the store root is the array).
+    pub path: String,
+    /// Normalised metadata.
+    pub meta: ArrayMeta,
+    /// Chunk grid over the array.
+    pub grid: ChunkGrid,
+    /// Modification time of the array's metadata.
+    pub mtime: SystemTime,
+    pipeline: Result<ChunkPipeline, String>,
+    store: Arc<dyn Store>,
+    fill_chunk: OnceLock<ChunkBuf>,
+    /// For v2 arrays with no declared separator: 0 unknown, else the byte found in the store.
+    legacy_separator: AtomicU8,
+}
+
+impl ZarrArray {
+    /// Opens an array; an unsupported codec is remembered and reported on every chunk read.
+    pub fn new(
+        id: u32,
+        store: Arc<dyn Store>,
+        path: &str,
+        meta: ArrayMeta,
+        mtime: SystemTime,
+    ) -> Self {
+        let grid = ChunkGrid::new(&meta.shape, &meta.chunk_shape, meta.dtype.size);
+        let pipeline = ChunkPipeline::from_meta(&meta).map_err(|e| e.to_string());
+        if let Err(reason) = &pipeline {
+            tracing::warn!(
+                "{}: {reason}; reads of this array fail with EIO",
+                store.describe(&join_key(path, ".zarray"))
+            );
+        }
+        ZarrArray {
+            id,
+            path: path.to_string(),
+            meta,
+            grid,
+            mtime,
+            pipeline,
+            store,
+            fill_chunk: OnceLock::new(),
+            legacy_separator: AtomicU8::new(0),
+        }
+    }
+
+    /// Why chunks of this array cannot be decoded, if they cannot.
+    pub fn codec_problem(&self) -> Option<&str> {
+        self.pipeline.as_ref().err().map(String::as_str)
+    }
+
+    /// The store keys to try for a chunk, in order, each with the separator it uses.
+    fn candidate_keys(&self, linear: u64) -> Vec<(String, u8)> {
+        let index = self.grid.chunk_index(linear);
+        let key = |sep: u8| {
+            (
+                join_key(&self.path, &self.meta.chunk_key(&index, sep as char)),
+                sep,
+            )
+        };
+        match self.meta.key_encoding {
+            ChunkKeyEncoding::V2 { separator: None } if index.len() > 1 => {
+                match self.legacy_separator.load(Ordering::Relaxed) {
+                    b'/' => vec![key(b'/')],
+                    b'.' => vec![key(b'.')],
+                    _ => vec![key(b'.'), key(b'/')],
+                }
+            }
+            _ => vec![key(b'.')],
+        }
+    }
+
+    /// The store key holding a chunk (the first candidate when none exists yet).
+    pub fn chunk_store_key(&self, linear: u64) -> String {
+        let candidates = self.candidate_keys(linear);
+        for (key, _) in &candidates {
+            if let Ok(Some(_)) = self.store.info(key) {
+                return key.clone();
+            }
+        }
+        candidates.into_iter().next().expect("at least one key").0
+    }
+
+    /// Modification time of a chunk object, or of the array metadata when absent.
+    pub fn chunk_mtime(&self, linear: u64) -> SystemTime {
+        self.candidate_keys(linear)
+            .iter()
+            .find_map(|(key, _)| self.store.info(key).ok().flatten())
+            .map(|info| info.mtime)
+            .unwrap_or(self.mtime)
+    }
+
+    /// Reads the stored bytes of a chunk: `Ok(None)` when it is absent.
+    pub fn read_encoded(&self, linear: u64) -> FsResult<Option<(String, Vec<u8>)>> {
+        let candidates = self.candidate_keys(linear);
+        let probing = candidates.len() > 1;
+        for (key, sep) in candidates {
+            match self.store.get(&key) {
+                Ok(Some(bytes)) => {
+                    if probing {
+                        self.legacy_separator.store(sep, Ordering::Relaxed);
+                    }
+                    return Ok(Some((key, bytes)));
+                }
+                Ok(None) => continue,
+                Err(err) => {
+                    return Err(FsError::io(format!("{}: {err}", self.store.describe(&key))))
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A chunk-sized buffer filled with the fill value, shared by all absent chunks.
+    pub fn fill_chunk(&self) -> ChunkBuf {
+        self.fill_chunk
+            .get_or_init(|| {
+                let fill = &self.meta.fill_bytes;
+                let bytes = self.grid.chunk_bytes();
+                if fill.iter().all(|&b| b == 0) {
+                    Arc::new(vec![0u8; bytes])
+                } else {
+                    Arc::new(fill.iter().copied().cycle().take(bytes).collect())
+                }
+            })
+            .clone()
+    }
+
+    /// Loads and decodes one chunk (fill value when absent). Errors name the chunk file.
+    pub fn load_chunk(&self, linear: u64, stats: &Stats) -> FsResult<Loaded> {
+        if let Some(reason) = self.codec_problem() {
+            Stats::add(&stats.errors, 1);
+            return Err(FsError::io(format!(
+                "{}: {reason}",
+                self.store.describe(&join_key(&self.path, ".zarray"))
+            )));
+        }
+        let Some((key, encoded)) = self.read_encoded(linear).inspect_err(|_| {
+            Stats::add(&stats.errors, 1);
+        })?
+        else {
+            Stats::add(&stats.chunks_missing, 1);
+            return Ok(Loaded {
+                buf: self.fill_chunk(),
+                cacheable: false,
+            });
+        };
+        Stats::add(&stats.store_bytes_read, encoded.len() as u64);
+        let pipeline = self.pipeline.as_ref().expect("checked above");
+        match pipeline.decode(&encoded) {
+            Ok(decoded) => {
+                Stats::add(&stats.chunks_decoded, 1);
+                Ok(Loaded {
+                    buf: Arc::new(decoded),
+                    cacheable: true,
+                })
+            }
+            Err(err) => {
+                Stats::add(&stats.errors, 1);
+                Err(FsError::io(format!(
+                    "chunk {}: {err}",
+                    self.store.describe(&key)
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! LRU cache of decoded chunks, bounded in bytes, with single-flight loading: concurrent
+//! requests for the same chunk wait for one decode instead of decoding it twice.
+
+use crate::error::{FsError, FsResult};
+use crate::stats::Stats;
+use lru::LruCache;
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Identifies a chunk: (array id, linear chunk position).
+pub type ChunkKey = (u32, u64);
+
+/// A decoded chunk: full chunk shape, C order, declared byte order.
+pub type ChunkBuf = Arc<Vec<u8>>;
+
+/// What a loader produced.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The decoded chunk.
+    pub buf: ChunkBuf,
+    /// Whether to keep it in the cache (shared fill-value buffers are not cached).
+    pub cacheable: bool,
+}
+
+struct CacheState {
+    lru: LruCache<ChunkKey, ChunkBuf>,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Flight {
+    result: Mutex<Option<FsResult<ChunkBuf>>>,
+    ready: Condvar,
+}
+
+/// Resolves a flight even if the loader panics, so waiters never hang.
+struct FlightGuard<'a> {
+    cache: &'a ChunkCache,
+    key: ChunkKey,
+    flight: Arc<Flight>,
+    done: bool,
+}
+
+impl FlightGuard<'_> {
+    fn finish(&mut self, result: FsResult<ChunkBuf>) {
+        *self.flight.result.lock().unwrap() = Some(result);
+        self.flight.ready.notify_all();
+        self.cache.inflight.lock().unwrap().remove(&self.key);
+        self.done = true;
+    }
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(Err(FsError::io("chunk loader panicked")));
+        }
+    }
+}
+
+/// The decoded-chunk cache.
+pub struct ChunkCache {
+    budget: usize,
+    state: Mutex<CacheState>,
+    inflight: Mutex<HashMap<ChunkKey, Arc<Flight>>>,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for ChunkCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkCache")
+            .field("budget", &self.budget)
+            .field("bytes", &self.bytes())
+            .finish()
+    }
+}
+
+impl ChunkCache {
+    /// A cache holding at most `budget` bytes of decoded chunks.
+    pub fn new(budget: usize, stats: Arc<Stats>) -> Self {
+        ChunkCache {
+            budget,
+            state: Mutex::new(CacheState {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+            }),
+            inflight: Mutex::new(HashMap::new()),
+            stats,
+        }
+    }
+
+    /// The byte budget.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Bytes currently held.
+    pub fn bytes(&self) -> usize {
+        self.state.lock().unwrap().bytes
+    }
+
+    /// Number of chunks currently held.
+    pub fn len(&self) -> usize {
+        self.state.lock().unwrap().lru.len()
+    }
+
+    /// Whether the cache holds no chunk.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a chunk is cached or being loaded (does not touch recency).
+    pub fn is_present_or_loading(&self, key: ChunkKey) -> bool {
+        self.state.lock().unwrap().lru.contains(&key)
+            || self.inflight.lock().unwrap().contains_key(&key)
+    }
+
+    /// Returns a cached chunk, marking it recently used.
+    pub fn get(&self, key: ChunkKey) -> Option<ChunkBuf> {
+        let found = self.state.lock().unwrap().lru.get(&key).cloned();
+        if found.is_some() {
+            Stats::add(&self.stats.cache_hits, 1);
+        }
+        found
+    }
+
+    /// Inserts (or replaces) a chunk, evicting least recently used ones to fit the budget.
+    /// A chunk larger than the whole budget is not kept.
+    pub fn insert(&self, key: ChunkKey, buf: ChunkBuf) {
+        let size = buf.len();
+        let mut state = self.state.lock().unwrap();
+        if let Some(old) = state.lru.pop(&key) {
+            state.bytes -= old.len();
+        }
+        if size > self.budget {
+            return;
+        }
+        while state.bytes + size > self.budget {
+            match state.lru.pop_lru() {
+                Some((_, old)) => {
+                    state.bytes -= old.len();
+                    Stats::add(&self.stats.cache_evictions, 1);
+                }
+                None => break,
+            }
+        }
+        state.bytes += size;
+        state.lru.put(key, buf);
+    }
+
+    /// Drops a chunk from the cache.
+    pub fn invalidate(&self, key: ChunkKey) {
+        let mut state = self.state.lock().unwrap();
+        if let Some(old) = state.lru.pop(&key) {
+            state.bytes -= old.len();
+        }
+    }
+
+    /// Returns the chunk, loading it with `load` on a miss. Concurrent callers for the same
+    /// key share one load; errors are returned to every waiter and not cached.
+    pub fn get_or_load(
+        &self,
+        key: ChunkKey,
+        load: impl FnOnce() -> FsResult<Loaded>,
+    ) -> FsResult<ChunkBuf> {
+        if let Some(buf) = self.get(key) {
+            return Ok(buf);
+        }
+        Stats::add(&self.stats.cache_misses, 1);
+        let flight = {
+            let mut inflight = self.inflight.lock().unwrap();
+            if let Some(flight) = inflight.get(&key) {
+                Some(flight.clone())
+            } else {
+                // A load may have finished between the lookup above and taking this lock.
+                if let Some(buf) = self.state.lock().unwrap().lru.peek(&key).cloned() {
+                    return Ok(buf);
+                }
+                inflight.insert(key, Arc::new(Flight::default()));
+                None
+            }
+        };
+        if let Some(flight) = flight {
+            let mut result = flight.result.lock().unwrap();
+            while result.is_none() {
+                result = flight.ready.wait(result).unwrap();
+            }
+            return result.clone().expect("flight resolved");
+        }
+        let flight = self
+            .inflight
+            .lock()
+            .unwrap()
+            .get(&key)
+            .cloned()
+            .expect("own flight");
+        let mut guard = FlightGuard {
+            cache: self,
+            key,
+            flight,
+            done: false,
+        };
+        let result = load().map(|loaded| {
+            if loaded.cacheable {
+                self.insert(key, loaded.buf.clone());
+            }
+            loaded.buf
+        });
+        guard.finish(result.clone());
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    fn loaded(bytes: Vec<u8>) -> FsResult<Loaded> {
+        Ok(Loaded {
+            buf: Arc::new(bytes),
+            cacheable: true,
+        })
+    }
+
+    #[test]
+    fn evicts_least_recently_used_within_budget() {
+        let cache = ChunkCache::new(300, Arc::new(Stats::default()));
+        for i in 0..3 {
+            cache
+                .get_or_load((0, i), || loaded(vec![i as u8; 100]))
+                .unwrap();
+        }
+        assert_eq!(cache.bytes(), 300);
+        assert!(cache.get((0, 0)).is_some());
+        cache.get_or_load((0, 3), || loaded(vec![3; 100])).unwrap();
+        assert_eq!(cache.bytes(), 300);
+        assert!(cache.get((0, 1)).is_none(), "LRU entry must go first");
+        assert!(cache.get((0, 0)).is_some());
+        cache.insert((0, 9), Arc::new(vec![0; 1000]));
+        assert!(cache.get((0, 9)).is_none(), "oversized chunk is not kept");
+        assert!(cache.bytes() <= 300);
+    }
+
+    #[test]
+    fn single_flight_decodes_once() {
+        let cache = Arc::new(ChunkCache::new(1 << 20, Arc::new(Stats::default())));
+        let loads = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = cache.clone();
+                let loads = loads.clone();
+                std::thread::spawn(move || {
+                    cache
+                        .get_or_load((1, 7), || {
+                            loads.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(50));
+                            loaded(vec![7; 64])
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(*h.join().unwrap(), vec![7; 64]);
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn errors_reach_waiters_and_are_not_cached() {
+        let cache = Arc::new(ChunkCache::new(1 << 20, Arc::new(Stats::default())));
+        let waiter = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(10));
+                cache.get_or_load((0, 1), || loaded(vec![1]))
+            })
+        };
+        let first = cache.get_or_load((0, 1), || {
+            std::thread::sleep(Duration::from_millis(50));
+            Err(FsError::io("bad chunk"))
+        });
+        assert_eq!(first.unwrap_err().errno, libc::EIO);
+        let second = waiter.join().unwrap();
+        // The waiter either shared the failed flight or loaded afresh; the error is not cached.
+        let third = cache.get_or_load((0, 1), || loaded(vec![2])).unwrap();
+        match second {
+            Ok(buf) => {
+                assert_eq!(*buf, vec![1]);
+                assert_eq!(*third, vec![1]);
+            }
+            Err(e) => {
+                assert_eq!(e.errno, libc::EIO);
+                assert_eq!(*third, vec![2]);
+            }
+        }
+    }
+
+    #[test]
+    fn panicking_loader_does_not_hang_waiters() {
+        let cache = Arc::new(ChunkCache::new(1 << 20, Arc::new(Stats::default())));
+        let c2 = cache.clone();
+        let leader = std::thread::spawn(move || {
+            let _ = c2.get_or_load((0, 5), || {
+                std::thread::sleep(Duration::from_millis(50));
+                panic!("boom")
+            });
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        let result = cache.get_or_load((0, 5), || loaded(vec![5]));
+        assert!(leader.join().is_err());
+        // Either shared the failed flight (EIO) or loaded after it resolved.
+        match result {
+            Ok(buf) => assert_eq!(*buf, vec![5]),
+            Err(e) => assert_eq!(e.errno, libc::EIO),
+        }
+    }
+
+    #[test]
+    fn uncacheable_loads_are_not_kept() {
+        let cache = ChunkCache::new(1 << 20, Arc::new(Stats::default()));
+        let shared = Arc::new(vec![0u8; 16]);
+        let got = cache
+            .get_or_load((0, 0), || {
+                Ok(Loaded {
+                    buf: shared.clone(),
+                    cacheable: false,
+                })
+            })
+            .unwrap();
+        assert!(Arc::ptr_eq(&got, &shared));
+        assert!(cache.is_empty());
+    }
+}

@@ -1,0 +1,84 @@
+//! Command line: `mount`, `umount`, `info` and `sample`.
+
+pub mod info;
+pub mod mount;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Mount Zarr stores as plain files.
+#[derive(Debug, Parser)]
+#[command(name = "zarrfs", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mount a Zarr store; returns once the mount is live unless --foreground.
+    Mount(MountArgs),
+    /// Unmount a zarrfs mount point.
+    Umount {
+        /// The mount point.
+        mountpoint: PathBuf,
+    },
+    /// Print one line per array: path, shape, dtype, chunks, codecs, stored size.
+    Info {
+        /// The store directory.
+        store: PathBuf,
+    },
+    /// Write a small demo store (nested groups; blosc, zstd and gzip arrays).
+    Sample {
+        /// Directory to create the store in.
+        dir: PathBuf,
+    },
+}
+
+/// Arguments of `zarrfs mount`.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// The Zarr store directory.
+    pub store: PathBuf,
+    /// Where to mount it (an existing directory).
+    pub mountpoint: PathBuf,
+    /// Stay in the foreground and log to stderr.
+    #[arg(short = 'f', long)]
+    pub foreground: bool,
+    /// Refuse all writes (EROFS).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Byte budget of the decoded-chunk cache, e.g. 512MiB or 2GiB [default: 1GiB].
+    #[arg(long, value_name = "SIZE")]
+    pub cache_size: Option<String>,
+    /// Decode threads [default: number of cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Log file of the background daemon [default: a file in the temp directory].
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Mount options: ro, rw, allow_other, allow_root, cache_size=SIZE, threads=N.
+    #[arg(short = 'o', value_name = "OPT[,OPT...]", value_delimiter = ',')]
+    pub options: Vec<String>,
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Mount(args) => mount::run(args),
+        Command::Umount { mountpoint } => mount::unmount(&mountpoint),
+        Command::Info { store } => info::run(&store),
+        Command::Sample { dir } => crate::sample::write_sample_store(&dir).map(|()| {
+            println!("wrote sample store to {}", dir.display());
+        }),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("zarrfs: {err:#}");
+            1
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! `zarrfs mount` and `zarrfs umount`: option handling, checks, daemonising, the FUSE
+//! session and clean shutdown on SIGINT/SIGTERM.
+
+use super::MountArgs;
+use crate::cache::ChunkCache;
+use crate::fuse::ZarrFs;
+use crate::metadata;
+use crate::reader::ChunkReader;
+use crate::stats::Stats;
+use crate::store::DirectoryStore;
+use crate::tree::{Tree, TreeOptions};
+use crate::units::parse_size;
+use anyhow::{anyhow, bail, Context, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const DEFAULT_CACHE_SIZE: u64 = 1 << 30;
+
+/// Everything a mount needs, after parsing and checking the command line.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    /// Store directory (absolute).
+    pub store: PathBuf,
+    /// Mount point (absolute).
+    pub mountpoint: PathBuf,
+    /// Refuse writes.
+    pub read_only: bool,
+    /// Decoded-chunk cache budget in bytes.
+    pub cache_size: u64,
+    /// Decode threads.
+    pub threads: usize,
+    /// Let other users access the mount.
+    pub allow_other: bool,
+    /// Let root access the mount.
+    pub allow_root: bool,
+}
+
+/// Turns `mount` arguments (flags and `-o` options) into a [`MountConfig`].
+pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
+    let mut read_only = args.read_only;
+    let mut cache_size = args
+        .cache_size
+        .as_deref()
+        .map(parse_size)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
+    let mut threads = args.threads;
+    let (mut allow_other, mut allow_root) = (false, false);
+    for option in args
+        .options
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+    {
+        match option.split_once('=') {
+            Some(("cache_size", value)) => {
+                cache_size = Some(parse_size(value).map_err(|e| anyhow!(e))?)
+            }
+            Some(("threads", value)) => {
+                threads = Some(
+                    value
+                        .parse()
+                        .map_err(|_| anyhow!("invalid threads={value}"))?,
+                )
+            }
+            Some(_) if option.starts_with("x-") => {}
+            Some(_) => bail!("unknown mount option {option:?}"),
+            None => match option {
+                "ro" => read_only = true,
+                "rw" => read_only = false,
+                "allow_other" => allow_other = true,
+                "allow_root" => allow_root = true,
+                "defaults" | "noauto" | "auto" | "nofail" | "user" | "users" | "_netdev"
+                | "nodev" | "nosuid" | "noexec" | "noatime" => {}
+                _ => bail!("unknown mount option {option:?}"),
+            },
+        }
+    }
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    if threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let store = std::fs::canonicalize(&args.store)
+        .map_err(|e| anyhow!("store {}: {e}", args.store.display()))?;
+    let mountpoint = std::fs::canonicalize(&args.mountpoint)
+        .map_err(|e| anyhow!("mount point {}: {e}", args.mountpoint.display()))?;
+    Ok(MountConfig {
+        store,
+        mountpoint,
+        read_only,
+        cache_size: cache_size.unwrap_or(DEFAULT_CACHE_SIZE),
+        threads,
+        allow_other,
+        allow_root,
+    })
+}
+
+/// Decodes the octal escapes (`\040`) of /proc/self/mountinfo paths.
+fn unescape_mount_path(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&field[i + 1..(i + 4).min(field.len())], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `path` is currently a mount point.
+pub fn is_mount_point(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    text.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|mp| Path::new(&unescape_mount_path(mp)) == path)
+}
+
+/// Checks the store and mount point before mounting, with one clear message per problem.
+pub fn check(config: &MountConfig) -> Result<()> {
+    let store = DirectoryStore::open(&config.store)
+        .map_err(|e| anyhow!("store {}: {e}", config.store.display()))?;
+    match metadata::read_node(&store, "") {
+        Ok(Some(_)) => {}
+        Ok(None) => bail!(
+            "{} is not a Zarr store (no .zgroup, .zarray or zarr.json)",
+            config.store.display()
+        ),
+        Err(err) => bail!("{err}"),
+    }
+    if !config.mountpoint.is_dir() {
+        bail!(
+            "mount point {} is not a directory",
+            config.mountpoint.display()
+        );
+    }
+    if is_mount_point(&config.mountpoint) {
+        bail!(
+            "mount point {} is already mounted",
+            config.mountpoint.display()
+        );
+    }
+    Ok(())
+}
+
+fn default_log_path(mountpoint: &Path) -> PathBuf {
+    let name: String = mountpoint
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("zarrfs-{uid}{name}.log"))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// `zarrfs mount`: checks, then serves in the foreground or in a daemon that reports back
+/// once the mount is live.
+pub fn run(args: MountArgs) -> Result<()> {
+    let config = parse_config(&args)?;
+    check(&config)?;
+    if args.foreground {
+        init_logging();
+        return serve(&config, &mut None);
+    }
+    let log_path = args
+        .log
+        .clone()
+        .unwrap_or_else(|| default_log_path(&config.mountpoint));
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open log file {}", log_path.display()))?;
+    eprintln!("zarrfs: logging to {}", log_path.display());
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!("pipe: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two fresh descriptors we own.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: no other threads exist yet in this process, so the child may continue freely.
+    match unsafe { libc::fork() } {
+        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
+        0 => {
+            drop(read_end);
+            // SAFETY: plain syscalls on descriptors this process owns.
+            unsafe {
+                libc::setsid();
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null >= 0 {
+                    libc::dup2(null, 0);
+                    libc::close(null);
+                }
+                libc::dup2(log.as_raw_fd(), 1);
+                libc::dup2(log.as_raw_fd(), 2);
+            }
+            drop(log);
+            init_logging();
+            let mut ready = Some(File::from(write_end));
+            let code = match serve(&config, &mut ready) {
+                Ok(()) => 0,
+                Err(err) => {
+                    tracing::error!("{err:#}");
+                    if let Some(mut ready) = ready {
+                        let _ = writeln!(ready, "{err:#}");
+                    }
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+        _child => {
+            drop(write_end);
+            drop(log);
+            let mut answer = String::new();
+            let _ = File::from(read_end).read_to_string(&mut answer);
+            let answer = answer.trim();
+            if answer == "OK" || answer.starts_with("OK\n") {
+                Ok(())
+            } else if answer.is_empty() {
+                bail!("mount failed; see {}", log_path.display())
+            } else {
+                bail!("{}", answer.trim_start_matches("OK").trim())
+            }
+        }
+    }
+}
+
+/// Mounts and serves until unmounted or signalled; writes "OK" to `ready` and closes it
+/// once the mount is live (an error before that is left for the caller to report).
+pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
+    let store = Arc::new(DirectoryStore::open(&config.store)?);
+    let stats = Arc::new(Stats::default());
+    let cache = Arc::new(ChunkCache::new(config.cache_size as usize, stats.clone()));
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads)
+            .thread_name(|i| format!("zarrfs-decode-{i}"))
+            .build()?,
+    );
+    let reader = Arc::new(ChunkReader::new(cache, pool, stats));
+    let tree = Tree::new(
+        store,
+        reader,
+        TreeOptions {
+            read_only: config.read_only,
+        },
+    )
+    .map_err(|e| anyhow!(e.message))?;
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let fs = ZarrFs::new(Arc::new(tree), uid, gid);
+    let mut fuse_config = fuser::Config::default();
+    fuse_config.mount_options = vec![
+        fuser::MountOption::FSName(format!("zarrfs:{}", config.store.display())),
+        fuser::MountOption::Subtype("zarrfs".into()),
+        fuser::MountOption::NoAtime,
+        if config.read_only {
+            fuser::MountOption::RO
+        } else {
+            fuser::MountOption::RW
+        },
+    ];
+    fuse_config.acl = if config.allow_other {
+        fuser::SessionACL::All
+    } else if config.allow_root {
+        fuser::SessionACL::RootAndOwner
+    } else {
+        fuser::SessionACL::Owner
+    };
+    fuse_config.n_threads = Some(config.threads.max(2));
+    fuse_config.clone_fd = true;
+    let mut session = fuser::Session::new(fs, &config.mountpoint, &fuse_config)
+        .map_err(|e| anyhow!("cannot mount on {}: {e}", config.mountpoint.display()))?;
+    let mut unmounter = session.unmount_callable();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    let mountpoint = config.mountpoint.clone();
+    std::thread::Builder::new()
+        .name("zarrfs-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                tracing::info!("signal {signal}: unmounting {}", mountpoint.display());
+                if let Err(err) = unmounter.unmount() {
+                    tracing::warn!("unmount of {} failed: {err}", mountpoint.display());
+                }
+            }
+        })?;
+    tracing::info!(
+        "mounted {} on {} (cache {} bytes, {} threads{})",
+        config.store.display(),
+        config.mountpoint.display(),
+        config.cache_size,
+        config.threads,
+        if config.read_only { ", read-only" } else { "" }
+    );
+    if let Some(mut ready) = ready.take() {
+        let _ = ready.write_all(b"OK\n");
+    }
+    session.run()?;
+    tracing::info!("unmounted {}", config.mountpoint.display());
+    Ok(())
+}
+
+/// `zarrfs umount`: unmounts and waits until the mount point is free.
+pub fn unmount(mountpoint: &Path) -> Result<()> {
+    let path = std::fs::canonicalize(mountpoint)
+        .map_err(|e| anyhow!("mount point {}: {e}", mountpoint.display()))?;
+    if !is_mount_point(&path) {
+        bail!("{} is not mounted", path.display());
+    }
+    let fusermount_ok = ["fusermount3", "fusermount"].iter().any(|tool| {
+        std::process::Command::new(tool)
+            .arg("-u")
+            .arg(&path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    });
+    if !fusermount_ok {
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+        // SAFETY: c_path is a valid NUL-terminated path.
+        if unsafe { libc::umount2(c_path.as_ptr(), 0) } != 0 {
+            bail!(
+                "cannot unmount {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    for _ in 0..100 {
+        if !is_mount_point(&path) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    bail!("{} is still mounted", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_mountinfo_paths() {
+        assert_eq!(unescape_mount_path("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape_mount_path("/plain"), "/plain");
+    }
+
+    #[test]
+    fn parses_fstab_style_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = MountArgs {
+            store: dir.path().into(),
+            mountpoint: dir.path().into(),
+            foreground: false,
+            read_only: false,
+            cache_size: Some("2GiB".into()),
+            threads: None,
+            log: None,
+            options: vec![
+                "ro".into(),
+                "cache_size=512MiB".into(),
+                "allow_other".into(),
+                "threads=3".into(),
+            ],
+        };
+        let config = parse_config(&args).unwrap();
+        assert!(config.read_only);
+        assert_eq!(config.cache_size, 512 << 20);
+        assert!(config.allow_other);
+        assert_eq!(config.threads, 3);
+        let bad = MountArgs {
+            options: vec!["bogus".into()],
+            ..args
+        };
+        assert!(parse_config(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("bogus"));
+    }
+}

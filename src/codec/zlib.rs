@@ -1,0 +1,226 @@
+//! zlib codec (RFC 1950 stream, as numcodecs `Zlib` / Python `zlib.compress`
+//! writes), plus the strict inflate helpers shared with the gzip codec.
+
+use std::io::Write;
+
+use flate2::{Compression, Decompress, FlushDecompress, Status};
+use serde_json::Value;
+
+use super::{int_field_in, size_mismatch, BytesCodec, CodecError};
+
+const CODEC: &str = "zlib";
+
+/// The zlib codec; `level` 0..=9 (numcodecs default 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZlibCodec {
+    level: u32,
+}
+
+impl ZlibCodec {
+    /// Create a zlib codec with compression `level` 0..=9.
+    pub fn new(level: u32) -> Result<Self, CodecError> {
+        if level > 9 {
+            return Err(CodecError::config(
+                CODEC,
+                format!("level must be 0..=9, got {level}"),
+            ));
+        }
+        Ok(Self { level })
+    }
+
+    /// From a config object with optional integer "level" (default 1).
+    pub(crate) fn from_config(codec: &str, config: &Value) -> Result<Self, CodecError> {
+        let level = int_field_in(codec, config, "level", 0, 9)?.unwrap_or(1);
+        Self::new(level as u32)
+    }
+}
+
+impl BytesCodec for ZlibCodec {
+    fn describe(&self) -> String {
+        format!("zlib(level={})", self.level)
+    }
+
+    fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let mut out = Vec::new();
+        // Bytes after the end of the stream are ignored, as Python's zlib does.
+        inflate_vec(CODEC, true, encoded, &mut out)?;
+        Ok(out)
+    }
+
+    fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
+        let (_, written) = inflate_slice(CODEC, true, encoded, out)?;
+        if written != out.len() {
+            return Err(size_mismatch(CODEC, written, out.len()));
+        }
+        Ok(())
+    }
+
+    fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let mut enc = flate2::write::ZlibEncoder::new(
+            Vec::with_capacity(decoded.len() / 2 + 64),
+            Compression::new(self.level),
+        );
+        enc.write_all(decoded)
+            .and_then(|()| enc.finish())
+            .map_err(|e| CodecError::encode(CODEC, e.to_string()))
+    }
+}
+
+fn inflate_error(codec: &str, e: flate2::DecompressError) -> CodecError {
+    CodecError::corrupt(codec, format!("invalid deflate data: {e}"))
+}
+
+fn truncated(codec: &str) -> CodecError {
+    CodecError::corrupt(codec, "truncated stream")
+}
+
+/// Inflate one complete deflate stream (zlib-wrapped when `zlib_header`)
+/// from the start of `input` into `out`, which must not be overrun: output
+/// beyond `out.len()` is an error. Returns (input bytes consumed, bytes
+/// written). The stream must end (and, for zlib, its checksum verify).
+pub(crate) fn inflate_slice(
+    codec: &str,
+    zlib_header: bool,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<(usize, usize), CodecError> {
+    let mut d = Decompress::new(zlib_header);
+    loop {
+        let in_pos = d.total_in() as usize;
+        let out_pos = d.total_out() as usize;
+        let rest = &input[in_pos..];
+        let status = if out_pos < out.len() {
+            d.decompress(rest, &mut out[out_pos..], FlushDecompress::None)
+                .map_err(|e| inflate_error(codec, e))?
+        } else {
+            // Output is full: the stream may only end here, producing nothing more.
+            let mut probe = [0u8; 1];
+            let status = d
+                .decompress(rest, &mut probe, FlushDecompress::None)
+                .map_err(|e| inflate_error(codec, e))?;
+            if d.total_out() as usize != out_pos {
+                return Err(CodecError::corrupt(
+                    codec,
+                    format!(
+                        "decoded data exceeds the expected size of {} bytes",
+                        out.len()
+                    ),
+                ));
+            }
+            status
+        };
+        if status == Status::StreamEnd {
+            return Ok((d.total_in() as usize, d.total_out() as usize));
+        }
+        if d.total_in() as usize == in_pos && d.total_out() as usize == out_pos {
+            return Err(truncated(codec));
+        }
+    }
+}
+
+/// Inflate one complete deflate stream (zlib-wrapped when `zlib_header`)
+/// from the start of `input`, appending to `out`. Returns the number of
+/// input bytes consumed.
+pub(crate) fn inflate_vec(
+    codec: &str,
+    zlib_header: bool,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<usize, CodecError> {
+    let mut d = Decompress::new(zlib_header);
+    let mut grow = input.len().saturating_mul(4).clamp(1024, 1 << 20);
+    loop {
+        if out.len() == out.capacity() {
+            out.try_reserve(grow).map_err(|_| {
+                CodecError::corrupt(codec, "cannot allocate memory for decoded data")
+            })?;
+            grow = out.capacity().clamp(1024, 64 << 20);
+        }
+        let in_pos = d.total_in() as usize;
+        let out_pos = d.total_out();
+        let status = d
+            .decompress_vec(&input[in_pos..], out, FlushDecompress::None)
+            .map_err(|e| inflate_error(codec, e))?;
+        if status == Status::StreamEnd {
+            return Ok(d.total_in() as usize);
+        }
+        if d.total_in() as usize == in_pos && d.total_out() == out_pos {
+            return Err(truncated(codec));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::test_util::{noise, sample, vector};
+    use std::io::Read;
+
+    #[test]
+    fn round_trip_levels() {
+        for level in 0..=9 {
+            let c = ZlibCodec::new(level).unwrap();
+            for len in [0usize, 1, 2, 100, 4097, 200_000] {
+                let data = sample(len);
+                let enc = c.encode(&data).unwrap();
+                assert_eq!(c.decode(&enc).unwrap(), data);
+                let mut out = vec![0u8; len];
+                c.decode_into(&enc, &mut out).unwrap();
+                assert_eq!(out, data);
+                // Standard zlib readers accept our output.
+                let mut check = Vec::new();
+                flate2::read::ZlibDecoder::new(&enc[..])
+                    .read_to_end(&mut check)
+                    .unwrap();
+                assert_eq!(check, data);
+            }
+        }
+        assert!(matches!(ZlibCodec::new(10), Err(CodecError::Config { .. })));
+    }
+
+    #[test]
+    fn decodes_numcodecs_frames() {
+        let c = ZlibCodec::new(1).unwrap();
+        for stem in ["zlib_l1", "zlib_l9", "zlib_empty"] {
+            let enc = vector(&format!("{stem}.enc"));
+            let raw = vector(&format!("{stem}.raw"));
+            assert_eq!(c.decode(&enc).unwrap(), raw, "{stem}");
+            let mut out = vec![0u8; raw.len()];
+            c.decode_into(&enc, &mut out).unwrap();
+            assert_eq!(out, raw, "{stem}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_streams() {
+        let c = ZlibCodec::new(6).unwrap();
+        let data = sample(30_000);
+        let enc = c.encode(&data).unwrap();
+        let is_corrupt =
+            |r: Result<Vec<u8>, CodecError>| matches!(r, Err(CodecError::Corrupt { .. }));
+        // Bad checksum (last byte of the Adler-32 trailer).
+        let mut bad = enc.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(is_corrupt(c.decode(&bad)));
+        let mut out = vec![0u8; data.len()];
+        assert!(c.decode_into(&bad, &mut out).is_err());
+        // Missing checksum.
+        assert!(is_corrupt(c.decode(&enc[..enc.len() - 4])));
+        assert!(c.decode_into(&enc[..enc.len() - 4], &mut out).is_err());
+        // Trailing bytes after the stream are ignored, as Python's zlib does.
+        let mut long = enc.clone();
+        long.extend_from_slice(b"xyz");
+        assert_eq!(c.decode(&long).unwrap(), data);
+        c.decode_into(&long, &mut out).unwrap();
+        assert_eq!(out, data);
+        // Raw deflate without the zlib header.
+        let mut raw = Vec::new();
+        flate2::read::DeflateEncoder::new(&data[..], Compression::new(6))
+            .read_to_end(&mut raw)
+            .unwrap();
+        assert!(is_corrupt(c.decode(&raw)));
+        for seed in 0..300 {
+            let _ = c.decode(&noise(seed, 500));
+        }
+    }
+}

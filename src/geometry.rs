@@ -1,0 +1,404 @@
+//! Chunk geometry: maps byte ranges of the flat C-order view onto chunks and contiguous
+//! runs inside their decoded (C-order, full chunk shape) buffers.
+
+use std::collections::HashMap;
+
+/// One contiguous copy between a decoded chunk buffer and a request buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Byte offset inside the decoded chunk.
+    pub chunk_offset: usize,
+    /// Byte offset inside the request buffer.
+    pub out_offset: usize,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+/// All runs of one request that fall into one chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRuns {
+    /// Linear (C-order) position of the chunk in the grid.
+    pub chunk: u64,
+    /// Copies, in increasing request order.
+    pub runs: Vec<Run>,
+}
+
+/// The regular chunk grid of an array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkGrid {
+    shape: Vec<u64>,
+    chunk_shape: Vec<u64>,
+    grid_shape: Vec<u64>,
+    itemsize: u64,
+    /// Dimensions after `merge_dim` are covered whole by every chunk.
+    merge_dim: usize,
+    /// Elements in one index step of `merge_dim` (product of the later extents).
+    inner: u64,
+    /// C-order element strides inside a chunk.
+    chunk_strides: Vec<u64>,
+}
+
+impl ChunkGrid {
+    /// A grid for `shape` cut into `chunk_shape` (same rank, non-zero extents).
+    pub fn new(shape: &[u64], chunk_shape: &[u64], itemsize: usize) -> Self {
+        assert_eq!(shape.len(), chunk_shape.len(), "rank mismatch");
+        let grid_shape = shape
+            .iter()
+            .zip(chunk_shape)
+            .map(|(s, c)| s.div_ceil(*c))
+            .collect();
+        let ndim = shape.len();
+        let mut merge_dim = ndim.saturating_sub(1);
+        while merge_dim > 0 && chunk_shape[merge_dim] == shape[merge_dim] {
+            merge_dim -= 1;
+        }
+        let inner = shape.iter().skip(merge_dim + 1).product();
+        let mut chunk_strides = vec![1u64; ndim];
+        for i in (0..ndim.saturating_sub(1)).rev() {
+            chunk_strides[i] = chunk_strides[i + 1] * chunk_shape[i + 1];
+        }
+        ChunkGrid {
+            shape: shape.to_vec(),
+            chunk_shape: chunk_shape.to_vec(),
+            grid_shape,
+            itemsize: itemsize as u64,
+            merge_dim,
+            inner,
+            chunk_strides,
+        }
+    }
+
+    /// Array shape.
+    pub fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+
+    /// Chunk shape.
+    pub fn chunk_shape(&self) -> &[u64] {
+        &self.chunk_shape
+    }
+
+    /// Number of chunks along each dimension.
+    pub fn grid_shape(&self) -> &[u64] {
+        &self.grid_shape
+    }
+
+    /// Bytes per element.
+    pub fn itemsize(&self) -> usize {
+        self.itemsize as usize
+    }
+
+    /// Size of the flat view in bytes.
+    pub fn total_bytes(&self) -> u64 {
+        self.shape.iter().product::<u64>() * self.itemsize
+    }
+
+    /// Size of one decoded chunk in bytes.
+    pub fn chunk_bytes(&self) -> usize {
+        (self.chunk_shape.iter().product::<u64>() * self.itemsize) as usize
+    }
+
+    /// Number of grid positions.
+    pub fn num_chunks(&self) -> u64 {
+        self.grid_shape.iter().product()
+    }
+
+    /// Grid indices of a linear chunk position.
+    pub fn chunk_index(&self, mut linear: u64) -> Vec<u64> {
+        let mut index = vec![0; self.grid_shape.len()];
+        for i in (0..self.grid_shape.len()).rev() {
+            index[i] = linear % self.grid_shape[i];
+            linear /= self.grid_shape[i];
+        }
+        index
+    }
+
+    /// Linear position of grid indices, `None` when outside the grid.
+    pub fn chunk_linear(&self, index: &[u64]) -> Option<u64> {
+        if index.len() != self.grid_shape.len() {
+            return None;
+        }
+        let mut linear = 0u64;
+        for (i, g) in index.iter().zip(&self.grid_shape) {
+            if i >= g {
+                return None;
+            }
+            linear = linear * g + i;
+        }
+        Some(linear)
+    }
+
+    /// The file name of a chunk: indices joined by '.', or "0" for a 0-d array.
+    pub fn chunk_name(&self, linear: u64) -> String {
+        if self.grid_shape.is_empty() {
+            return "0".to_string();
+        }
+        let parts: Vec<String> = self
+            .chunk_index(linear)
+            .iter()
+            .map(u64::to_string)
+            .collect();
+        parts.join(".")
+    }
+
+    /// Parses a chunk file name back to its linear position.
+    pub fn parse_chunk_name(&self, name: &str) -> Option<u64> {
+        if self.grid_shape.is_empty() {
+            return (name == "0").then_some(0);
+        }
+        let mut index = Vec::with_capacity(self.grid_shape.len());
+        for part in name.split('.') {
+            if part.is_empty() || (part.len() > 1 && part.starts_with('0')) {
+                return None;
+            }
+            index.push(part.parse::<u64>().ok()?);
+        }
+        self.chunk_linear(&index)
+    }
+
+    /// Splits the flat byte range `[offset, offset + len)` (clipped to the array) into copies
+    /// per chunk. Chunks appear in the order the request first touches them.
+    pub fn plan(&self, offset: u64, len: u64) -> Vec<ChunkRuns> {
+        let end = offset.saturating_add(len).min(self.total_bytes());
+        if offset >= end {
+            return Vec::new();
+        }
+        let k = self.itemsize;
+        if self.shape.is_empty() {
+            return vec![ChunkRuns {
+                chunk: 0,
+                runs: vec![Run {
+                    chunk_offset: offset as usize,
+                    out_offset: 0,
+                    len: (end - offset) as usize,
+                }],
+            }];
+        }
+        let m = self.merge_dim;
+        let mut groups: Vec<ChunkRuns> = Vec::new();
+        let mut slot_of: HashMap<u64, usize> = HashMap::new();
+        let mut element = offset / k;
+        let element_end = end.div_ceil(k);
+        let skip_first = offset % k;
+        let mut out_pos = 0u64;
+        let mut index = vec![0u64; m + 1];
+        while element < element_end {
+            let r = element % self.inner;
+            let mut q = element / self.inner;
+            for i in (0..=m).rev() {
+                index[i] = q % self.shape[i];
+                q /= self.shape[i];
+            }
+            let mut linear = 0u64;
+            let mut local = r;
+            for (i, &at) in index.iter().enumerate() {
+                let c = at / self.chunk_shape[i];
+                linear = linear * self.grid_shape[i] + c;
+                local += (at - c * self.chunk_shape[i]) * self.chunk_strides[i];
+            }
+            for g in &self.grid_shape[m + 1..] {
+                linear *= g;
+            }
+            let chunk_end_m =
+                ((index[m] / self.chunk_shape[m] + 1) * self.chunk_shape[m]).min(self.shape[m]);
+            let run_elements =
+                ((chunk_end_m - index[m]) * self.inner - r).min(element_end - element);
+            let mut chunk_offset = local * k;
+            let mut run_len = run_elements * k;
+            if element == offset / k {
+                chunk_offset += skip_first;
+                run_len -= skip_first;
+            }
+            if element + run_elements == element_end && !end.is_multiple_of(k) {
+                run_len -= k - end % k;
+            }
+            let run = Run {
+                chunk_offset: chunk_offset as usize,
+                out_offset: out_pos as usize,
+                len: run_len as usize,
+            };
+            let slot = *slot_of.entry(linear).or_insert_with(|| {
+                groups.push(ChunkRuns {
+                    chunk: linear,
+                    runs: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            groups[slot].runs.push(run);
+            out_pos += run_len;
+            element += run_elements;
+        }
+        groups
+    }
+
+    /// Distinct chunks touched by a flat byte range, in first-touch order.
+    pub fn chunks_touching(&self, offset: u64, len: u64) -> Vec<u64> {
+        self.plan(offset, len)
+            .into_iter()
+            .map(|g| g.chunk)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference: element-by-element mapping of flat C-order bytes to chunk bytes.
+    fn reference_bytes(
+        grid: &ChunkGrid,
+        chunks: &HashMap<u64, Vec<u8>>,
+        offset: u64,
+        len: u64,
+    ) -> Vec<u8> {
+        let k = grid.itemsize() as u64;
+        let end = (offset + len).min(grid.total_bytes());
+        let mut out = Vec::new();
+        for byte in offset..end {
+            let mut e = byte / k;
+            let mut idx = vec![0; grid.shape().len()];
+            for i in (0..idx.len()).rev() {
+                idx[i] = e % grid.shape()[i];
+                e /= grid.shape()[i];
+            }
+            let cidx: Vec<u64> = idx
+                .iter()
+                .zip(grid.chunk_shape())
+                .map(|(i, c)| i / c)
+                .collect();
+            let mut local = 0;
+            for i in 0..idx.len() {
+                local = local * grid.chunk_shape()[i] + (idx[i] - cidx[i] * grid.chunk_shape()[i]);
+            }
+            let linear = grid.chunk_linear(&cidx).unwrap();
+            out.push(chunks[&linear][(local * k + byte % k) as usize]);
+        }
+        out
+    }
+
+    fn planned_bytes(
+        grid: &ChunkGrid,
+        chunks: &HashMap<u64, Vec<u8>>,
+        offset: u64,
+        len: u64,
+    ) -> Vec<u8> {
+        let end = (offset + len).min(grid.total_bytes());
+        let mut out = vec![0xEEu8; end.saturating_sub(offset) as usize];
+        let mut covered = 0;
+        for group in grid.plan(offset, len) {
+            for run in group.runs {
+                let src = &chunks[&group.chunk][run.chunk_offset..run.chunk_offset + run.len];
+                out[run.out_offset..run.out_offset + run.len].copy_from_slice(src);
+                covered += run.len;
+            }
+        }
+        assert_eq!(
+            covered,
+            out.len(),
+            "runs must cover the request exactly once"
+        );
+        out
+    }
+
+    fn random_chunks(grid: &ChunkGrid, seed: &mut u64) -> HashMap<u64, Vec<u8>> {
+        (0..grid.num_chunks())
+            .map(|c| {
+                let bytes = (0..grid.chunk_bytes())
+                    .map(|_| {
+                        *seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        (*seed >> 33) as u8
+                    })
+                    .collect();
+                (c, bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plans_match_reference_on_many_shapes() {
+        let cases: &[(&[u64], &[u64], usize)] = &[
+            (&[10], &[3], 4),
+            (&[10], &[16], 2),
+            (&[7, 5], &[3, 2], 1),
+            (&[7, 5], &[3, 5], 8),
+            (&[7, 5], &[7, 5], 2),
+            (&[4, 6], &[5, 8], 4),
+            (&[5, 4, 3], &[2, 4, 3], 2),
+            (&[5, 4, 3], &[2, 3, 2], 3),
+            (&[3, 2, 4, 5], &[2, 2, 3, 5], 1),
+            (&[0, 4], &[2, 2], 4),
+        ];
+        let mut seed = 42;
+        for (shape, chunks, itemsize) in cases {
+            let grid = ChunkGrid::new(shape, chunks, *itemsize);
+            let data = random_chunks(&grid, &mut seed);
+            let total = grid.total_bytes();
+            let mut ranges = vec![
+                (0, total),
+                (0, total + 10),
+                (1, 1),
+                (total / 3, total / 2 + 1),
+            ];
+            for start in (0..total).step_by(3) {
+                ranges.push((start, 7));
+            }
+            for (offset, len) in ranges {
+                assert_eq!(
+                    planned_bytes(&grid, &data, offset, len),
+                    reference_bytes(&grid, &data, offset, len),
+                    "shape {shape:?} chunks {chunks:?} k {itemsize} range {offset}+{len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn zero_dim_array_has_one_chunk() {
+        let grid = ChunkGrid::new(&[], &[], 8);
+        assert_eq!(grid.total_bytes(), 8);
+        assert_eq!(grid.num_chunks(), 1);
+        assert_eq!(grid.chunk_name(0), "0");
+        assert_eq!(grid.parse_chunk_name("0"), Some(0));
+        let plan = grid.plan(2, 100);
+        assert_eq!(
+            plan[0].runs,
+            vec![Run {
+                chunk_offset: 2,
+                out_offset: 0,
+                len: 6
+            }]
+        );
+    }
+
+    #[test]
+    fn chunk_names_round_trip() {
+        let grid = ChunkGrid::new(&[10, 20, 5], &[3, 7, 5], 4);
+        assert_eq!(grid.grid_shape(), &[4, 3, 1]);
+        for linear in 0..grid.num_chunks() {
+            assert_eq!(
+                grid.parse_chunk_name(&grid.chunk_name(linear)),
+                Some(linear)
+            );
+        }
+        assert_eq!(grid.chunk_name(5), "1.2.0");
+        for bad in ["4.0.0", "1.2", "1.2.0.0", "a.b.c", "01.0.0", "", "1..0"] {
+            assert_eq!(grid.parse_chunk_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn runs_are_whole_rows_not_elements() {
+        let grid = ChunkGrid::new(&[8, 16], &[4, 8], 4);
+        let plan = grid.plan(0, grid.total_bytes());
+        assert_eq!(plan.len(), 4);
+        assert!(plan.iter().all(|g| g.runs.iter().all(|r| r.len == 32)));
+        let full_rows = ChunkGrid::new(&[8, 16], &[4, 16], 4);
+        let plan = full_rows.plan(0, full_rows.total_bytes());
+        assert_eq!(plan.len(), 2);
+        assert!(plan
+            .iter()
+            .all(|g| g.runs.len() == 1 && g.runs[0].len == 256));
+    }
+}

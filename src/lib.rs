@@ -1,0 +1,21 @@
+//! zarrfs: mounts Zarr stores as plain files. Each array becomes a directory holding a flat
+//! C-order view (`data`), an NPY view (`data.npy`) and one file per decoded chunk; reads
+//! decode the chunks they touch in parallel and keep them in a byte-bounded LRU cache.
+//!
+//! Layers, bottom up: [`store`] and [`metadata`] → [`codec`] → [`geometry`] → [`cache`]
+//! and [`reader`] → [`tree`] → [`fuse`]; [`cli`] wires them to the command line.
+
+pub mod array;
+pub mod cache;
+pub mod cli;
+pub mod codec;
+pub mod error;
+pub mod fuse;
+pub mod geometry;
+pub mod metadata;
+pub mod reader;
+pub mod sample;
+pub mod stats;
+pub mod store;
+pub mod tree;
+pub mod units;

@@ -1,0 +1,8 @@
+//! The `zarrfs` command.
+
+use clap::Parser;
+
+fn main() {
+    let cli = zarrfs::cli::Cli::parse();
+    std::process::exit(zarrfs::cli::run(cli));
+}

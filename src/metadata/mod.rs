@@ -1,0 +1,209 @@
+//! Zarr metadata: discovering groups and arrays in a store and normalising them into
+//! [`ArrayMeta`], whatever the on-disk format.
+
+pub mod dtype;
+pub mod fill;
+pub mod v2;
+
+use crate::store::{join_key, Store};
+pub use dtype::{DataType, DtypeKind, Endian};
+use serde_json::{json, Value};
+
+/// Memory layout of elements inside a stored chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Row-major (last index varies fastest).
+    C,
+    /// Column-major (first index varies fastest).
+    F,
+}
+
+/// How chunk grid indices become store keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkKeyEncoding {
+    /// Zarr v2: indices joined by the separator, no prefix. `None` means the metadata did not
+    /// say, so both `.` and the legacy nested `/` layout are accepted.
+    V2 {
+        /// Declared `dimension_separator`.
+        separator: Option<char>,
+    },
+    /// Zarr v3 default encoding: `c` then the indices, joined by the separator.
+    Default {
+        /// `/` or `.`.
+        separator: char,
+    },
+}
+
+/// The codecs of an array, as declared (interpreted by the codec module).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CodecSpec {
+    /// Zarr v2 `filters` then `compressor`.
+    V2 {
+        /// Filter configurations (`filters`, empty when null).
+        filters: Vec<Value>,
+        /// Compressor configuration, `None` when null.
+        compressor: Option<Value>,
+    },
+}
+
+impl CodecSpec {
+    /// The codec configurations as a JSON list, in application order (encode direction).
+    pub fn to_json(&self) -> Value {
+        match self {
+            CodecSpec::V2 {
+                filters,
+                compressor,
+            } => Value::Array(filters.iter().chain(compressor.iter()).cloned().collect()),
+        }
+    }
+
+    /// A compact description, e.g. `blosc(lz4)` or `none`.
+    pub fn summary(&self) -> String {
+        let list = self.to_json();
+        let names: Vec<String> = list
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|c| {
+                        let id = c
+                            .get("id")
+                            .or_else(|| c.get("name"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("?");
+                        match c.get("cname").and_then(Value::as_str) {
+                            Some(cname) => format!("{id}({cname})"),
+                            None => id.to_string(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join("+")
+        }
+    }
+}
+
+/// A normalised description of one array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayMeta {
+    /// 2 or 3.
+    pub zarr_format: u8,
+    /// Array shape in elements.
+    pub shape: Vec<u64>,
+    /// Regular chunk shape in elements (same rank as `shape`).
+    pub chunk_shape: Vec<u64>,
+    /// Element type and declared byte order.
+    pub dtype: DataType,
+    /// The fill value as declared.
+    pub fill_value: Value,
+    /// One element of fill value, encoded in the declared byte order.
+    pub fill_bytes: Vec<u8>,
+    /// Element order inside stored chunks.
+    pub order: Order,
+    /// How chunk keys are formed.
+    pub key_encoding: ChunkKeyEncoding,
+    /// Declared codecs.
+    pub codecs: CodecSpec,
+    /// User attributes (a JSON object).
+    pub attributes: Value,
+}
+
+impl ArrayMeta {
+    /// The store key of a chunk relative to the array, using `separator` for v2 arrays whose
+    /// metadata leaves the separator open.
+    pub fn chunk_key(&self, index: &[u64], fallback_separator: char) -> String {
+        let (prefix, sep) = match self.key_encoding {
+            ChunkKeyEncoding::V2 { separator } => ("", separator.unwrap_or(fallback_separator)),
+            ChunkKeyEncoding::Default { separator } => ("c", separator),
+        };
+        let mut key = String::from(prefix);
+        if index.is_empty() {
+            if prefix.is_empty() {
+                key.push('0');
+            }
+            return key;
+        }
+        for (i, idx) in index.iter().enumerate() {
+            if i > 0 || !prefix.is_empty() {
+                key.push(sep);
+            }
+            key.push_str(&idx.to_string());
+        }
+        key
+    }
+
+    /// The normalised description served as `meta.json`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "zarr_format": self.zarr_format,
+            "shape": self.shape,
+            "chunks": self.chunk_shape,
+            "dtype": self.dtype.numpy_str(),
+            "fill_value": self.fill_value,
+            "order": match self.order { Order::C => "C", Order::F => "F" },
+            "codecs": self.codecs.to_json(),
+        })
+    }
+}
+
+/// What a store path holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeMeta {
+    /// A group with its attributes.
+    Group {
+        /// User attributes (a JSON object).
+        attributes: Value,
+    },
+    /// An array.
+    Array(Box<ArrayMeta>),
+}
+
+/// Why a node's metadata could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct MetadataError {
+    /// The metadata document involved.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Reads the node at `path` (store key prefix, "" for the root). `Ok(None)` when the path
+/// holds no Zarr metadata at all.
+pub fn read_node(store: &dyn Store, path: &str) -> Result<Option<NodeMeta>, MetadataError> {
+    v2::read_node(store, path)
+}
+
+/// Reads a JSON document, mapping I/O and syntax errors to [`MetadataError`].
+pub(crate) fn read_json(store: &dyn Store, key: &str) -> Result<Option<Value>, MetadataError> {
+    let bytes = store.get(key).map_err(|e| MetadataError {
+        path: store.describe(key),
+        reason: e.to_string(),
+    })?;
+    match bytes {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| MetadataError {
+                path: store.describe(key),
+                reason: format!("invalid JSON: {e}"),
+            }),
+    }
+}
+
+/// Whether `name` is a metadata document rather than a child node or chunk.
+pub fn is_metadata_name(name: &str) -> bool {
+    matches!(
+        name,
+        ".zarray" | ".zgroup" | ".zattrs" | ".zmetadata" | "zarr.json"
+    )
+}
+
+/// Key of a child of a node.
+pub fn child_key(path: &str, name: &str) -> String {
+    join_key(path, name)
+}

@@ -1,0 +1,200 @@
+//! Zarr v2: `.zgroup`, `.zarray` and `.zattrs`.
+
+use super::fill::fill_value_bytes;
+use super::{
+    read_json, ArrayMeta, ChunkKeyEncoding, CodecSpec, DataType, MetadataError, NodeMeta, Order,
+};
+use crate::store::{join_key, Store};
+use serde_json::{Map, Value};
+
+fn attributes(store: &dyn Store, path: &str) -> Result<Value, MetadataError> {
+    let key = join_key(path, ".zattrs");
+    match read_json(store, &key)? {
+        None => Ok(Value::Object(Map::new())),
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(_) => Err(MetadataError {
+            path: store.describe(&key),
+            reason: "attributes are not a JSON object".into(),
+        }),
+    }
+}
+
+/// Reads a v2 node: an array when `.zarray` exists, a group when `.zgroup` exists.
+pub fn read_node(store: &dyn Store, path: &str) -> Result<Option<NodeMeta>, MetadataError> {
+    let array_key = join_key(path, ".zarray");
+    if let Some(doc) = read_json(store, &array_key)? {
+        let err = |reason: String| MetadataError {
+            path: store.describe(&array_key),
+            reason,
+        };
+        let meta = parse_zarray(&doc, attributes(store, path)?).map_err(err)?;
+        return Ok(Some(NodeMeta::Array(Box::new(meta))));
+    }
+    let group_key = join_key(path, ".zgroup");
+    if let Some(doc) = read_json(store, &group_key)? {
+        if doc.get("zarr_format").and_then(Value::as_u64) != Some(2) {
+            return Err(MetadataError {
+                path: store.describe(&group_key),
+                reason: "zarr_format is not 2".into(),
+            });
+        }
+        return Ok(Some(NodeMeta::Group {
+            attributes: attributes(store, path)?,
+        }));
+    }
+    Ok(None)
+}
+
+fn dims(doc: &Value, field: &str) -> Result<Vec<u64>, String> {
+    doc.get(field)
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("missing or invalid {field:?}"))?
+        .iter()
+        .map(|v| {
+            v.as_u64()
+                .ok_or_else(|| format!("invalid {field:?} entry {v}"))
+        })
+        .collect()
+}
+
+/// Parses a `.zarray` document (with the array's attributes) into [`ArrayMeta`].
+pub fn parse_zarray(doc: &Value, attributes: Value) -> Result<ArrayMeta, String> {
+    if doc.get("zarr_format").and_then(Value::as_u64) != Some(2) {
+        return Err("zarr_format is not 2".into());
+    }
+    let shape = dims(doc, "shape")?;
+    let chunk_shape = dims(doc, "chunks")?;
+    if shape.len() != chunk_shape.len() {
+        return Err(format!(
+            "shape {shape:?} and chunks {chunk_shape:?} differ in rank"
+        ));
+    }
+    if chunk_shape.contains(&0) {
+        return Err(format!("chunks {chunk_shape:?} has a zero extent"));
+    }
+    let dtype_text = match doc.get("dtype") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(format!("unsupported structured dtype {other}")),
+        None => return Err("missing \"dtype\"".into()),
+    };
+    let dtype = DataType::parse_numpy(&dtype_text)?;
+    let order = match doc.get("order").and_then(Value::as_str) {
+        Some("C") | None => Order::C,
+        Some("F") => Order::F,
+        Some(other) => return Err(format!("invalid order {other:?}")),
+    };
+    let separator = match doc.get("dimension_separator") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "." => Some('.'),
+        Some(Value::String(s)) if s == "/" => Some('/'),
+        Some(other) => return Err(format!("invalid dimension_separator {other}")),
+    };
+    let fill_value = doc.get("fill_value").cloned().unwrap_or(Value::Null);
+    let fill_bytes = fill_value_bytes(&fill_value, &dtype)?;
+    let filters = match doc.get("filters") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.clone(),
+        Some(other) => return Err(format!("invalid filters {other}")),
+    };
+    let compressor = match doc.get("compressor") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(other) => return Err(format!("invalid compressor {other}")),
+    };
+    Ok(ArrayMeta {
+        zarr_format: 2,
+        shape,
+        chunk_shape,
+        dtype,
+        fill_value,
+        fill_bytes,
+        order,
+        key_encoding: ChunkKeyEncoding::V2 { separator },
+        codecs: CodecSpec::V2 {
+            filters,
+            compressor,
+        },
+        attributes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DirectoryStore;
+    use serde_json::json;
+
+    fn zarray() -> Value {
+        json!({
+            "zarr_format": 2, "shape": [10, 7], "chunks": [4, 3], "dtype": ">i2",
+            "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0, "typesize": 2},
+            "fill_value": 7, "order": "F", "filters": null, "dimension_separator": "/"
+        })
+    }
+
+    #[test]
+    fn parses_full_zarray() {
+        let meta = parse_zarray(&zarray(), json!({"a": 1})).unwrap();
+        assert_eq!(meta.shape, vec![10, 7]);
+        assert_eq!(meta.chunk_shape, vec![4, 3]);
+        assert_eq!(meta.dtype.numpy_str(), ">i2");
+        assert_eq!(meta.order, Order::F);
+        assert_eq!(meta.fill_bytes, vec![0, 7]);
+        assert_eq!(meta.chunk_key(&[1, 2], '.'), "1/2");
+        assert_eq!(meta.codecs.summary(), "blosc(lz4)");
+        assert_eq!(meta.to_json()["dtype"], ">i2");
+        assert_eq!(meta.attributes, json!({"a": 1}));
+    }
+
+    #[test]
+    fn legacy_separator_and_zero_dim_keys() {
+        let mut doc = zarray();
+        doc.as_object_mut().unwrap().remove("dimension_separator");
+        let meta = parse_zarray(&doc, json!({})).unwrap();
+        assert_eq!(meta.key_encoding, ChunkKeyEncoding::V2 { separator: None });
+        assert_eq!(meta.chunk_key(&[1, 2], '.'), "1.2");
+        assert_eq!(meta.chunk_key(&[1, 2], '/'), "1/2");
+        assert_eq!(meta.chunk_key(&[], '.'), "0");
+    }
+
+    #[test]
+    fn rejects_bad_documents() {
+        for (field, value) in [
+            ("zarr_format", json!(3)),
+            ("shape", json!([10])),
+            ("chunks", json!([0, 3])),
+            ("dtype", json!("<U4")),
+            ("dtype", json!([["a", "<i4"]])),
+            ("order", json!("K")),
+            ("dimension_separator", json!("-")),
+            ("fill_value", json!("abc")),
+        ] {
+            let mut doc = zarray();
+            doc[field] = value;
+            assert!(parse_zarray(&doc, json!({})).is_err(), "{field}");
+        }
+    }
+
+    #[test]
+    fn reads_nodes_from_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".zgroup"), br#"{"zarr_format": 2}"#).unwrap();
+        std::fs::write(dir.path().join(".zattrs"), br#"{"title": "t"}"#).unwrap();
+        std::fs::create_dir(dir.path().join("arr")).unwrap();
+        std::fs::write(dir.path().join("arr/.zarray"), zarray().to_string()).unwrap();
+        std::fs::create_dir(dir.path().join("bad")).unwrap();
+        std::fs::write(dir.path().join("bad/.zarray"), b"{not json").unwrap();
+        let store = DirectoryStore::open(dir.path()).unwrap();
+        match read_node(&store, "").unwrap() {
+            Some(NodeMeta::Group { attributes }) => assert_eq!(attributes["title"], "t"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            read_node(&store, "arr").unwrap(),
+            Some(NodeMeta::Array(_))
+        ));
+        let err = read_node(&store, "bad").unwrap_err();
+        assert!(err.path.ends_with("bad/.zarray"), "{}", err.path);
+        assert_eq!(read_node(&store, "nothing").unwrap(), None);
+    }
+}

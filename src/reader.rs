@@ -1,0 +1,150 @@
+//! Range reads over arrays: decodes the chunks a request touches in parallel through the
+//! cache, copies contiguous runs into the reply, and decodes ahead of sequential readers.
+
+use crate::array::ZarrArray;
+use crate::cache::{ChunkBuf, ChunkCache};
+use crate::error::FsResult;
+use crate::stats::Stats;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Shared machinery for reading decoded chunk data.
+#[derive(Debug)]
+pub struct ChunkReader {
+    cache: Arc<ChunkCache>,
+    pool: Arc<rayon::ThreadPool>,
+    stats: Arc<Stats>,
+    pending_prefetches: Arc<AtomicUsize>,
+    max_pending_prefetches: usize,
+}
+
+impl ChunkReader {
+    /// A reader decoding on `pool` into `cache`.
+    pub fn new(cache: Arc<ChunkCache>, pool: Arc<rayon::ThreadPool>, stats: Arc<Stats>) -> Self {
+        let max_pending_prefetches = 2 * pool.current_num_threads() + 2;
+        ChunkReader {
+            cache,
+            pool,
+            stats,
+            pending_prefetches: Arc::new(AtomicUsize::new(0)),
+            max_pending_prefetches,
+        }
+    }
+
+    /// The chunk cache.
+    pub fn cache(&self) -> &Arc<ChunkCache> {
+        &self.cache
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// One decoded chunk, from the cache or loaded now.
+    pub fn chunk(&self, array: &ZarrArray, linear: u64) -> FsResult<ChunkBuf> {
+        load_through_cache(&self.cache, &self.stats, array, linear)
+    }
+
+    /// Loads several chunks, in parallel when more than one is missing from the cache.
+    fn chunks(&self, array: &Arc<ZarrArray>, wanted: &[u64]) -> FsResult<Vec<ChunkBuf>> {
+        let mut found: Vec<Option<ChunkBuf>> = wanted
+            .iter()
+            .map(|&linear| self.cache.get((array.id, linear)))
+            .collect();
+        let missing: Vec<usize> = (0..wanted.len()).filter(|&i| found[i].is_none()).collect();
+        match missing.len() {
+            0 => {}
+            1 => found[missing[0]] = Some(self.chunk(array, wanted[missing[0]])?),
+            _ => {
+                let loaded: Vec<FsResult<ChunkBuf>> = self.pool.install(|| {
+                    missing
+                        .par_iter()
+                        .map(|&i| self.chunk(array, wanted[i]))
+                        .collect()
+                });
+                for (slot, result) in missing.iter().zip(loaded) {
+                    found[*slot] = Some(result?);
+                }
+            }
+        }
+        Ok(found.into_iter().map(|b| b.expect("filled")).collect())
+    }
+
+    /// Reads `[offset, offset + len)` of the array's flat C-order view (clipped to its size).
+    pub fn read_flat(&self, array: &Arc<ZarrArray>, offset: u64, len: u64) -> FsResult<Vec<u8>> {
+        let plan = array.grid.plan(offset, len);
+        let total: usize = plan.iter().flat_map(|g| g.runs.iter()).map(|r| r.len).sum();
+        let wanted: Vec<u64> = plan.iter().map(|g| g.chunk).collect();
+        let bufs = self.chunks(array, &wanted)?;
+        let mut out = vec![0u8; total];
+        for (group, buf) in plan.iter().zip(&bufs) {
+            for run in &group.runs {
+                out[run.out_offset..run.out_offset + run.len]
+                    .copy_from_slice(&buf[run.chunk_offset..run.chunk_offset + run.len]);
+            }
+        }
+        Stats::add(&self.stats.bytes_read, out.len() as u64);
+        Ok(out)
+    }
+
+    /// Reads part of one decoded chunk.
+    pub fn read_chunk(
+        &self,
+        array: &ZarrArray,
+        linear: u64,
+        offset: u64,
+        len: u64,
+    ) -> FsResult<Vec<u8>> {
+        let buf = self.chunk(array, linear)?;
+        let start = (offset as usize).min(buf.len());
+        let end = (offset.saturating_add(len) as usize).min(buf.len());
+        Stats::add(&self.stats.bytes_read, (end - start) as u64);
+        Ok(buf[start..end].to_vec())
+    }
+
+    /// Starts background decodes of the chunks under `[offset, offset + len)` of the flat
+    /// view that are neither cached nor loading. Returns the end of the range actually
+    /// covered (less than requested when too many decodes are already pending).
+    pub fn prefetch(&self, array: &Arc<ZarrArray>, offset: u64, len: u64) -> u64 {
+        let end = offset.saturating_add(len).min(array.grid.total_bytes());
+        if offset >= end {
+            return end;
+        }
+        for group in array.grid.plan(offset, end - offset) {
+            if self.cache.is_present_or_loading((array.id, group.chunk)) {
+                continue;
+            }
+            if self.pending_prefetches.load(Ordering::Relaxed) >= self.max_pending_prefetches {
+                let first = group.runs.first().map(|r| r.out_offset as u64).unwrap_or(0);
+                return offset + first;
+            }
+            self.pending_prefetches.fetch_add(1, Ordering::Relaxed);
+            Stats::add(&self.stats.chunks_prefetched, 1);
+            let (cache, stats, pending) = (
+                self.cache.clone(),
+                self.stats.clone(),
+                self.pending_prefetches.clone(),
+            );
+            let array = array.clone();
+            let linear = group.chunk;
+            self.pool.spawn(move || {
+                if let Err(err) = load_through_cache(&cache, &stats, &array, linear) {
+                    tracing::warn!("read-ahead: {}", err.message);
+                }
+                pending.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+        end
+    }
+}
+
+fn load_through_cache(
+    cache: &ChunkCache,
+    stats: &Stats,
+    array: &ZarrArray,
+    linear: u64,
+) -> FsResult<ChunkBuf> {
+    cache.get_or_load((array.id, linear), || array.load_chunk(linear, stats))
+}

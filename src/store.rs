@@ -1,0 +1,180 @@
+//! Key/value access to a Zarr store. The directory store maps keys to files under a root.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Size and modification time of a stored object or prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Object size in bytes (0 for prefixes).
+    pub size: u64,
+    /// Last modification time.
+    pub mtime: SystemTime,
+    /// Whether the key names a prefix ("directory") rather than an object.
+    pub is_prefix: bool,
+}
+
+/// One child of a listed prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    /// Name relative to the listed prefix (no separators).
+    pub name: String,
+    /// Whether the child is itself a prefix.
+    pub is_prefix: bool,
+}
+
+/// A Zarr store: objects addressed by '/'-separated keys.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Reads a whole object; `Ok(None)` when it does not exist.
+    fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Size and mtime of an object or prefix; `Ok(None)` when absent.
+    fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>>;
+    /// Lists the direct children of a prefix ("" is the root).
+    fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>>;
+    /// A short description for log lines (the store location for a given key).
+    fn describe(&self, key: &str) -> String;
+}
+
+/// A store backed by a local directory tree.
+#[derive(Debug, Clone)]
+pub struct DirectoryStore {
+    root: PathBuf,
+}
+
+impl DirectoryStore {
+    /// Opens a directory store; fails when `root` is not a directory.
+    pub fn open(root: &Path) -> io::Result<Self> {
+        let meta = fs::metadata(root)?;
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a directory", root.display()),
+            ));
+        }
+        Ok(DirectoryStore {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The directory this store reads from.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file path of a key.
+    pub fn path_of(&self, key: &str) -> PathBuf {
+        if key.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(key)
+        }
+    }
+}
+
+fn not_found_as_none<T>(result: io::Result<T>) -> io::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err)
+            if err.kind() == io::ErrorKind::NotFound
+                || err.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+impl Store for DirectoryStore {
+    fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+        not_found_as_none(fs::read(self.path_of(key)))
+    }
+
+    fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
+        Ok(
+            not_found_as_none(fs::metadata(self.path_of(key)))?.map(|m| ObjectInfo {
+                size: if m.is_dir() { 0 } else { m.len() },
+                mtime: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                is_prefix: m.is_dir(),
+            }),
+        )
+    }
+
+    fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>> {
+        let Some(entries) = not_found_as_none(fs::read_dir(self.path_of(prefix)))? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let is_prefix = match entry.file_type() {
+                Ok(t) if t.is_symlink() => entry.path().is_dir(),
+                Ok(t) => t.is_dir(),
+                Err(_) => false,
+            };
+            out.push(ListEntry { name, is_prefix });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn describe(&self, key: &str) -> String {
+        self.path_of(key).display().to_string()
+    }
+}
+
+/// Joins a prefix and a child name into a store key.
+pub fn join_key(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_info_list_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("g/a")).unwrap();
+        fs::write(dir.path().join("g/a/0.0"), b"abc").unwrap();
+        let store = DirectoryStore::open(dir.path()).unwrap();
+        assert_eq!(store.get("g/a/0.0").unwrap().unwrap(), b"abc");
+        assert_eq!(store.get("g/a/1.0").unwrap(), None);
+        assert_eq!(store.get("g/a/0.0/x").unwrap(), None);
+        let info = store.info("g/a/0.0").unwrap().unwrap();
+        assert_eq!(info.size, 3);
+        assert!(!info.is_prefix);
+        assert!(store.info("g").unwrap().unwrap().is_prefix);
+        let names: Vec<_> = store
+            .list("g")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, vec!["a"]);
+        assert!(store.list("missing").unwrap().is_empty());
+    }
+
+    #[test]
+    fn open_rejects_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, b"").unwrap();
+        assert!(DirectoryStore::open(&file).is_err());
+        assert!(DirectoryStore::open(&dir.path().join("nope")).is_err());
+    }
+
+    #[test]
+    fn join_key_handles_root() {
+        assert_eq!(join_key("", "a"), "a");
+        assert_eq!(join_key("g", "a"), "g/a");
+    }
+}
