@@ -61,8 +61,12 @@ mod tests {
             assert!(text.ends_with('\n'));
         }
         let h = npy_header(&dt, &[5]);
-        assert!(std::str::from_utf8(&h[10..]).unwrap().contains("'shape': (5,)"));
+        assert!(std::str::from_utf8(&h[10..])
+            .unwrap()
+            .contains("'shape': (5,)"));
         let h = npy_header(&dt, &[]);
-        assert!(std::str::from_utf8(&h[10..]).unwrap().contains("'shape': ()"));
+        assert!(std::str::from_utf8(&h[10..])
+            .unwrap()
+            .contains("'shape': ()"));
     }
 }
