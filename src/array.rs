@@ -8,9 +8,23 @@ use crate::geometry::ChunkGrid;
 use crate::metadata::{ArrayMeta, ChunkKeyEncoding};
 use crate::stats::Stats;
 use crate::store::{join_key, Store};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Instant, SystemTime};
+
+/// Chunks changed in memory and not yet written back, with the bookkeeping around them.
+#[derive(Debug, Default)]
+pub struct DirtyState {
+    /// Decoded (C-order, full chunk) buffers by linear chunk position.
+    pub chunks: HashMap<u64, ChunkBuf>,
+    /// Bumped whenever a write-back lands, so that stale decodes are not cached.
+    pub generation: u64,
+    /// When the array was last written.
+    pub last_write: Option<Instant>,
+    /// The last write-back failure, until a write-back succeeds.
+    pub failure: Option<FsError>,
+}
 
 /// A Zarr array ready for chunk access.
 #[derive(Debug)]
@@ -30,6 +44,10 @@ pub struct ZarrArray {
     fill_chunk: OnceLock<ChunkBuf>,
     /// For v2 arrays with no declared separator: 0 unknown, else the byte found in the store.
     legacy_separator: AtomicU8,
+    /// Chunks written but not yet stored.
+    pub dirty: Mutex<DirtyState>,
+    /// Serialises write-backs of this array, so an older version never lands last.
+    pub flush_lock: Mutex<()>,
 }
 
 impl ZarrArray {
@@ -59,6 +77,8 @@ impl ZarrArray {
             store,
             fill_chunk: OnceLock::new(),
             legacy_separator: AtomicU8::new(0),
+            dirty: Mutex::new(DirtyState::default()),
+            flush_lock: Mutex::new(()),
         }
     }
 
@@ -142,6 +162,41 @@ impl ZarrArray {
                 }
             })
             .clone()
+    }
+
+    /// The store location of a chunk, for log lines.
+    pub fn describe_chunk(&self, linear: u64) -> String {
+        self.store.describe(&self.chunk_store_key(linear))
+    }
+
+    /// The store location of the array's metadata, for log lines.
+    pub fn describe(&self) -> String {
+        self.store.describe(&join_key(&self.path, ".zarray"))
+    }
+
+    /// Writes a decoded chunk back to the store with the array's own codecs, atomically;
+    /// a chunk that is entirely fill value is deleted instead. Returns the stored size.
+    pub fn write_back_chunk(&self, linear: u64, chunk: &[u8], durable: bool) -> FsResult<usize> {
+        let pipeline = self
+            .pipeline
+            .as_ref()
+            .map_err(|reason| FsError::io(format!("{}: {reason}", self.describe())))?;
+        if chunk == self.fill_chunk().as_slice() {
+            for (key, _) in self.candidate_keys(linear) {
+                self.store.delete(&key, durable).map_err(|e| {
+                    FsError::from_io(&format!("deleting chunk {}", self.store.describe(&key)), &e)
+                })?;
+            }
+            return Ok(0);
+        }
+        let key = self.chunk_store_key(linear);
+        let encoded = pipeline
+            .encode(chunk)
+            .map_err(|e| FsError::io(format!("chunk {}: {e}", self.store.describe(&key))))?;
+        self.store.put(&key, &encoded, durable).map_err(|e| {
+            FsError::from_io(&format!("writing chunk {}", self.store.describe(&key)), &e)
+        })?;
+        Ok(encoded.len())
     }
 
     /// Loads and decodes one chunk (fill value when absent). Errors name the chunk file.

@@ -4,13 +4,15 @@
 use crate::error::FsError;
 use crate::tree::{Attr, EntryKind, Tree};
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry,
-    ReplyOpen, ReplyStatfs, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
+    TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::SystemTime;
 
 const TTL: Duration = Duration::from_secs(1);
 /// Largest request size negotiated with the kernel.
@@ -60,7 +62,7 @@ impl ZarrFs {
 
 /// Logs an error worth a line (not plain "no such entry") and converts it to an errno.
 fn errno(op: &str, err: FsError) -> Errno {
-    if err.errno != libc::ENOENT {
+    if err.errno != libc::ENOENT && err.errno != libc::EPERM && err.errno != libc::EROFS {
         tracing::warn!("{op}: {}", err.message);
     }
     Errno::from_i32(err.errno)
@@ -75,7 +77,191 @@ impl Filesystem for ZarrFs {
             let _ = config.set_max_write(nearest);
         }
         let _ = config.set_max_background(64);
+        // O_TRUNC arrives with open() instead of as a truncate to 0, so that overwriting a
+        // file of the same size (cp, shell redirection) works on fixed-size files.
+        let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
         Ok(())
+    }
+
+    fn destroy(&mut self) {
+        if let Err(err) = self.tree.flush_all(true) {
+            tracing::error!("write-back at unmount failed: {}", err.message);
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.tree.write(fh.0, offset, data) {
+            Ok(written) => reply.written(written),
+            Err(err) => reply.error(errno("write", err)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        match self.tree.flush(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(err) => reply.error(errno("close", err)),
+        }
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.tree.fsync(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(err) => reply.error(errno("fsync", err)),
+        }
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.tree.fsyncdir(ino.0) {
+            Ok(()) => reply.ok(),
+            Err(err) => reply.error(errno("fsync", err)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        if mode.is_some() || uid.is_some() || gid.is_some() {
+            return reply.error(errno(
+                "setattr",
+                FsError::not_permitted("modes and owners are fixed"),
+            ));
+        }
+        let result = match size {
+            Some(size) => self.tree.set_size(ino.0, size),
+            None => self.tree.getattr(ino.0),
+        };
+        match result {
+            Ok(attr) => reply.attr(&TTL, &self.file_attr(&attr)),
+            Err(err) => reply.error(errno("truncate", err)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno("mknod", self.tree.namespace_change_error()));
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno("mkdir", self.tree.namespace_change_error()));
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(errno("unlink", self.tree.namespace_change_error()));
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(errno("rmdir", self.tree.namespace_change_error()));
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno("symlink", self.tree.namespace_change_error()));
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(errno("rename", self.tree.namespace_change_error()));
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno("link", self.tree.namespace_change_error()));
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(errno("create", self.tree.namespace_change_error()));
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
@@ -120,7 +306,7 @@ impl Filesystem for ZarrFs {
         offset: u64,
         size: u32,
         _flags: OpenFlags,
-        _lock_owner: Option<fuser::LockOwner>,
+        _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
         match self.tree.read(fh.0, offset, size) {
@@ -135,9 +321,9 @@ impl Filesystem for ZarrFs {
         _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
-        _lock_owner: Option<fuser::LockOwner>,
+        _lock_owner: Option<LockOwner>,
         _flush: bool,
-        reply: fuser::ReplyEmpty,
+        reply: ReplyEmpty,
     ) {
         self.tree.release(fh.0);
         reply.ok();
@@ -172,6 +358,20 @@ impl Filesystem for ZarrFs {
             Ok(()) => reply.ok(),
             Err(err) => reply.error(errno("readdir", err)),
         }
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -103,6 +103,17 @@ impl ChunkGrid {
         self.grid_shape.iter().product()
     }
 
+    /// Bytes of a chunk that lie inside the array (less than a full chunk at the edges).
+    pub fn valid_bytes_in_chunk(&self, linear: u64) -> usize {
+        let index = self.chunk_index(linear);
+        let elements: u64 = index
+            .iter()
+            .zip(self.shape.iter().zip(&self.chunk_shape))
+            .map(|(i, (s, c))| (*s - i * c).min(*c))
+            .product();
+        (elements * self.itemsize) as usize
+    }
+
     /// Grid indices of a linear chunk position.
     pub fn chunk_index(&self, mut linear: u64) -> Vec<u64> {
         let mut index = vec![0; self.grid_shape.len()];
@@ -370,6 +381,17 @@ mod tests {
                 len: 6
             }]
         );
+    }
+
+    #[test]
+    fn valid_bytes_shrink_at_edges() {
+        let grid = ChunkGrid::new(&[10, 7], &[4, 3], 2);
+        assert_eq!(grid.valid_bytes_in_chunk(0), 4 * 3 * 2);
+        assert_eq!(
+            grid.valid_bytes_in_chunk(grid.chunk_linear(&[2, 2]).unwrap()),
+            2 * 2
+        );
+        assert_eq!(ChunkGrid::new(&[], &[], 8).valid_bytes_in_chunk(0), 8);
     }
 
     #[test]

@@ -19,3 +19,4 @@ pub mod stats;
 pub mod store;
 pub mod tree;
 pub mod units;
+pub mod writer;

@@ -2,7 +2,7 @@
 //! cache, copies contiguous runs into the reply, and decodes ahead of sequential readers.
 
 use crate::array::ZarrArray;
-use crate::cache::{ChunkBuf, ChunkCache};
+use crate::cache::{ChunkBuf, ChunkCache, Loaded};
 use crate::error::FsResult;
 use crate::stats::Stats;
 use rayon::prelude::*;
@@ -42,13 +42,26 @@ impl ChunkReader {
         &self.stats
     }
 
-    /// One decoded chunk, from the cache or loaded now.
+    /// The thread pool used for decoding and encoding.
+    pub fn pool(&self) -> &Arc<rayon::ThreadPool> {
+        &self.pool
+    }
+
+    /// One chunk as readers see it: its unsaved version if written, else decoded (cached).
     pub fn chunk(&self, array: &ZarrArray, linear: u64) -> FsResult<ChunkBuf> {
+        if let Some(buf) = array.dirty.lock().unwrap().chunks.get(&linear) {
+            return Ok(buf.clone());
+        }
+        self.stored_chunk(array, linear)
+    }
+
+    /// The chunk as stored (ignoring unsaved writes), decoded through the cache.
+    pub fn stored_chunk(&self, array: &ZarrArray, linear: u64) -> FsResult<ChunkBuf> {
         load_through_cache(&self.cache, &self.stats, array, linear)
     }
 
-    /// Loads several chunks, in parallel when more than one is missing from the cache.
-    fn chunks(&self, array: &Arc<ZarrArray>, wanted: &[u64]) -> FsResult<Vec<ChunkBuf>> {
+    /// Loads several stored chunks, in parallel when more than one is missing from the cache.
+    pub fn stored_chunks(&self, array: &Arc<ZarrArray>, wanted: &[u64]) -> FsResult<Vec<ChunkBuf>> {
         let mut found: Vec<Option<ChunkBuf>> = wanted
             .iter()
             .map(|&linear| self.cache.get((array.id, linear)))
@@ -56,12 +69,12 @@ impl ChunkReader {
         let missing: Vec<usize> = (0..wanted.len()).filter(|&i| found[i].is_none()).collect();
         match missing.len() {
             0 => {}
-            1 => found[missing[0]] = Some(self.chunk(array, wanted[missing[0]])?),
+            1 => found[missing[0]] = Some(self.stored_chunk(array, wanted[missing[0]])?),
             _ => {
                 let loaded: Vec<FsResult<ChunkBuf>> = self.pool.install(|| {
                     missing
                         .par_iter()
-                        .map(|&i| self.chunk(array, wanted[i]))
+                        .map(|&i| self.stored_chunk(array, wanted[i]))
                         .collect()
                 });
                 for (slot, result) in missing.iter().zip(loaded) {
@@ -76,8 +89,34 @@ impl ChunkReader {
     pub fn read_flat(&self, array: &Arc<ZarrArray>, offset: u64, len: u64) -> FsResult<Vec<u8>> {
         let plan = array.grid.plan(offset, len);
         let total: usize = plan.iter().flat_map(|g| g.runs.iter()).map(|r| r.len).sum();
-        let wanted: Vec<u64> = plan.iter().map(|g| g.chunk).collect();
-        let bufs = self.chunks(array, &wanted)?;
+        let bufs = loop {
+            // Unsaved chunks are taken in one snapshot; if a write-back lands meanwhile the
+            // snapshot may mix versions, so it is taken again.
+            let (generation, mut bufs): (u64, Vec<Option<ChunkBuf>>) = {
+                let dirty = array.dirty.lock().unwrap();
+                let bufs = plan
+                    .iter()
+                    .map(|g| dirty.chunks.get(&g.chunk).cloned())
+                    .collect();
+                (dirty.generation, bufs)
+            };
+            let wanted: Vec<u64> = plan
+                .iter()
+                .zip(&bufs)
+                .filter(|(_, b)| b.is_none())
+                .map(|(g, _)| g.chunk)
+                .collect();
+            let mut stored = self.stored_chunks(array, &wanted)?.into_iter();
+            for slot in bufs.iter_mut().filter(|b| b.is_none()) {
+                *slot = stored.next();
+            }
+            if array.dirty.lock().unwrap().generation == generation {
+                break bufs
+                    .into_iter()
+                    .map(|b| b.expect("filled"))
+                    .collect::<Vec<_>>();
+            }
+        };
         let mut out = vec![0u8; total];
         for (group, buf) in plan.iter().zip(&bufs) {
             for run in &group.runs {
@@ -140,11 +179,27 @@ impl ChunkReader {
     }
 }
 
+/// Loads a stored chunk through the cache. A decode that raced with a write-back of the
+/// same array is returned but not cached, so the cache never holds a superseded version.
 fn load_through_cache(
     cache: &ChunkCache,
     stats: &Stats,
     array: &ZarrArray,
     linear: u64,
 ) -> FsResult<ChunkBuf> {
-    cache.get_or_load((array.id, linear), || array.load_chunk(linear, stats))
+    let key = (array.id, linear);
+    cache.get_or_load(key, || {
+        let generation = array.dirty.lock().unwrap().generation;
+        let loaded = array.load_chunk(linear, stats)?;
+        if loaded.cacheable {
+            let dirty = array.dirty.lock().unwrap();
+            if dirty.generation == generation {
+                cache.insert(key, loaded.buf.clone());
+            }
+        }
+        Ok(Loaded {
+            buf: loaded.buf,
+            cacheable: false,
+        })
+    })
 }

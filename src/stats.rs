@@ -26,6 +26,20 @@ pub struct Stats {
     pub read_requests: AtomicU64,
     /// Failed operations (decode errors, I/O errors).
     pub errors: AtomicU64,
+    /// Chunks changed in memory and not yet written back.
+    pub dirty_chunks: AtomicU64,
+    /// Bytes held by dirty chunks.
+    pub dirty_bytes: AtomicU64,
+    /// Bytes accepted from writers.
+    pub bytes_written: AtomicU64,
+    /// Chunks encoded and stored.
+    pub chunks_encoded: AtomicU64,
+    /// Chunks deleted from the store because they became entirely fill value.
+    pub chunks_deleted: AtomicU64,
+    /// Encoded bytes written to the store.
+    pub bytes_written_back: AtomicU64,
+    /// Write-backs that failed (the chunk stays dirty and is retried).
+    pub writeback_errors: AtomicU64,
 }
 
 impl Stats {
@@ -66,6 +80,25 @@ impl Stats {
             ("bytes_read", self.bytes_read.load(Ordering::Relaxed)),
             ("read_requests", self.read_requests.load(Ordering::Relaxed)),
             ("errors", self.errors.load(Ordering::Relaxed)),
+            ("dirty_chunks", self.dirty_chunks.load(Ordering::Relaxed)),
+            ("dirty_bytes", self.dirty_bytes.load(Ordering::Relaxed)),
+            ("bytes_written", self.bytes_written.load(Ordering::Relaxed)),
+            (
+                "chunks_encoded",
+                self.chunks_encoded.load(Ordering::Relaxed),
+            ),
+            (
+                "chunks_deleted",
+                self.chunks_deleted.load(Ordering::Relaxed),
+            ),
+            (
+                "bytes_written_back",
+                self.bytes_written_back.load(Ordering::Relaxed),
+            ),
+            (
+                "writeback_errors",
+                self.writeback_errors.load(Ordering::Relaxed),
+            ),
         ];
         for (name, value) in rows {
             let _ = writeln!(out, "{name} {value}");

@@ -35,6 +35,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>>;
     /// A short description for log lines (the store location for a given key).
     fn describe(&self, key: &str) -> String;
+    /// Replaces an object atomically: readers and crashes see either the old or the new
+    /// bytes. With `durable`, the change itself is also made durable (directory synced).
+    fn put(&self, key: &str, bytes: &[u8], durable: bool) -> io::Result<()>;
+    /// Deletes an object (absent is fine). With `durable`, the removal is synced.
+    fn delete(&self, key: &str, durable: bool) -> io::Result<()>;
+    /// Removes temporary objects left by an interrupted writer of an earlier session;
+    /// returns how many were removed.
+    fn remove_stale_temporaries(&self) -> io::Result<usize>;
+}
+
+/// Marker inside the names of temporary files written before an atomic rename.
+pub const TEMP_MARKER: &str = ".zarrfs-tmp-";
+
+static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
 }
 
 /// A store backed by a local directory tree.
@@ -125,6 +142,79 @@ impl Store for DirectoryStore {
     fn describe(&self, key: &str) -> String {
         self.path_of(key).display().to_string()
     }
+
+    fn put(&self, key: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
+        use std::io::Write;
+        let path = self.path_of(key);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        fs::create_dir_all(&dir)?;
+        let counter = TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = dir.join(format!(
+            ".{name}{TEMP_MARKER}{}-{counter}",
+            std::process::id()
+        ));
+        let result = (|| {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&temp, &path)?;
+            if durable {
+                sync_dir(&dir)?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
+    }
+
+    fn delete(&self, key: &str, durable: bool) -> io::Result<()> {
+        let path = self.path_of(key);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err),
+        }
+        if durable {
+            sync_dir(path.parent().unwrap_or(&self.root))?;
+        }
+        Ok(())
+    }
+
+    fn remove_stale_temporaries(&self) -> io::Result<usize> {
+        let own = format!("{TEMP_MARKER}{}-", std::process::id());
+        let mut removed = 0;
+        let mut pending = vec![self.root.clone()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => pending.push(entry.path()),
+                    Ok(_)
+                        if name.contains(TEMP_MARKER)
+                            && !name.contains(&own)
+                            && fs::remove_file(entry.path()).is_ok() =>
+                    {
+                        tracing::info!("removed leftover temporary {}", entry.path().display());
+                        removed += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(removed)
+    }
 }
 
 /// Joins a prefix and a child name into a store key.
@@ -161,6 +251,54 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["a"]);
         assert!(store.list("missing").unwrap().is_empty());
+    }
+
+    #[test]
+    fn put_replaces_atomically_and_delete_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirectoryStore::open(dir.path()).unwrap();
+        store.put("a/b/0.0", b"one", false).unwrap();
+        store.put("a/b/0.0", b"two", true).unwrap();
+        assert_eq!(store.get("a/b/0.0").unwrap().unwrap(), b"two");
+        let names: Vec<_> = store
+            .list("a/b")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, vec!["0.0"], "no temporary is left behind");
+        store.delete("a/b/0.0", true).unwrap();
+        store.delete("a/b/0.0", false).unwrap();
+        assert_eq!(store.get("a/b/0.0").unwrap(), None);
+    }
+
+    #[test]
+    fn stale_temporaries_of_other_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("g/a")).unwrap();
+        let stale = dir.path().join(format!("g/a/.0.0{TEMP_MARKER}999999999-3"));
+        let own = dir
+            .path()
+            .join(format!("g/a/.0.1{TEMP_MARKER}{}-0", std::process::id()));
+        fs::write(&stale, b"x").unwrap();
+        fs::write(&own, b"x").unwrap();
+        fs::write(dir.path().join("g/a/0.0"), b"keep").unwrap();
+        let store = DirectoryStore::open(dir.path()).unwrap();
+        assert_eq!(store.remove_stale_temporaries().unwrap(), 1);
+        assert!(!stale.exists());
+        assert!(own.exists(), "an in-flight temporary of this process stays");
+        assert!(dir.path().join("g/a/0.0").exists());
+    }
+
+    #[test]
+    fn put_reports_errors_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("file"), b"").unwrap();
+        let store = DirectoryStore::open(dir.path()).unwrap();
+        assert!(
+            store.put("file/0", b"x", false).is_err(),
+            "parent is a file"
+        );
     }
 
     #[test]

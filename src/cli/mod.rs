@@ -56,6 +56,9 @@ pub struct MountArgs {
     /// Decode threads [default: number of cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Idle time after which written chunks are stored, e.g. 3s or 500ms [default: 3s].
+    #[arg(long, value_name = "DURATION")]
+    pub writeback_delay: Option<String>,
     /// Log file of the background daemon [default: a file in the temp directory].
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,

@@ -7,15 +7,16 @@ use crate::fuse::ZarrFs;
 use crate::metadata;
 use crate::reader::ChunkReader;
 use crate::stats::Stats;
-use crate::store::DirectoryStore;
+use crate::store::{DirectoryStore, Store};
 use crate::tree::{Tree, TreeOptions};
-use crate::units::parse_size;
+use crate::units::{parse_duration, parse_size};
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 const DEFAULT_CACHE_SIZE: u64 = 1 << 30;
 
@@ -36,6 +37,8 @@ pub struct MountConfig {
     pub allow_other: bool,
     /// Let root access the mount.
     pub allow_root: bool,
+    /// Idle time after which written chunks are stored.
+    pub writeback_delay: Duration,
 }
 
 /// Turns `mount` arguments (flags and `-o` options) into a [`MountConfig`].
@@ -48,6 +51,12 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         .transpose()
         .map_err(|e| anyhow!(e))?;
     let mut threads = args.threads;
+    let mut writeback_delay = args
+        .writeback_delay
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
     let (mut allow_other, mut allow_root) = (false, false);
     for option in args
         .options
@@ -58,6 +67,9 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         match option.split_once('=') {
             Some(("cache_size", value)) => {
                 cache_size = Some(parse_size(value).map_err(|e| anyhow!(e))?)
+            }
+            Some(("writeback_delay", value)) => {
+                writeback_delay = Some(parse_duration(value).map_err(|e| anyhow!(e))?)
             }
             Some(("threads", value)) => {
                 threads = Some(
@@ -99,6 +111,7 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         threads,
         allow_other,
         allow_root,
+        writeback_delay: writeback_delay.unwrap_or(Duration::from_secs(3)),
     })
 }
 
@@ -171,7 +184,7 @@ fn default_log_path(mountpoint: &Path) -> PathBuf {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -267,17 +280,30 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
             .build()?,
     );
     let reader = Arc::new(ChunkReader::new(cache, pool, stats));
-    let tree = Tree::new(
-        store,
-        reader,
-        TreeOptions {
-            read_only: config.read_only,
-        },
-    )
-    .map_err(|e| anyhow!(e.message))?;
+    let tree = Arc::new(
+        Tree::new(
+            store.clone(),
+            reader,
+            TreeOptions {
+                read_only: config.read_only,
+            },
+        )
+        .map_err(|e| anyhow!(e.message))?,
+    );
+    if !config.read_only {
+        let store = store.clone();
+        std::thread::Builder::new()
+            .name("zarrfs-cleanup".into())
+            .spawn(move || {
+                if let Err(err) = store.remove_stale_temporaries() {
+                    tracing::warn!("cleaning leftover temporaries: {err}");
+                }
+            })?;
+        tree.start_idle_writeback(config.writeback_delay);
+    }
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let fs = ZarrFs::new(Arc::new(tree), uid, gid);
+    let fs = ZarrFs::new(tree.clone(), uid, gid);
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = vec![
         fuser::MountOption::FSName(format!("zarrfs:{}", config.store.display())),
@@ -300,7 +326,12 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
     fuse_config.clone_fd = true;
     let mut session = fuser::Session::new(fs, &config.mountpoint, &fuse_config)
         .map_err(|e| anyhow!("cannot mount on {}: {e}", config.mountpoint.display()))?;
+    let notifier = session.notifier();
+    tree.set_invalidator(move |(ino, offset, len)| {
+        let _ = notifier.inval_inode(fuser::INodeNo(ino), offset, len);
+    });
     let mut unmounter = session.unmount_callable();
+    let signal_tree = tree.clone();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -310,7 +341,13 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
         .name("zarrfs-signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                tracing::info!("signal {signal}: unmounting {}", mountpoint.display());
+                tracing::info!(
+                    "signal {signal}: writing back and unmounting {}",
+                    mountpoint.display()
+                );
+                if let Err(err) = signal_tree.flush_all(true) {
+                    tracing::error!("write-back before unmount failed: {}", err.message);
+                }
                 if let Err(err) = unmounter.unmount() {
                     tracing::warn!("unmount of {} failed: {err}", mountpoint.display());
                 }
@@ -327,7 +364,11 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
     if let Some(mut ready) = ready.take() {
         let _ = ready.write_all(b"OK\n");
     }
-    session.run()?;
+    let result = session.run();
+    // Whatever was written after the last flush (e.g. the kernel unmounted first).
+    let flushed = tree.flush_all(true);
+    result?;
+    flushed.map_err(|e| anyhow!("write-back at exit failed: {}", e.message))?;
     tracing::info!("unmounted {}", config.mountpoint.display());
     Ok(())
 }
@@ -339,6 +380,16 @@ pub fn unmount(mountpoint: &Path) -> Result<()> {
     if !is_mount_point(&path) {
         bail!("{} is not mounted", path.display());
     }
+    // fsync of the mount root asks the daemon to write back every unsaved chunk; a failure
+    // keeps the mount so nothing written is lost.
+    File::open(&path)
+        .and_then(|root| root.sync_all())
+        .map_err(|e| {
+            anyhow!(
+                "write-back before unmounting {} failed: {e}; still mounted",
+                path.display()
+            )
+        })?;
     let fusermount_ok = ["fusermount3", "fusermount"].iter().any(|tool| {
         std::process::Command::new(tool)
             .arg("-u")
@@ -389,6 +440,7 @@ mod tests {
             cache_size: Some("2GiB".into()),
             threads: None,
             log: None,
+            writeback_delay: None,
             options: vec![
                 "ro".into(),
                 "cache_size=512MiB".into(),

@@ -13,11 +13,13 @@ use crate::error::{FsError, FsResult};
 use crate::metadata::{self, NodeMeta};
 use crate::reader::ChunkReader;
 use crate::store::{join_key, Store};
+use crate::writer::ChunkWriter;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Inode number of the mount root.
 pub const ROOT_INO: u64 = 1;
@@ -128,8 +130,21 @@ struct Sequential {
 #[derive(Debug)]
 struct OpenFile {
     target: FileTarget,
+    writable: bool,
     sequential: Mutex<Sequential>,
 }
+
+impl OpenFile {
+    fn array(&self) -> Option<&Arc<ZarrArray>> {
+        match &self.target {
+            FileTarget::Flat { array, .. } | FileTarget::Chunk { array, .. } => Some(array),
+            FileTarget::Bytes(_) => None,
+        }
+    }
+}
+
+/// A request to drop cached pages of an inode: (inode, offset, length; 0 = to the end).
+pub type Invalidation = (u64, i64, i64);
 
 /// Options of the tree.
 #[derive(Debug, Clone, Copy)]
@@ -150,6 +165,10 @@ pub struct Tree {
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
     mount_time: SystemTime,
+    writer: ChunkWriter,
+    /// Directory inode of each array, by array id.
+    array_dirs: RwLock<HashMap<u32, u64>>,
+    invalidations: Mutex<Option<Sender<Invalidation>>>,
 }
 
 fn json_document(value: &Value) -> Arc<Vec<u8>> {
@@ -175,6 +194,9 @@ impl Tree {
         let tree = Tree {
             store,
             options,
+            writer: ChunkWriter::new(reader.clone()),
+            array_dirs: RwLock::new(HashMap::new()),
+            invalidations: Mutex::new(None),
             reader,
             nodes: RwLock::new(Vec::new()),
             children: RwLock::new(HashMap::new()),
@@ -193,6 +215,9 @@ impl Tree {
             }
             Err(err) => return Err(FsError::invalid(err.to_string())),
         };
+        if let NodeKind::ArrayDir { array } = &root {
+            tree.array_dirs.write().unwrap().insert(array.id, ROOT_INO);
+        }
         tree.nodes.write().unwrap().push(Arc::new(Node {
             parent: ROOT_INO,
             kind: root,
@@ -350,9 +375,16 @@ impl Tree {
             return Ok(ino);
         }
         let mut nodes = self.nodes.write().unwrap();
+        let array_id = match &kind {
+            NodeKind::ArrayDir { array } => Some(array.id),
+            _ => None,
+        };
         nodes.push(Arc::new(Node { parent, kind }));
         let ino = nodes.len() as u64;
         children.insert(key, ino);
+        if let Some(id) = array_id {
+            self.array_dirs.write().unwrap().insert(id, ino);
+        }
         Ok(ino)
     }
 
@@ -565,18 +597,15 @@ impl Tree {
                 _ => return Err(FsError::new(libc::EISDIR, "is a directory")),
             }
         };
-        if write {
-            return Err(FsError::read_only(if self.options.read_only {
-                "mounted read-only"
-            } else {
-                "writing is not supported by this version"
-            }));
+        if write && self.options.read_only {
+            return Err(FsError::read_only("mounted read-only"));
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.files.lock().unwrap().insert(
             fh,
             Arc::new(OpenFile {
                 target,
+                writable: write,
                 sequential: Mutex::new(Sequential::default()),
             }),
         );
@@ -590,9 +619,217 @@ impl Tree {
         }
     }
 
-    /// Closes a file handle.
+    /// Closes a file handle; the last close of a written file starts its write-back.
     pub fn release(&self, fh: u64) {
-        self.files.lock().unwrap().remove(&fh);
+        let file = self.files.lock().unwrap().remove(&fh);
+        if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
+            if let Err(err) = self.writer.flush_array(array, false) {
+                tracing::warn!("write-back on close: {}", err.message);
+            }
+        }
+    }
+
+    fn open_file(&self, fh: u64) -> FsResult<Arc<OpenFile>> {
+        self.files
+            .lock()
+            .unwrap()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| FsError::new(libc::EBADF, "unknown file handle"))
+    }
+
+    /// Writes `data` at `offset` of an open file; returns the bytes written.
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let file = self.open_file(fh)?;
+        if !file.writable {
+            return Err(FsError::new(libc::EBADF, "file not open for writing"));
+        }
+        match &file.target {
+            FileTarget::Bytes(_) => return Err(FsError::new(libc::EACCES, "read-only file")),
+            FileTarget::Chunk { array, linear } => {
+                self.writer.write_chunk(array, *linear, offset, data)?;
+                self.invalidate_aliases(array, None, None);
+            }
+            FileTarget::Flat { array, header } => {
+                let header: &[u8] = header.as_ref().map(|h| h.as_slice()).unwrap_or(&[]);
+                let header_len = header.len() as u64;
+                let mut body = data;
+                let mut body_offset = offset;
+                if offset < header_len {
+                    let overlap = ((header_len - offset) as usize).min(data.len());
+                    if data[..overlap] != header[offset as usize..offset as usize + overlap] {
+                        return Err(FsError::not_permitted(format!(
+                            "{}: the NPY header of data.npy cannot change",
+                            array.describe()
+                        )));
+                    }
+                    body = &data[overlap..];
+                    body_offset = header_len;
+                }
+                let data_offset = body_offset - header_len;
+                self.writer.write_flat(array, data_offset, body)?;
+                let which = if header_len > 0 {
+                    Some("data.npy")
+                } else {
+                    Some("data")
+                };
+                self.invalidate_aliases(array, which, Some((data_offset, body.len() as u64)));
+            }
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// Drops the kernel's cached pages of the other files showing the same bytes as a
+    /// written one: `written` names the flat view written (None: a chunk file).
+    fn invalidate_aliases(
+        &self,
+        array: &ZarrArray,
+        written: Option<&str>,
+        range: Option<(u64, u64)>,
+    ) {
+        let Some(sender) = self.invalidations.lock().unwrap().clone() else {
+            return;
+        };
+        let Some(&dir) = self.array_dirs.read().unwrap().get(&array.id) else {
+            return;
+        };
+        let children = self.children.read().unwrap();
+        let header_len = npy::npy_header(&array.meta.dtype, &array.meta.shape).len() as i64;
+        for (name, shift) in [("data", 0i64), ("data.npy", header_len)] {
+            if Some(name) == written {
+                continue;
+            }
+            if let Some(&ino) = children.get(&(dir, name.to_string())) {
+                let (offset, len) = match range {
+                    Some((o, l)) => (o as i64 + shift, l as i64),
+                    None => (0, 0),
+                };
+                let _ = sender.send((ino, offset, len));
+            }
+        }
+        drop(children);
+        if let Some((offset, len)) = range {
+            for linear in array.grid.chunks_touching(offset, len) {
+                if let Ok(ino) = chunk_ino(array.id, linear) {
+                    let _ = sender.send((ino, 0, 0));
+                }
+            }
+        }
+    }
+
+    /// Routes page-cache invalidations to `apply` on a background thread (so that a
+    /// request never waits on the kernel).
+    pub fn set_invalidator(&self, apply: impl Fn(Invalidation) + Send + 'static) {
+        let (sender, receiver) = std::sync::mpsc::channel::<Invalidation>();
+        std::thread::Builder::new()
+            .name("zarrfs-invalidate".into())
+            .spawn(move || {
+                for request in receiver {
+                    apply(request);
+                }
+            })
+            .expect("spawn invalidation thread");
+        *self.invalidations.lock().unwrap() = Some(sender);
+    }
+
+    /// `close()` of a handle: a written array is written back and any failure returned.
+    pub fn flush(&self, fh: u64) -> FsResult<()> {
+        let file = self.open_file(fh)?;
+        match file.array() {
+            Some(array) if file.writable => self.writer.flush_array(array, false),
+            _ => Ok(()),
+        }
+    }
+
+    /// `fsync()`: writes the file's array back and makes it durable.
+    pub fn fsync(&self, fh: u64) -> FsResult<()> {
+        let file = self.open_file(fh)?;
+        match file.array() {
+            Some(array) => self.writer.flush_array(array, true),
+            None => Ok(()),
+        }
+    }
+
+    /// `fsync()` on a directory: the root flushes everything; an array directory its array.
+    pub fn fsyncdir(&self, ino: u64) -> FsResult<()> {
+        match &self.node(ino)?.kind {
+            NodeKind::ArrayDir { array } | NodeKind::ChunksDir { array } => {
+                self.writer.flush_array(array, true)
+            }
+            _ if ino == ROOT_INO => self.flush_all(true),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes back every array with unsaved chunks; returns the first failure.
+    pub fn flush_all(&self, durable: bool) -> FsResult<()> {
+        let arrays: Vec<Arc<ZarrArray>> = self.arrays.read().unwrap().clone();
+        let mut first_error = None;
+        for array in arrays {
+            if let Err(err) = self.writer.flush_array(&array, durable) {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Writes back arrays left unwritten for `delay`, from a background thread that ends
+    /// with the tree.
+    pub fn start_idle_writeback(self: &Arc<Self>, delay: Duration) {
+        let tree: Weak<Tree> = Arc::downgrade(self);
+        let tick = (delay / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        std::thread::Builder::new()
+            .name("zarrfs-writeback".into())
+            .spawn(move || loop {
+                std::thread::sleep(tick);
+                let Some(tree) = tree.upgrade() else {
+                    return;
+                };
+                let arrays: Vec<Arc<ZarrArray>> = tree.arrays.read().unwrap().clone();
+                for array in arrays {
+                    let due = {
+                        let dirty = array.dirty.lock().unwrap();
+                        !dirty.chunks.is_empty()
+                            && dirty.last_write.is_none_or(|t| t.elapsed() >= delay)
+                    };
+                    if due {
+                        if let Err(err) = tree.writer.flush_array(&array, false) {
+                            tracing::warn!("idle write-back: {}", err.message);
+                            array.dirty.lock().unwrap().last_write = Some(Instant::now());
+                        }
+                    }
+                }
+            })
+            .expect("spawn write-back thread");
+    }
+
+    /// `truncate()`: sizes are fixed, so only the current size is accepted.
+    pub fn set_size(&self, ino: u64, size: u64) -> FsResult<Attr> {
+        let attr = self.getattr(ino)?;
+        if attr.kind == EntryKind::Directory {
+            return Err(FsError::new(libc::EISDIR, "is a directory"));
+        }
+        if self.options.read_only {
+            return Err(FsError::read_only("mounted read-only"));
+        }
+        if size != attr.size {
+            return Err(FsError::invalid(format!(
+                "truncate of inode {ino} to {size} bytes refused: zarrfs files have a fixed size ({} bytes)",
+                attr.size
+            )));
+        }
+        Ok(attr)
+    }
+
+    /// The errno for creating, removing or renaming entries (never allowed).
+    pub fn namespace_change_error(&self) -> FsError {
+        if self.options.read_only {
+            FsError::read_only("mounted read-only")
+        } else {
+            FsError::not_permitted(
+                "entries cannot be created, removed or renamed in a zarrfs mount",
+            )
+        }
     }
 
     fn readahead_window(&self, array: &ZarrArray) -> u64 {
@@ -607,13 +844,7 @@ impl Tree {
     /// Reads up to `size` bytes at `offset` from an open file.
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         crate::stats::Stats::add(&self.reader.stats().read_requests, 1);
-        let file = self
-            .files
-            .lock()
-            .unwrap()
-            .get(&fh)
-            .cloned()
-            .ok_or_else(|| FsError::new(libc::EBADF, "unknown file handle"))?;
+        let file = self.open_file(fh)?;
         let size = u64::from(size);
         match &file.target {
             FileTarget::Bytes(content) => {

@@ -120,7 +120,11 @@ def test_meta_and_attrs(v2_mount, entry):
     assert "fill_value" in meta, "meta.json lacks fill_value"
     assert fill_equivalent(meta["fill_value"], entry["fill_value"], dt), \
         f"meta.json fill_value: got {meta['fill_value']!r}, expected {entry['fill_value']!r}"
-    assert "codecs" in meta, "meta.json lacks codecs"
+    assert isinstance(meta.get("codecs"), list), f"meta.json codecs is not a list: {meta.get('codecs')!r}"
+    if entry["compressor"] is not None:
+        cid = entry["compressor"]["id"]
+        names = [c.get("id", c.get("name")) if isinstance(c, dict) else c for c in meta["codecs"]]
+        assert cid in names, f"meta.json codecs {meta['codecs']!r} do not mention compressor {cid!r}"
     attrs = json.loads(read_bytes(adir / "attrs.json"))
     assert attrs == entry["attributes"]
 
