@@ -45,7 +45,9 @@ echo "== pytest tests/interop"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e
-ZARRFS_BIN="$ROOT/target/release/zarrfs" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/interop 2>&1 | tee "$log"
+# The timeout only guards against a wedged mount hanging the run forever.
+ZARRFS_BIN="$ROOT/target/release/zarrfs" timeout --kill-after=30 1800 \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/interop 2>&1 | tee "$log"
 rc="${PIPESTATUS[0]}"
 set -e
 summary="$(grep -E '^(=+ )?[0-9]+ (passed|failed|error|skipped|deselected)|no tests ran' "$log" | tail -n 1 || true)"

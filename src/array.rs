@@ -164,6 +164,19 @@ impl ZarrArray {
             .clone()
     }
 
+    /// Overwrites the part of an edge chunk that lies outside the array with the fill value,
+    /// so chunk files never show whatever a writer left there.
+    pub fn mask_padding(&self, linear: u64, chunk: &mut [u8]) {
+        let ranges = self.grid.padding_ranges(linear);
+        if ranges.is_empty() {
+            return;
+        }
+        let fill = self.fill_chunk();
+        for (start, len) in ranges {
+            chunk[start..start + len].copy_from_slice(&fill[start..start + len]);
+        }
+    }
+
     /// The store location of a chunk, for log lines.
     pub fn describe_chunk(&self, linear: u64) -> String {
         self.store.describe(&self.chunk_store_key(linear))
@@ -221,7 +234,8 @@ impl ZarrArray {
         Stats::add(&stats.store_bytes_read, encoded.len() as u64);
         let pipeline = self.pipeline.as_ref().expect("checked above");
         match pipeline.decode(&encoded) {
-            Ok(decoded) => {
+            Ok(mut decoded) => {
+                self.mask_padding(linear, &mut decoded);
                 Stats::add(&stats.chunks_decoded, 1);
                 Ok(Loaded {
                     buf: Arc::new(decoded),

@@ -80,6 +80,14 @@ impl Filesystem for ZarrFs {
         // O_TRUNC arrives with open() instead of as a truncate to 0, so that overwriting a
         // file of the same size (cp, shell redirection) works on fixed-size files.
         let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
+        // Direct I/O files that can still be mmap()ed keep every view of the same bytes
+        // coherent on writable mounts.
+        if config
+            .add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP)
+            .is_ok()
+        {
+            self.tree.set_direct_io_allowed(true);
+        }
         Ok(())
     }
 

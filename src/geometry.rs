@@ -114,6 +114,49 @@ impl ChunkGrid {
         (elements * self.itemsize) as usize
     }
 
+    /// Byte ranges `(offset, len)` of a decoded chunk that lie outside the array (the
+    /// padding of edge chunks), merged and in increasing order; empty for inner chunks.
+    pub fn padding_ranges(&self, linear: u64) -> Vec<(usize, usize)> {
+        let ndim = self.shape.len();
+        if ndim == 0 {
+            return Vec::new();
+        }
+        let index = self.chunk_index(linear);
+        let valid: Vec<u64> = (0..ndim)
+            .map(|d| (self.shape[d] - index[d] * self.chunk_shape[d]).min(self.chunk_shape[d]))
+            .collect();
+        if valid == self.chunk_shape {
+            return Vec::new();
+        }
+        let k = self.itemsize as usize;
+        let last = self.chunk_shape[ndim - 1] as usize;
+        let row_bytes = last * k;
+        let rows: u64 = self.chunk_shape[..ndim - 1].iter().product();
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        let mut push = |start: usize, len: usize| match ranges.last_mut() {
+            Some((s, l)) if *s + *l == start => *l += len,
+            _ => ranges.push((start, len)),
+        };
+        let mut coords = vec![0u64; ndim - 1];
+        for row in 0..rows as usize {
+            let inside = coords.iter().zip(&valid).all(|(c, v)| c < v);
+            if !inside {
+                push(row * row_bytes, row_bytes);
+            } else if (valid[ndim - 1] as usize) < last {
+                let keep = valid[ndim - 1] as usize * k;
+                push(row * row_bytes + keep, row_bytes - keep);
+            }
+            for d in (0..ndim - 1).rev() {
+                coords[d] += 1;
+                if coords[d] < self.chunk_shape[d] {
+                    break;
+                }
+                coords[d] = 0;
+            }
+        }
+        ranges
+    }
+
     /// Grid indices of a linear chunk position.
     pub fn chunk_index(&self, mut linear: u64) -> Vec<u64> {
         let mut index = vec![0; self.grid_shape.len()];
@@ -392,6 +435,45 @@ mod tests {
             2 * 2
         );
         assert_eq!(ChunkGrid::new(&[], &[], 8).valid_bytes_in_chunk(0), 8);
+    }
+
+    #[test]
+    fn padding_ranges_cover_exactly_the_outside() {
+        for (shape, chunks, k) in [
+            (vec![10u64, 7], vec![4u64, 3], 2usize),
+            (vec![5, 4, 3], vec![2, 3, 2], 1),
+            (vec![3], vec![5], 4),
+            (vec![2, 2], vec![4, 4], 1),
+        ] {
+            let grid = ChunkGrid::new(&shape, &chunks, k);
+            for linear in 0..grid.num_chunks() {
+                let index = grid.chunk_index(linear);
+                let mut outside = vec![false; grid.chunk_bytes()];
+                for (start, len) in grid.padding_ranges(linear) {
+                    outside[start..start + len]
+                        .iter_mut()
+                        .for_each(|b| *b = true);
+                }
+                let per_chunk: u64 = chunks.iter().product();
+                for e in 0..per_chunk {
+                    let mut rest = e;
+                    let mut inside = true;
+                    for d in (0..chunks.len()).rev() {
+                        let local = rest % chunks[d];
+                        rest /= chunks[d];
+                        inside &= index[d] * chunks[d] + local < shape[d];
+                    }
+                    for b in 0..k {
+                        assert_eq!(
+                            outside[e as usize * k + b],
+                            !inside,
+                            "{shape:?} {chunks:?} chunk {linear} element {e}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(ChunkGrid::new(&[], &[], 4).padding_ranges(0).is_empty());
     }
 
     #[test]

@@ -138,7 +138,9 @@ impl ChunkWriter {
                     added += 1;
                     bases.remove(linear).unwrap_or_else(|| array.fill_chunk())
                 });
-                apply_runs(Arc::make_mut(entry).as_mut_slice(), runs, data);
+                let chunk = Arc::make_mut(entry).as_mut_slice();
+                apply_runs(chunk, runs, data);
+                array.mask_padding(*linear, chunk);
                 self.reader.cache().invalidate((array.id, *linear));
             }
             dirty.last_write = Some(Instant::now());
@@ -220,5 +222,271 @@ impl ChunkWriter {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::ChunkCache;
+    use crate::metadata::v2::parse_zarray;
+    use crate::store::{DirectoryStore, ListEntry, ObjectInfo, Store};
+    use serde_json::json;
+    use std::io;
+    use std::sync::atomic::AtomicBool;
+    use std::time::SystemTime;
+
+    /// A directory store whose writes can be made to fail with ENOSPC.
+    #[derive(Debug)]
+    struct FlakyStore {
+        inner: DirectoryStore,
+        full: AtomicBool,
+    }
+
+    impl Store for FlakyStore {
+        fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+            self.inner.get(key)
+        }
+        fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
+            self.inner.info(key)
+        }
+        fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>> {
+            self.inner.list(prefix)
+        }
+        fn describe(&self, key: &str) -> String {
+            self.inner.describe(key)
+        }
+        fn put(&self, key: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
+            if self.full.load(Ordering::SeqCst) {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            self.inner.put(key, bytes, durable)
+        }
+        fn delete(&self, key: &str, durable: bool) -> io::Result<()> {
+            self.inner.delete(key, durable)
+        }
+        fn remove_stale_temporaries(&self) -> io::Result<usize> {
+            Ok(0)
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Arc<FlakyStore>,
+        array: Arc<ZarrArray>,
+        writer: ChunkWriter,
+        reader: Arc<ChunkReader>,
+    }
+
+    /// A 10x7 `>i2` array in 4x3 chunks (edge chunks on both axes), fill 7, zstd.
+    fn fixture(order: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(FlakyStore {
+            inner: DirectoryStore::open(dir.path()).unwrap(),
+            full: AtomicBool::new(false),
+        });
+        let meta = parse_zarray(
+            &json!({"zarr_format": 2, "shape": [10, 7], "chunks": [4, 3], "dtype": ">i2",
+                    "compressor": {"id": "zstd", "level": 1}, "fill_value": 7, "order": order,
+                    "filters": null}),
+            json!({}),
+        )
+        .unwrap();
+        let array = Arc::new(ZarrArray::new(
+            0,
+            store.clone(),
+            "",
+            meta,
+            SystemTime::now(),
+        ));
+        let stats = Arc::new(Stats::default());
+        let cache = Arc::new(ChunkCache::new(1 << 20, stats.clone()));
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        );
+        let reader = Arc::new(ChunkReader::new(cache, pool, stats));
+        Fixture {
+            _dir: dir,
+            store,
+            array,
+            writer: ChunkWriter::new(reader.clone()),
+            reader,
+        }
+    }
+
+    fn fill_view(f: &Fixture) -> Vec<u8> {
+        f.array.meta.fill_bytes.repeat(70)
+    }
+
+    /// Decodes what the store holds for the whole array (fill where chunks are absent).
+    fn stored_view(f: &Fixture) -> Vec<u8> {
+        let fresh = fixture_like(f);
+        fresh.reader.read_flat(&fresh.array, 0, 140).unwrap()
+    }
+
+    /// A second array object over the same store, with a cold cache.
+    fn fixture_like(f: &Fixture) -> Fixture {
+        let stats = Arc::new(Stats::default());
+        let cache = Arc::new(ChunkCache::new(1 << 20, stats.clone()));
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap(),
+        );
+        let reader = Arc::new(ChunkReader::new(cache, pool, stats));
+        let array = Arc::new(ZarrArray::new(
+            1,
+            f.store.clone(),
+            "",
+            f.array.meta.clone(),
+            SystemTime::now(),
+        ));
+        Fixture {
+            _dir: tempfile::tempdir().unwrap(),
+            store: f.store.clone(),
+            array,
+            writer: ChunkWriter::new(reader.clone()),
+            reader,
+        }
+    }
+
+    #[test]
+    fn writes_are_visible_at_once_and_stored_on_flush() {
+        for order in ["C", "F"] {
+            let f = fixture(order);
+            let mut shadow = fill_view(&f);
+            for (offset, bytes) in [
+                (3usize, vec![1u8, 2, 3, 4, 5]),
+                (27, vec![9; 40]),
+                (138, vec![8, 8]),
+            ] {
+                f.writer
+                    .write_flat(&f.array, offset as u64, &bytes)
+                    .unwrap();
+                shadow[offset..offset + bytes.len()].copy_from_slice(&bytes);
+                assert_eq!(
+                    f.reader.read_flat(&f.array, 0, 140).unwrap(),
+                    shadow,
+                    "{order}"
+                );
+            }
+            assert_eq!(
+                stored_view(&f),
+                fill_view(&f),
+                "nothing stored before a flush"
+            );
+            f.writer.flush_array(&f.array, true).unwrap();
+            assert_eq!(stored_view(&f), shadow, "{order}: stored after flush");
+            assert!(f.array.dirty.lock().unwrap().chunks.is_empty());
+            assert_eq!(f.reader.read_flat(&f.array, 0, 140).unwrap(), shadow);
+        }
+    }
+
+    #[test]
+    fn chunk_file_writes_land_in_the_flat_view() {
+        let f = fixture("C");
+        let linear = f.array.grid.chunk_linear(&[1, 2]).unwrap();
+        let chunk: Vec<u8> = (0..24u8).collect();
+        f.writer.write_chunk(&f.array, linear, 0, &chunk).unwrap();
+        f.writer.flush_array(&f.array, false).unwrap();
+        let view = stored_view(&f);
+        // Row 4, column 6 is element (0, 0) of chunk (1, 2).
+        let at = (4 * 7 + 6) * 2;
+        assert_eq!(&view[at..at + 2], &chunk[..2]);
+        assert!(
+            f.writer.write_chunk(&f.array, linear, 20, &[0; 5]).is_err(),
+            "past the chunk end"
+        );
+    }
+
+    #[test]
+    fn fill_valued_chunks_are_deleted_from_the_store() {
+        let f = fixture("C");
+        f.writer.write_flat(&f.array, 0, &[0, 1]).unwrap();
+        f.writer.flush_array(&f.array, false).unwrap();
+        assert!(f.store.get("0.0").unwrap().is_some());
+        f.writer.write_flat(&f.array, 0, &[0, 7]).unwrap();
+        f.writer.flush_array(&f.array, false).unwrap();
+        assert_eq!(
+            f.store.get("0.0").unwrap(),
+            None,
+            "all-fill chunk is removed"
+        );
+        assert_eq!(f.reader.stats().chunks_deleted.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn whole_chunk_writes_need_no_decode() {
+        let f = fixture("C");
+        f.store.put("0.0", b"garbage", false).unwrap();
+        let err = f.writer.write_flat(&f.array, 0, &[1, 2]).unwrap_err();
+        assert_eq!(
+            err.errno,
+            libc::EIO,
+            "a partial write must decode the broken chunk"
+        );
+        // A write through the chunk file that covers it whole needs no decode.
+        f.writer.write_chunk(&f.array, 0, 0, &[3u8; 24]).unwrap();
+        f.writer.flush_array(&f.array, false).unwrap();
+        assert_eq!(&stored_view(&f)[..6], &[3, 3, 3, 3, 3, 3]);
+    }
+
+    #[test]
+    fn failed_write_back_is_reported_kept_and_retried() {
+        let f = fixture("C");
+        f.writer.write_flat(&f.array, 10, &[5, 5]).unwrap();
+        f.store.full.store(true, Ordering::SeqCst);
+        let err = f.writer.flush_array(&f.array, true).unwrap_err();
+        assert_eq!(err.errno, libc::ENOSPC);
+        assert_eq!(f.array.dirty.lock().unwrap().chunks.len(), 1, "kept dirty");
+        assert_eq!(f.reader.read_flat(&f.array, 10, 2).unwrap(), vec![5, 5]);
+        assert_eq!(f.reader.stats().writeback_errors.load(Ordering::Relaxed), 1);
+        f.store.full.store(false, Ordering::SeqCst);
+        f.writer.flush_array(&f.array, true).unwrap();
+        assert_eq!(&stored_view(&f)[10..12], &[5, 5]);
+        assert!(f.array.dirty.lock().unwrap().failure.is_none());
+    }
+
+    #[test]
+    fn concurrent_writers_to_one_chunk_lose_nothing() {
+        let f = fixture("C");
+        std::thread::scope(|scope| {
+            for t in 0..4u8 {
+                let f = &f;
+                scope.spawn(move || {
+                    for round in 0..50u8 {
+                        // Thread t owns elements t, t+4, ... of row 0..4 (chunk 0.0 and 0.1).
+                        for e in (t as u64..14).step_by(4) {
+                            f.writer.write_flat(&f.array, e * 2, &[t, round]).unwrap();
+                        }
+                        if round % 10 == 0 {
+                            f.writer.flush_array(&f.array, false).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        f.writer.flush_array(&f.array, false).unwrap();
+        let view = stored_view(&f);
+        for e in 0..14usize {
+            assert_eq!(&view[e * 2..e * 2 + 2], &[(e % 4) as u8, 49], "element {e}");
+        }
+    }
+
+    #[test]
+    fn writes_past_the_end_are_refused() {
+        let f = fixture("C");
+        assert_eq!(
+            f.writer
+                .write_flat(&f.array, 139, &[1, 2])
+                .unwrap_err()
+                .errno,
+            libc::EFBIG
+        );
+        assert!(f.array.dirty.lock().unwrap().chunks.is_empty());
     }
 }

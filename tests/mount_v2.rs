@@ -116,6 +116,24 @@ fn chunk_files_hold_decoded_chunks_and_fill_for_missing_ones() {
     }
 }
 
+/// The bytes of one fill element as the padding of chunk `name` must show them: a missing
+/// chunk is fill throughout (so its first element), a stored one is masked with the
+/// declared fill value.
+fn padding_fill(
+    bytes: &[u8],
+    k: usize,
+    present: &[String],
+    name: &str,
+    array: &FixtureArray,
+) -> Vec<u8> {
+    if !present.iter().any(|p| p == name) {
+        return bytes[..k].to_vec();
+    }
+    let dtype =
+        zarrfs::metadata::DataType::parse_numpy(array.entry["dtype"].as_str().unwrap()).unwrap();
+    zarrfs::metadata::fill::fill_value_bytes(&array.entry["fill_value"], &dtype).unwrap()
+}
+
 #[test]
 fn metadata_and_attribute_documents() {
     let (_copy, mount) = Mount::v2_fixtures(&["--read-only"]);

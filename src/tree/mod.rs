@@ -169,6 +169,8 @@ pub struct Tree {
     /// Directory inode of each array, by array id.
     array_dirs: RwLock<HashMap<u32, u64>>,
     invalidations: Mutex<Option<Sender<Invalidation>>>,
+    /// Whether the kernel lets direct-I/O files be mmap()ed.
+    direct_io_allowed: std::sync::atomic::AtomicBool,
 }
 
 fn json_document(value: &Value) -> Arc<Vec<u8>> {
@@ -197,6 +199,7 @@ impl Tree {
             writer: ChunkWriter::new(reader.clone()),
             array_dirs: RwLock::new(HashMap::new()),
             invalidations: Mutex::new(None),
+            direct_io_allowed: std::sync::atomic::AtomicBool::new(false),
             reader,
             nodes: RwLock::new(Vec::new()),
             children: RwLock::new(HashMap::new()),
@@ -325,6 +328,7 @@ impl Tree {
             NodeKind::ArrayDir { array } => {
                 let array = array.clone();
                 match name {
+                    ".zarrfs" if parent == ROOT_INO => Some(NodeKind::ControlDir),
                     "data" => Some(NodeKind::Data { array }),
                     "data.npy" => Some(NodeKind::Npy {
                         header: Arc::new(npy::npy_header(&array.meta.dtype, &array.meta.shape)),
@@ -522,10 +526,17 @@ impl Tree {
                 );
                 names
             }
-            NodeKind::ArrayDir { .. } => ["data", "data.npy", "chunks", "meta.json", "attrs.json"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            NodeKind::ArrayDir { .. } => {
+                let mut names: Vec<String> =
+                    ["data", "data.npy", "chunks", "meta.json", "attrs.json"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
+                if ino == ROOT_INO {
+                    names.push(".zarrfs".to_string());
+                }
+                names
+            }
             NodeKind::ControlDir => vec!["stats".to_string()],
             _ => return Err(FsError::new(libc::ENOTDIR, "not a directory")),
         };
@@ -612,9 +623,17 @@ impl Tree {
         Ok((fh, options))
     }
 
+    /// Records whether the kernel allows mmap() of direct-I/O files.
+    pub fn set_direct_io_allowed(&self, allowed: bool) {
+        self.direct_io_allowed.store(allowed, Ordering::Relaxed);
+    }
+
+    /// Read-only mounts use the page cache and keep it across opens. Writable mounts use
+    /// direct I/O where mmap() still works, so that `data`, `data.npy` and the chunk files,
+    /// which show the same bytes, never disagree; otherwise aliases are invalidated.
     fn data_open_options(&self) -> OpenOptions {
         OpenOptions {
-            direct_io: false,
+            direct_io: !self.options.read_only && self.direct_io_allowed.load(Ordering::Relaxed),
             keep_cache: self.options.read_only,
         }
     }

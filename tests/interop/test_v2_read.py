@@ -10,7 +10,6 @@ import os
 import random
 import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +28,6 @@ from conftest import (
     check_array_node,
     chunk_indices,
     chunk_name,
-    chunk_region,
     copy_store,
     expect_eio,
     expected_chunk,

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Benchmark zarrfs against in-process Zarr readers and write BENCHMARKS.md and
+# docs/bench.png. Installs what is missing, builds release, prepares a Python venv
+# (target/bench-venv) and hands over to scripts/bench.py with the same arguments:
+#
+#   bash scripts/bench.sh                 # full run (~2.5 GB of data under target/bench-data)
+#   bash scripts/bench.sh --quick         # 1/16-size smoke run, report under target/bench-data-quick
+#   bash scripts/bench.sh --only A,C      # a subset of the datasets
+#   bash scripts/bench.sh --help          # every option
+#
+# Must run as root (or with sudo available for the installs) on a machine with /dev/fuse.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+if [ -f scripts/install_deps.sh ]; then
+    bash scripts/install_deps.sh
+fi
+if ! command -v cargo >/dev/null 2>&1 && [ -f "${CARGO_HOME:-$HOME/.cargo}/env" ]; then
+    # shellcheck disable=SC1091
+    . "${CARGO_HOME:-$HOME/.cargo}/env"
+fi
+
+# Tools the harness shells out to: cat and dd (coreutils). perf is used when present
+# (optional profile in the report) and is not installed here.
+if ! command -v cat >/dev/null 2>&1 || ! command -v dd >/dev/null 2>&1; then
+    SUDO=()
+    [ "$(id -u)" -ne 0 ] && SUDO=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends coreutils
+fi
+
+echo "== cargo build --release"
+cargo build --release --bins
+
+PY=""
+for p in python3.11 python3; do
+    if command -v "$p" >/dev/null 2>&1; then
+        PY="$p"
+        break
+    fi
+done
+if [ -z "$PY" ]; then
+    echo "bench.sh: no python3 found" >&2
+    exit 1
+fi
+
+VENV="$ROOT/target/bench-venv"
+REQ="$ROOT/scripts/bench-requirements.txt"
+stamp="$(sha256sum "$REQ" | cut -d' ' -f1) $("$PY" -c 'import sys; print(sys.version.split()[0])')"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-stamp" 2>/dev/null)" != "$stamp" ]; then
+    echo "== creating $VENV ($PY)"
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
+    echo "$stamp" > "$VENV/.requirements-stamp"
+fi
+
+echo "== scripts/bench.py $*"
+exec "$VENV/bin/python" scripts/bench.py "$@"
