@@ -174,7 +174,7 @@ fn random_writes_match_a_shadow_and_survive_remount() {
                 );
             }
             _ => {
-                if rng(&mut seed) % 4 == 0 {
+                if rng(&mut seed).is_multiple_of(4) {
                     s.data.sync_all().unwrap();
                 }
                 let mut got = vec![0u8; total as usize];
