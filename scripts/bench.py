@@ -1,0 +1,1573 @@
+#!/usr/bin/env python3
+"""Benchmark harness of zarrfs: reads through the mount against in-process Zarr readers.
+
+Run it through ``bash scripts/bench.sh`` (which builds release and prepares the venv); every
+argument is passed on. One run:
+
+1. writes the datasets with zarr-python (Zarr v2 directory stores, one per dataset) into the
+   work directory, reusing stores whose generation parameters have not changed:
+
+   A  float32 8192x16384, chunks 1024x1024, blosc lz4 + byte shuffle, smooth values + noise
+   B  A's values, zstd level 3
+   C  float64 4096x4096, chunks 512x512, gzip level 5
+   D  uint16 512x512x512, chunks 128x128x128, blosc zstd + bit shuffle
+   U  A's values uncompressed (the FUSE ceiling), plus a plain raw file of the same bytes
+
+2. puts every store file in the page cache, then measures, each at least ``--repeats`` times
+   (median reported):
+
+   1  sequential read of ``data`` through a fresh mount (cold chunk cache): cat, dd bs=1M
+   2  the same re-read with the chunk cache warm
+   3  in-process peers on the same store: zarr-python, zarr-python + zarrs, tensorstore
+   4  limits: zarrfs-decode-bench (zarrfs's codecs on all cores, no FUSE), cat of U through
+      the mount, cat of a plain raw file from the page cache
+   5  10,000 random 4 KiB preads on ``data``, cold and warm, against zarr-python
+   6  ``cat chunks/*`` against zarr-python reading chunk by chunk
+   7  writing a whole array through ``data`` (skipped, with the reason, while the mount
+      refuses writes)
+   8  peak RSS of the daemon with ``--cache-size 128MiB``
+
+   plus daemon CPU (user+sys from /proc/PID/stat), the read request size the daemon sees,
+   per-thread CPU and run-state sampling of one cold read, and a perf profile when perf works.
+
+3. checks that the bytes read through the mount equal zarr-python's array (SHA-256) and fails
+   the run otherwise.
+
+4. writes BENCHMARKS.md and docs/bench.png (a full run) or, with ``--quick``, the same files
+   under the quick work directory; raw results go to ``results.json`` in the work directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import errno
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATOR_VERSION = 1
+MiB = 1 << 20
+PAGE = 4096
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+RANDOM_READS = 10_000
+RSS_CACHE_SIZE = 128 * MiB
+RSS_SLACK = 64 * MiB
+
+
+class BenchError(Exception):
+    """A failure that ends the run (wrong bytes, a tool that does not work)."""
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Datasets
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One benchmark array: what zarr-python writes and how it is described."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    codec: str  # key into CODECS
+    values: str  # key into VALUE_GENERATORS
+    description: str
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * int(self.dtype[-1])
+
+    @property
+    def itemsize(self) -> int:
+        return int(self.dtype[-1])
+
+    @property
+    def num_chunks(self) -> int:
+        return math.prod(-(-s // c) for s, c in zip(self.shape, self.chunks))
+
+    def params(self) -> dict:
+        return {**asdict(self), "generator": GENERATOR_VERSION}
+
+
+def dataset_specs(quick: bool) -> dict[str, Dataset]:
+    """The five datasets; ``quick`` divides each array's size by 16 (chunking unchanged)."""
+    a_shape = (2048, 4096) if quick else (8192, 16384)
+    c_shape = (1024, 1024) if quick else (4096, 4096)
+    d_shape = (128, 256, 256) if quick else (512, 512, 512)
+    smooth = "smooth values with noise"
+    return {
+        "A": Dataset("A", "<f4", a_shape, (1024, 1024), "blosc-lz4-shuffle", "field2d",
+                     f"float32, {smooth}, blosc lz4 + shuffle"),
+        "B": Dataset("B", "<f4", a_shape, (1024, 1024), "zstd3", "field2d",
+                     "A's values, zstd level 3"),
+        "C": Dataset("C", "<f8", c_shape, (512, 512), "gzip5", "field2d",
+                     f"float64, {smooth}, gzip level 5"),
+        "D": Dataset("D", "<u2", d_shape, (128, 128, 128), "blosc-zstd-bitshuffle", "volume3d",
+                     "uint16 volume, blosc zstd + bitshuffle"),
+        "U": Dataset("U", "<f4", a_shape, (1024, 1024), "none", "field2d",
+                     "A's values uncompressed (FUSE ceiling)"),
+    }
+
+
+def make_codec(key: str):
+    import numcodecs
+
+    return {
+        "blosc-lz4-shuffle": lambda: numcodecs.Blosc(cname="lz4", clevel=5,
+                                                     shuffle=numcodecs.Blosc.SHUFFLE),
+        "zstd3": lambda: numcodecs.Zstd(level=3),
+        "gzip5": lambda: numcodecs.GZip(level=5),
+        "blosc-zstd-bitshuffle": lambda: numcodecs.Blosc(cname="zstd", clevel=5,
+                                                         shuffle=numcodecs.Blosc.BITSHUFFLE),
+        "none": lambda: None,
+    }[key]()
+
+
+def field2d(shape, dtype, rows: slice, seed: int):
+    """A smooth 2-D field plus small Gaussian noise, rows ``rows`` only."""
+    import numpy as np
+
+    y = np.arange(rows.start, rows.stop, dtype=np.float64)[:, None]
+    x = np.arange(shape[1], dtype=np.float64)[None, :]
+    smooth = 10.0 * np.sin(x / 700.0 + y / 1300.0) + 5.0 * np.cos(y / 450.0 - x / 2100.0)
+    rng = np.random.default_rng([seed, rows.start])
+    noise = rng.normal(0.0, 0.05, size=(rows.stop - rows.start, shape[1]))
+    return (smooth + noise).astype(dtype)
+
+
+def volume3d(shape, dtype, rows: slice, seed: int):
+    """A smooth 3-D uint16 volume plus small integer noise, planes ``rows`` only."""
+    import numpy as np
+
+    z = np.arange(rows.start, rows.stop, dtype=np.float64)[:, None, None]
+    y = np.arange(shape[1], dtype=np.float64)[None, :, None]
+    x = np.arange(shape[2], dtype=np.float64)[None, None, :]
+    smooth = 2000.0 + 1500.0 * np.sin(x / 40.0) * np.cos(y / 55.0) * np.sin(z / 70.0 + 0.3)
+    rng = np.random.default_rng([seed, rows.start])
+    noise = rng.integers(-8, 9, size=(rows.stop - rows.start, shape[1], shape[2]))
+    return np.clip(smooth + noise, 0, 65535).astype(dtype)
+
+
+VALUE_GENERATORS = {"field2d": field2d, "volume3d": volume3d}
+
+
+def store_path(work: Path, name: str) -> Path:
+    return work / f"{name}.zarr"
+
+
+def raw_path(work: Path, name: str) -> Path:
+    return work / f"{name}.raw"
+
+
+def stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".params.json")
+
+
+def is_current(path: Path, params: dict) -> bool:
+    try:
+        return path.exists() and json.loads(stamp_path(path).read_text()) == params
+    except (OSError, ValueError):
+        return False
+
+
+def generate(work: Path, specs: dict[str, Dataset], wanted: list[str], raw_for: set[str]):
+    """Writes the stores in ``wanted`` (and raw files for ``raw_for``) that are missing or stale.
+    Datasets sharing a value generator and shape are written from the same bands of values."""
+    import numpy as np
+    import zarr
+
+    groups: dict[tuple, list[str]] = {}
+    for name in wanted:
+        spec = specs[name]
+        groups.setdefault((spec.values, spec.shape, spec.dtype), []).append(name)
+    for (values, shape, dtype), names in groups.items():
+        todo_stores = [n for n in names if not is_current(store_path(work, n), specs[n].params())]
+        todo_raw = [n for n in names if n in raw_for
+                    and not is_current(raw_path(work, n), specs[n].params())]
+        if not todo_stores and not todo_raw:
+            continue
+        log(f"writing datasets {', '.join(todo_stores + [r + '.raw' for r in todo_raw])}")
+        arrays = {}
+        for n in todo_stores:
+            spec = specs[n]
+            path = store_path(work, n)
+            shutil.rmtree(path, ignore_errors=True)
+            stamp_path(path).unlink(missing_ok=True)
+            arrays[n] = zarr.create_array(
+                store=str(path), shape=spec.shape, chunks=spec.chunks, dtype=spec.dtype,
+                compressors=make_codec(spec.codec), filters=None, fill_value=0,
+                zarr_format=2, overwrite=True,
+            )
+        raws = {}
+        for n in todo_raw:
+            stamp_path(raw_path(work, n)).unlink(missing_ok=True)
+            raws[n] = open(raw_path(work, n), "wb")
+        band = specs[names[0]].chunks[0]
+        seed = 20240 + sum(map(ord, values))
+        for start in range(0, shape[0], band):
+            rows = slice(start, min(start + band, shape[0]))
+            block = VALUE_GENERATORS[values](shape, np.dtype(dtype), rows, seed)
+            for arr in arrays.values():
+                arr[rows] = block
+            for f in raws.values():
+                f.write(np.ascontiguousarray(block).tobytes())
+        for n, f in raws.items():
+            f.close()
+            stamp_path(raw_path(work, n)).write_text(json.dumps(specs[n].params()))
+        for n in todo_stores:
+            stamp_path(store_path(work, n)).write_text(json.dumps(specs[n].params()))
+
+
+def stored_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def warm_page_cache(*paths: Path) -> float:
+    """Reads every file under ``paths`` so that later reads come from the page cache."""
+    t0 = time.perf_counter()
+    for root in paths:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for f in files:
+            with open(f, "rb", buffering=0) as fh:
+                while fh.read(8 * MiB):
+                    pass
+    return time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------------------------
+# /proc helpers
+
+
+def read_proc_stat(pid: int | str, tid: int | str | None = None) -> tuple[str, str, float]:
+    """(comm, state, user+sys seconds) of a process or one of its threads."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    with open(path) as f:
+        text = f.read()
+    comm = text[text.index("(") + 1:text.rindex(")")]
+    fields = text[text.rindex(")") + 2:].split()
+    return comm, fields[0], (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_cpu(pid: int) -> float:
+    return read_proc_stat(pid)[2]
+
+
+def proc_status(pid: int, key: str) -> int:
+    """A ``kB`` line of /proc/PID/status, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def system_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        vals = [int(v) for v in f.readline().split()[1:]]
+    total = sum(vals[:8])
+    idle = vals[3] + vals[4]
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """user+sys seconds of each thread of ``pid``, keyed by tid:comm."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            comm, _, cpu = read_proc_stat(pid, tid)
+        except OSError:
+            continue
+        out[f"{tid}:{comm}"] = cpu
+    return out
+
+
+def thread_group(comm: str) -> str:
+    return re.sub(r"[-_]?\d+$", "", comm)
+
+
+class ThreadSampler(threading.Thread):
+    """Samples the run state of every thread of the daemon (and of a client) every few ms."""
+
+    def __init__(self, daemon_pid: int, interval: float = 0.002):
+        super().__init__(daemon=True)
+        self.daemon_pid = daemon_pid
+        self.client_pid: int | None = None
+        self.interval = interval
+        self.stop = threading.Event()
+        self.samples = 0
+        self.running_hist: dict[int, int] = {}
+        self.running_by_group: dict[str, int] = {}
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            running = 0
+            pids = [(self.daemon_pid, "daemon")]
+            if self.client_pid:
+                pids.append((self.client_pid, "client"))
+            for pid, who in pids:
+                try:
+                    tids = os.listdir(f"/proc/{pid}/task")
+                except OSError:
+                    continue
+                for tid in tids:
+                    try:
+                        comm, state, _ = read_proc_stat(pid, tid)
+                    except (OSError, ValueError):
+                        continue
+                    if state == "R":
+                        running += 1
+                        group = f"{who}:{thread_group(comm)}"
+                        self.running_by_group[group] = self.running_by_group.get(group, 0) + 1
+            self.samples += 1
+            self.running_hist[running] = self.running_hist.get(running, 0) + 1
+            time.sleep(self.interval)
+
+
+# --------------------------------------------------------------------------------------------
+# Mounts and timed commands
+
+
+def mounted(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split(" ")[4] == str(path) for line in f)
+
+
+class Mount:
+    """A zarrfs daemon serving ``store`` on ``mountpoint`` (fresh each time: cold cache)."""
+
+    def __init__(self, bench: "Bench", store: Path, *extra: str):
+        self.bench = bench
+        self.store = store
+        self.path = bench.mnt
+        self.extra = list(extra)
+        self.pid = 0
+
+    def __enter__(self) -> "Mount":
+        if mounted(self.path):
+            subprocess.run([str(self.bench.zarrfs), "umount", str(self.path)], check=False)
+        cmd = [str(self.bench.zarrfs), "mount", str(self.store), str(self.path),
+               "--log", str(self.bench.work / "zarrfs.log"), *self.extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BenchError(f"zarrfs mount failed: {proc.stderr.strip()}")
+        self.pid = self._find_daemon()
+        return self
+
+    def _find_daemon(self) -> int:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if (len(argv) > 3 and argv[1] == b"mount" and argv[3] == os.fsencode(self.path)
+                    and argv[0] == os.fsencode(self.bench.zarrfs)):
+                return int(entry)
+        raise BenchError(f"no zarrfs daemon found for {self.path}")
+
+    def stats(self) -> dict[str, int]:
+        text = (self.path / ".zarrfs" / "stats").read_text()
+        return {k: int(v) for k, v in (line.split() for line in text.splitlines() if line)}
+
+    def cpu(self) -> float:
+        return proc_cpu(self.pid)
+
+    def hwm(self) -> int:
+        return proc_status(self.pid, "VmHWM")
+
+    def unmount(self) -> None:
+        if mounted(self.path):
+            proc = subprocess.run([str(self.bench.zarrfs), "umount", str(self.path)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise BenchError(f"zarrfs umount failed: {proc.stderr.strip()}")
+        deadline = time.time() + 30
+        while self.pid and os.path.exists(f"/proc/{self.pid}") and time.time() < deadline:
+            try:
+                if read_proc_stat(self.pid)[1] == "Z":
+                    break
+            except OSError:
+                break
+            time.sleep(0.02)
+
+    def __exit__(self, *exc) -> None:
+        self.unmount()
+
+
+def run_timed(argv: list[str], mount: Mount | None = None, sampler_hook=None) -> dict:
+    """Runs a command to completion; wall time, its own CPU, the daemon's CPU, machine busy time
+    and the daemon's counter deltas."""
+    before_stats = mount.stats() if mount else {}
+    d0 = mount.cpu() if mount else 0.0
+    busy0, total0 = system_busy()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if sampler_hook:
+        sampler_hook(proc.pid)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    busy1, total1 = system_busy()
+    d1 = mount.cpu() if mount else 0.0
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise BenchError(f"{' '.join(argv[:2])} ... exited {proc.returncode}: {err.strip()}")
+    out = {
+        "wall": wall,
+        "client_cpu": usage.ru_utime + usage.ru_stime,
+        "daemon_cpu": d1 - d0,
+        "system_busy": busy1 - busy0,
+        "system_capacity": total1 - total0,
+    }
+    if mount:
+        after = mount.stats()
+        out["stats"] = {k: after[k] - before_stats.get(k, 0) for k in after}
+    return out
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while block := f.read(4 * MiB):
+            h.update(block)
+    return h.hexdigest()
+
+
+def summarize_runs(runs: list[dict], nbytes: int) -> dict:
+    wall = median([r["wall"] for r in runs])
+    cpu = median([(r["client_cpu"] + r["daemon_cpu"]) / r["wall"] for r in runs])
+    out = {
+        "runs": runs,
+        "seconds": wall,
+        "gb_s": nbytes / wall / 1e9,
+        "cpu_per_wall": cpu,
+        "daemon_cpu_per_wall": median([r["daemon_cpu"] / r["wall"] for r in runs]),
+        "system_busy_per_wall": median([r["system_busy"] / r["wall"] for r in runs]),
+    }
+    stats = [r.get("stats") for r in runs if r.get("stats")]
+    if stats:
+        reqs = median([s["read_requests"] for s in stats])
+        out["read_requests"] = reqs
+        out["avg_request_bytes"] = median(
+            [s["bytes_read"] / max(1, s["read_requests"]) for s in stats])
+        out["chunks_decoded"] = median([s["chunks_decoded"] for s in stats])
+        out["chunks_prefetched"] = median([s["chunks_prefetched"] for s in stats])
+        out["cache_hits"] = median([s["cache_hits"] for s in stats])
+        out["cache_misses"] = median([s["cache_misses"] for s in stats])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# In-process peers (run in a child interpreter each, so every library starts fresh)
+
+
+def flat_selection(shape: tuple[int, ...], start: int, count: int) -> tuple:
+    """The basic selection covering elements [start, start + count) of the C-order flat view,
+    when that range is one rectangular block (true for aligned 4 KiB ranges here)."""
+    import numpy as np
+
+    idx = np.unravel_index(start, shape)
+    for k in range(len(shape) - 1, -1, -1):
+        inner = math.prod(shape[k + 1:])
+        if count % inner == 0 and start % inner == 0 and idx[k] + count // inner <= shape[k]:
+            return (tuple(int(i) for i in idx[:k]) + (slice(int(idx[k]), int(idx[k]) + count // inner),)
+                    + (slice(None),) * (len(shape) - k - 1))
+    raise ValueError(f"range {start}+{count} is not a block of {shape}")
+
+
+def open_reader(lib: str, store: str):
+    """A function reading a selection of the array at ``store`` with ``lib``."""
+    if lib == "tensorstore":
+        import tensorstore as ts
+
+        arr = ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": store}},
+                      read=True).result()
+        return arr, lambda sel=...: arr[sel].read().result()
+    import zarr
+
+    if lib == "zarrs":
+        import zarrs  # noqa: F401  (registers the pipeline)
+
+        zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline",
+                         "codec_pipeline.strict": True})
+    arr = zarr.open_array(store, mode="r")
+    return arr, lambda sel=...: arr[sel]
+
+
+def worker(task: dict) -> dict:
+    """Runs one in-process measurement described by ``task``; returns JSON-able results."""
+    import numpy as np
+
+    op, lib, store = task["op"], task.get("lib", "zarr"), task.get("store")
+    if op == "read_all":
+        _, read = open_reader(lib, store)
+        times, result = [], None
+        for _ in range(task["repeats"]):
+            result = None
+            t0 = time.perf_counter()
+            result = read()
+            times.append(time.perf_counter() - t0)
+        data = np.ascontiguousarray(result)
+        return {"times": times, "sha256": hashlib.sha256(memoryview(data).cast("B")).hexdigest()}
+    if op == "random":
+        arr, read = open_reader(lib, store)
+        shape = tuple(arr.shape)
+        itemsize = np.dtype(task["dtype"]).itemsize
+        offsets = task["offsets"]
+        lat, h = [], hashlib.sha256()
+        for off in offsets:
+            sel = flat_selection(shape, off // itemsize, task["size"] // itemsize)
+            t0 = time.perf_counter_ns()
+            block = read(sel)
+            lat.append((time.perf_counter_ns() - t0) / 1000)
+            h.update(np.ascontiguousarray(block).tobytes())
+        return {"latency_us": lat, "sha256": h.hexdigest()}
+    if op == "chunkwise":
+        arr, read = open_reader(lib, store)
+        grid = [range(-(-s // c)) for s, c in zip(arr.shape, arr.chunks)]
+        import itertools
+
+        sels = [tuple(slice(i * c, (i + 1) * c) for i, c in zip(index, arr.chunks))
+                for index in itertools.product(*grid)]
+        times = []
+        for _ in range(task["repeats"]):
+            t0 = time.perf_counter()
+            for sel in sels:
+                read(sel)
+            times.append(time.perf_counter() - t0)
+        return {"times": times, "chunks": len(sels)}
+    if op == "write":
+        import zarr
+
+        meta = Path(task["template"]) / ".zarray"
+        x = np.fromfile(task["raw"], dtype=task["dtype"]).reshape(task["shape"])
+        times = []
+        for _ in range(task["repeats"]):
+            dest = Path(task["scratch"])
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir(parents=True)
+            shutil.copy(meta, dest / ".zarray")
+            arr = zarr.open_array(str(dest), mode="r+")
+            t0 = time.perf_counter()
+            arr[...] = x
+            times.append(time.perf_counter() - t0)
+        back = np.ascontiguousarray(zarr.open_array(str(dest), mode="r")[...])
+        return {"times": times, "sha256": hashlib.sha256(memoryview(back).cast("B")).hexdigest()}
+    raise ValueError(f"unknown worker op {op}")
+
+
+def run_worker(task: dict) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(task, f)
+        task_file = f.name
+    try:
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", task_file],
+                              capture_output=True, text=True)
+    finally:
+        os.unlink(task_file)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return {"error": tail}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark
+
+
+class Bench:
+    """Holds the configuration of one run and collects its results."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.quick = args.quick
+        self.work = Path(args.work_dir).resolve()
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.mnt = self.work / "mnt"
+        self.mnt.mkdir(exist_ok=True)
+        self.repeats = args.repeats
+        self.specs = dataset_specs(self.quick)
+        self.selected = [n.strip().upper() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in self.selected if n not in self.specs]
+        if unknown:
+            raise BenchError(f"unknown dataset(s) {', '.join(unknown)}; choose from A,B,C,D,U")
+        # U (and its raw file) is the ceiling that A's targets refer to.
+        self.stores = list(self.selected)
+        if "A" in self.stores and "U" not in self.stores:
+            self.stores.append("U")
+        self.compressed = [n for n in self.selected if n != "U"]
+        self.results: dict = {"datasets": {}, "seq": {}, "peers": {}, "limits": {}, "random": {},
+                              "chunks": {}, "write": {}, "rss": {}, "validation": {},
+                              "diagnostics": {}, "notes": []}
+        self.zarrfs, self.decode_bench = self._snapshot_binaries()
+
+    def _snapshot_binaries(self) -> tuple[Path, Path]:
+        """Copies the release binaries into the work dir so a rebuild during the run cannot
+        change what is measured."""
+        bindir = self.work / "bin"
+        bindir.mkdir(exist_ok=True)
+        out = []
+        for name in ("zarrfs", "zarrfs-decode-bench"):
+            src = ROOT / "target" / "release" / name
+            if not src.exists():
+                raise BenchError(f"{src.relative_to(ROOT)} missing: run cargo build --release")
+            dst = bindir / name
+            tmp = bindir / (name + ".tmp")
+            shutil.copy2(src, tmp)
+            os.replace(tmp, dst)
+            out.append(dst)
+        return out[0], out[1]
+
+    # -- datasets ------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        raw_for = {"U"} if "U" in self.stores else set()
+        generate(self.work, self.specs, self.stores, raw_for)
+        for name in self.stores:
+            spec = self.specs[name]
+            path = store_path(self.work, name)
+            self.results["datasets"][name] = {
+                "dtype": spec.dtype, "shape": list(spec.shape), "chunks": list(spec.chunks),
+                "codec": spec.codec, "description": spec.description, "bytes": spec.nbytes,
+                "stored_bytes": stored_bytes(path) - (path / ".zarray").stat().st_size,
+                "num_chunks": spec.num_chunks,
+            }
+        paths = [store_path(self.work, n) for n in self.stores]
+        if "U" in self.stores:
+            paths.append(raw_path(self.work, "U"))
+        log(f"warming the page cache ({len(paths)} stores/files)")
+        warm_page_cache(*paths)
+
+    def warm(self, name: str) -> None:
+        """Re-reads a store (cheap when resident) so that it is in the page cache."""
+        warm_page_cache(store_path(self.work, name))
+
+    # -- scenarios 1, 2 and part of 4 ----------------------------------------------------------
+
+    def sequential(self, name: str) -> None:
+        spec = self.specs[name]
+        store = store_path(self.work, name)
+        self.warm(name)
+        cat_runs, dd_runs, warm_runs, hwm = [], [], [], []
+        mount_hash = None
+        for rep in range(self.repeats):
+            with Mount(self, store) as m:
+                cat_runs.append(run_timed(["cat", str(m.path / "data")], m))
+                hwm.append(m.hwm())
+                if rep == self.repeats - 1:
+                    for _ in range(self.repeats):
+                        warm_runs.append(run_timed(["cat", str(m.path / "data")], m))
+                    mount_hash = sha256_file(m.path / "data")
+        for _ in range(self.repeats):
+            with Mount(self, store) as m:
+                dd_runs.append(run_timed(["dd", f"if={m.path / 'data'}", "of=/dev/null",
+                                          "bs=1M"], m))
+        ro_runs = []
+        with Mount(self, store, "--read-only") as m:
+            run_timed(["cat", str(m.path / "data")], m)
+            for _ in range(self.repeats):
+                ro_runs.append(run_timed(["cat", str(m.path / "data")], m))
+        seq = {
+            "cold_cat": summarize_runs(cat_runs, spec.nbytes),
+            "cold_dd": summarize_runs(dd_runs, spec.nbytes),
+            "warm_cat": summarize_runs(warm_runs, spec.nbytes),
+            "warm_cat_ro": summarize_runs(ro_runs, spec.nbytes),
+            "daemon_peak_rss": max(hwm),
+        }
+        self.results["seq"][name] = seq
+        self.results["validation"].setdefault(name, {})["mount_data"] = mount_hash
+        c = seq["cold_cat"]
+        log(f"{name}: cold cat {c['seconds']:.3f}s {c['gb_s']:.2f} GB/s  dd "
+            f"{seq['cold_dd']['gb_s']:.2f}  warm {seq['warm_cat']['gb_s']:.2f}  "
+            f"warm ro {seq['warm_cat_ro']['gb_s']:.2f} GB/s  cpu/wall {c['cpu_per_wall']:.2f}  "
+            f"avg request {c.get('avg_request_bytes', 0) / 1024:.0f} KiB")
+
+    # -- scenario 3 ----------------------------------------------------------------------------
+
+    def peers(self, name: str) -> None:
+        spec = self.specs[name]
+        store = str(store_path(self.work, name))
+        out = {}
+        for lib in ("zarr", "zarrs", "tensorstore"):
+            self.warm(name)
+            res = run_worker({"op": "read_all", "lib": lib, "store": store,
+                              "repeats": self.repeats})
+            if "error" not in res:
+                res["seconds"] = median(res["times"])
+                res["gb_s"] = spec.nbytes / res["seconds"] / 1e9
+                log(f"{name}: {lib} read-all {res['seconds']:.3f}s {res['gb_s']:.2f} GB/s")
+            else:
+                log(f"{name}: {lib} failed: {res['error']}")
+            out[lib] = res
+        self.results["peers"][name] = out
+        self.results["validation"].setdefault(name, {}).update(
+            {lib: r.get("sha256") for lib, r in out.items()})
+
+    # -- scenario 4 ----------------------------------------------------------------------------
+
+    def decode_limit(self, name: str) -> None:
+        store = str(store_path(self.work, name))
+        out = {}
+        for mode, extra in (("load", []), ("decode", ["--decode-only"])):
+            self.warm(name)
+            proc = subprocess.run([str(self.decode_bench), store, "--repeat", str(self.repeats),
+                                   *extra], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise BenchError(f"zarrfs-decode-bench failed: {proc.stderr.strip()}")
+            res = json.loads(proc.stdout)
+            res.pop("store", None)
+            out[mode] = res
+        self.results["limits"].setdefault("decode", {})[name] = out
+        log(f"{name}: decode limit {out['load']['gb_s']:.2f} GB/s (load+decode), "
+            f"{out['decode']['gb_s']:.2f} GB/s (decode only)")
+
+    def raw_file_limit(self) -> None:
+        raw = raw_path(self.work, "U")
+        warm_page_cache(raw)
+        runs = [run_timed(["cat", str(raw)]) for _ in range(self.repeats)]
+        self.results["limits"]["raw_file_cat"] = summarize_runs(runs, raw.stat().st_size)
+        log(f"raw file cat {self.results['limits']['raw_file_cat']['gb_s']:.2f} GB/s")
+
+    # -- scenario 5 ----------------------------------------------------------------------------
+
+    def random_reads(self, name: str) -> None:
+        import numpy as np
+
+        spec = self.specs[name]
+        store = store_path(self.work, name)
+        pages = spec.nbytes // PAGE
+        n = min(RANDOM_READS, pages)
+        cold_offsets = (np.random.default_rng(1).choice(pages, n, replace=False) * PAGE).tolist()
+        warm_offsets = (np.random.default_rng(2).choice(pages, n, replace=False) * PAGE).tolist()
+        self.warm(name)
+
+        def preads(path: Path, offsets: list[int]) -> tuple[list[float], str]:
+            fd = os.open(path, os.O_RDONLY)
+            lat, h = [], hashlib.sha256()
+            try:
+                for off in offsets:
+                    t0 = time.perf_counter_ns()
+                    block = os.pread(fd, PAGE, off)
+                    lat.append((time.perf_counter_ns() - t0) / 1000)
+                    h.update(block)
+            finally:
+                os.close(fd)
+            return lat, h.hexdigest()
+
+        out = {}
+        with Mount(self, store) as m:
+            s0 = m.stats()
+            lat, cold_hash = preads(m.path / "data", cold_offsets)
+            s1 = m.stats()
+            out["zarrfs_cold"] = self._latency(lat, s0, s1)
+            run_timed(["cat", str(m.path / "data")], m)  # whole array into the chunk cache
+            s0 = m.stats()
+            lat, _ = preads(m.path / "data", warm_offsets)
+            s1 = m.stats()
+            out["zarrfs_warm"] = self._latency(lat, s0, s1)
+        k = min(self.args.peer_random, n)
+        res = run_worker({"op": "random", "lib": "zarr", "store": str(store),
+                          "dtype": spec.dtype, "offsets": cold_offsets[:k], "size": PAGE})
+        if "error" in res:
+            out["zarr"] = {"error": res["error"]}
+        else:
+            out["zarr"] = self._latency(res["latency_us"])
+            # Same ranges, same bytes: compare with the first k reads through the mount.
+            h = hashlib.sha256()
+            with Mount(self, store) as m:
+                fd = os.open(m.path / "data", os.O_RDONLY)
+                for off in cold_offsets[:k]:
+                    h.update(os.pread(fd, PAGE, off))
+                os.close(fd)
+            out["ranges_match"] = h.hexdigest() == res["sha256"]
+        out["zarr_reads"] = k
+        out["reads"] = n
+        self.results["random"][name] = out
+        log(f"{name}: random 4K p50/p99 µs cold {out['zarrfs_cold']['p50']:.0f}/"
+            f"{out['zarrfs_cold']['p99']:.0f} warm {out['zarrfs_warm']['p50']:.0f}/"
+            f"{out['zarrfs_warm']['p99']:.0f} zarr {out['zarr'].get('p50', float('nan')):.0f}/"
+            f"{out['zarr'].get('p99', float('nan')):.0f}")
+
+    @staticmethod
+    def _latency(lat: list[float], s0: dict | None = None, s1: dict | None = None) -> dict:
+        s = sorted(lat)
+        out = {"p50": percentile(s, 0.5), "p99": percentile(s, 0.99),
+               "mean": statistics.fmean(s), "max": s[-1]}
+        if s0 and s1:
+            reqs = s1["read_requests"] - s0["read_requests"] - 1  # minus the stats read
+            out["daemon_requests"] = reqs
+            out["avg_request_bytes"] = (s1["bytes_read"] - s0["bytes_read"]) / max(1, reqs)
+            out["chunks_decoded"] = s1["chunks_decoded"] - s0["chunks_decoded"]
+        return out
+
+    # -- scenario 6 ----------------------------------------------------------------------------
+
+    def chunk_files(self, name: str) -> None:
+        spec = self.specs[name]
+        store = store_path(self.work, name)
+        self.warm(name)
+        runs = []
+        for _ in range(self.repeats):
+            with Mount(self, store) as m:
+                files = sorted(str(p) for p in (m.path / "chunks").iterdir())
+                runs.append(run_timed(["cat", *files], m))
+        chunk_bytes = math.prod(spec.chunks) * spec.itemsize * spec.num_chunks
+        out = {"zarrfs_cat": summarize_runs(runs, chunk_bytes)}
+        res = run_worker({"op": "chunkwise", "lib": "zarr", "store": str(store),
+                          "repeats": self.repeats})
+        if "error" not in res:
+            res["seconds"] = median(res["times"])
+            res["gb_s"] = chunk_bytes / res["seconds"] / 1e9
+        out["zarr"] = res
+        self.results["chunks"][name] = out
+        log(f"{name}: cat chunks/* {out['zarrfs_cat']['seconds']:.3f}s, zarr chunk by chunk "
+            f"{res.get('seconds', float('nan')):.3f}s")
+
+    # -- scenario 7 ----------------------------------------------------------------------------
+
+    def write_supported(self, name: str) -> tuple[bool, str]:
+        """Whether the mount accepts a write open of ``data`` (probed on a scratch copy)."""
+        scratch = self.work / "write" / f"{name}.zarr"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        shutil.copy(store_path(self.work, name) / ".zarray", scratch / ".zarray")
+        try:
+            with Mount(self, scratch) as m:
+                try:
+                    fd = os.open(m.path / "data", os.O_WRONLY)
+                except OSError as e:
+                    return False, f"open(data, O_WRONLY) fails with {errno.errorcode.get(e.errno, e.errno)} ({e.strerror})"
+                os.close(fd)
+                return True, "open for writing succeeds"
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def write(self, name: str) -> None:
+        spec = self.specs[name]
+        ok, why = self.write_supported(name)
+        if not ok:
+            self.results["write"][name] = {"skipped": why}
+            log(f"{name}: write skipped: {why}")
+            return
+        raw = raw_path(self.work, "U") if spec.values == "field2d" and spec.dtype == "<f4" \
+            else self._raw_of(name)
+        scratch = self.work / "write" / f"{name}.zarr"
+        runs, sha = [], None
+        for _ in range(self.repeats):
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True)
+            shutil.copy(store_path(self.work, name) / ".zarray", scratch / ".zarray")
+            m = Mount(self, scratch).__enter__()
+            t0 = time.perf_counter()
+            try:
+                subprocess.run(["dd", f"if={raw}", f"of={m.path / 'data'}", "bs=1M",
+                                "conv=notrunc"], check=True, stderr=subprocess.DEVNULL)
+            finally:
+                m.unmount()
+            runs.append(time.perf_counter() - t0)
+        back = run_worker({"op": "read_all", "lib": "zarr", "store": str(scratch), "repeats": 1})
+        sha = back.get("sha256")
+        expected = self.results["validation"].get(name, {}).get("zarr")
+        peer = run_worker({"op": "write", "template": str(store_path(self.work, name)),
+                           "raw": str(raw), "dtype": spec.dtype, "shape": list(spec.shape),
+                           "scratch": str(self.work / "write" / f"{name}-zarr.zarr"),
+                           "repeats": self.repeats})
+        self.results["write"][name] = {
+            "zarrfs_dd": {"times": runs, "seconds": median(runs),
+                          "gb_s": spec.nbytes / median(runs) / 1e9},
+            "zarr": {**peer, "seconds": median(peer.get("times", [])),
+                     "gb_s": spec.nbytes / median(peer["times"]) / 1e9 if "times" in peer
+                     else float("nan")},
+            "roundtrip_ok": sha is not None and sha == expected,
+        }
+        shutil.rmtree(self.work / "write", ignore_errors=True)
+        if sha != expected:
+            raise BenchError(f"{name}: array written through the mount differs from the source")
+
+    def _raw_of(self, name: str) -> Path:
+        import numpy as np
+        import zarr
+
+        path = self.work / f"{name}.write-source.raw"
+        if not path.exists():
+            np.ascontiguousarray(zarr.open_array(str(store_path(self.work, name)),
+                                                 mode="r")[...]).tofile(path)
+        return path
+
+    # -- scenario 8 ----------------------------------------------------------------------------
+
+    def rss(self, name: str) -> None:
+        spec = self.specs[name]
+        store = store_path(self.work, name)
+        self.warm(name)
+        peaks = []
+        for _ in range(self.repeats):
+            with Mount(self, store, "--cache-size", f"{RSS_CACHE_SIZE // MiB}MiB") as m:
+                base = m.hwm()
+                run_timed(["cat", str(m.path / "data")], m)
+                peaks.append((m.hwm(), base, m.stats()["cache_bytes"]))
+        self.results["rss"][name] = {
+            "cache_size": RSS_CACHE_SIZE, "bytes_read": spec.nbytes,
+            "peak": max(p[0] for p in peaks), "at_start": min(p[1] for p in peaks),
+            "cache_bytes_at_end": max(p[2] for p in peaks),
+        }
+        log(f"{name}: peak RSS with --cache-size 128MiB: "
+            f"{self.results['rss'][name]['peak'] / MiB:.0f} MiB")
+
+    # -- diagnostics ---------------------------------------------------------------------------
+
+    def diagnostics(self, name: str) -> None:
+        """One extra cold `cat` with thread sampling and per-thread CPU; then one under perf."""
+        store = store_path(self.work, name)
+        self.warm(name)
+        diag: dict = {"dataset": name}
+        with Mount(self, store) as m:
+            sampler = ThreadSampler(m.pid)
+            cpu0 = thread_cpu(m.pid)
+            sampler.start()
+
+            def hook(pid: int) -> None:
+                sampler.client_pid = pid
+
+            res = run_timed(["cat", str(m.path / "data")], m, sampler_hook=hook)
+            sampler.stop.set()
+            sampler.join()
+            cpu1 = thread_cpu(m.pid)
+            groups: dict[str, float] = {}
+            for key, val in cpu1.items():
+                comm = key.split(":", 1)[1]
+                groups[thread_group(comm)] = groups.get(thread_group(comm), 0.0) + val - cpu0.get(key, 0.0)
+            diag["wall"] = res["wall"]
+            diag["client_cpu"] = res["client_cpu"]
+            diag["daemon_cpu"] = res["daemon_cpu"]
+            diag["thread_cpu"] = groups
+            diag["samples"] = sampler.samples
+            diag["running_hist"] = {str(k): v for k, v in sorted(sampler.running_hist.items())}
+            diag["running_by_group"] = {k: v / max(1, sampler.samples)
+                                        for k, v in sorted(sampler.running_by_group.items())}
+            diag["stats"] = res["stats"]
+            diag["kernel"] = self._fuse_kernel_settings(m.path)
+        diag["perf"] = self._perf_profile(store) if not self.args.no_perf else None
+        self.results["diagnostics"] = diag
+
+    @staticmethod
+    def _fuse_kernel_settings(path: Path) -> dict:
+        st = os.stat(path)
+        major, minor = os.major(st.st_dev), os.minor(st.st_dev)
+        out = {}
+        for key, file in (("read_ahead_kb", f"/sys/class/bdi/{major}:{minor}/read_ahead_kb"),
+                          ("max_ratio", f"/sys/class/bdi/{major}:{minor}/max_ratio"),
+                          ("max_background", f"/sys/fs/fuse/connections/{minor}/max_background"),
+                          ("congestion_threshold",
+                           f"/sys/fs/fuse/connections/{minor}/congestion_threshold")):
+            try:
+                out[key] = int(Path(file).read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return out
+
+    def _perf_profile(self, store: Path) -> dict | None:
+        perf = shutil.which("perf")
+        if not perf:
+            return None
+        data = self.work / "perf.data"
+        with Mount(self, store) as m:
+            proc = subprocess.run([perf, "record", "-q", "-F", "1999", "-a", "-o", str(data),
+                                   "--", "cat", str(m.path / "data")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0 or not data.exists():
+            return {"error": (proc.stderr.strip().splitlines() or ["perf record failed"])[-1]}
+        out = {}
+        for sort in ("comm", "comm,dso,sym"):
+            rep = subprocess.run([perf, "report", "-i", str(data), "--stdio", "--no-children",
+                                  "--sort", sort, "--percent-limit", "1.0"],
+                                 capture_output=True, text=True)
+            rows = []
+            for line in rep.stdout.splitlines():
+                mm = re.match(r"\s*([\d.]+)%\s+(.*)", line)
+                if mm:
+                    rows.append([float(mm.group(1)), re.sub(r"\s+", " ", mm.group(2)).strip()])
+            out[sort] = rows[:25]
+        data.unlink(missing_ok=True)
+        Path(str(data) + ".old").unlink(missing_ok=True)
+        return out
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def validate(self) -> list[str]:
+        problems = []
+        for name, v in self.results["validation"].items():
+            expected = v.get("zarr")
+            if expected is None:
+                problems.append(f"{name}: zarr-python could not read the array")
+                continue
+            if v.get("mount_data") != expected:
+                problems.append(f"{name}: bytes of data through the mount differ from zarr-python")
+            for lib in ("zarrs", "tensorstore"):
+                if v.get(lib) and v[lib] != expected:
+                    self.results["notes"].append(f"{name}: {lib} returned different bytes "
+                                                 "than zarr-python")
+        for name, r in self.results["random"].items():
+            if r.get("ranges_match") is False:
+                problems.append(f"{name}: random 4 KiB ranges differ from zarr-python's")
+        return problems
+
+    def run(self) -> None:
+        started = time.time()
+        self.results["machine"] = machine_facts()
+        self.results["config"] = {"quick": self.quick, "repeats": self.repeats,
+                                  "selected": self.selected, "random_reads": RANDOM_READS,
+                                  "peer_random": self.args.peer_random}
+        self.prepare()
+        for name in self.stores:
+            self.sequential(name)
+            self.peers(name)
+            if name in self.compressed:
+                self.decode_limit(name)
+                self.random_reads(name)
+                self.chunk_files(name)
+        if "U" in self.stores:
+            self.raw_file_limit()
+        write_names = self.compressed if not self.args.no_write else []
+        for name in write_names:
+            self.write(name)
+            if "skipped" in self.results["write"][name]:
+                for other in write_names:
+                    self.results["write"][other] = self.results["write"][name]
+                break
+        if "A" in self.selected:
+            self.rss("A")
+        if self.compressed:
+            self.diagnostics("A" if "A" in self.compressed else self.compressed[0])
+        self.results["machine"]["loadavg_end"] = os.getloadavg()
+        self.results["elapsed_s"] = time.time() - started
+        problems = self.validate()
+        self.results["validation_problems"] = problems
+        if problems:
+            raise BenchError("; ".join(problems))
+
+
+def machine_facts() -> dict:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = proc_meminfo("MemTotal")
+    versions = {}
+    for mod in ("zarr", "numcodecs", "numpy", "tensorstore", "zarrs"):
+        try:
+            from importlib.metadata import version
+
+            versions[mod] = version(mod)
+        except Exception:  # noqa: BLE001
+            versions[mod] = "?"
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True).stdout.strip()
+        rev = rev + (" + uncommitted changes in src/" if dirty else "")
+    except OSError:
+        rev = "?"
+    return {
+        "nproc": os.cpu_count(), "kernel": platform.release(), "cpu": cpu,
+        "memory_gib": round(mem / (1 << 30), 1), "python": platform.python_version(),
+        "versions": versions, "zarrfs_revision": rev,
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def proc_meminfo(key: str) -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Targets and report
+
+
+def targets(r: dict) -> list[dict]:
+    """The performance targets of the issue, each with the measured value and PASS/FAIL."""
+    out = []
+
+    def add(name: str, measured: float | None, limit: float | None, ok: bool | None,
+            detail: str) -> None:
+        status = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+        out.append({"target": name, "measured": measured, "limit": limit, "status": status,
+                    "detail": detail})
+
+    seq, peers, lim = r["seq"], r["peers"], r["limits"].get("decode", {})
+    a = seq.get("A", {}).get("cold_cat")
+    za = peers.get("A", {}).get("zarr", {}).get("seconds")
+    if a and za:
+        ratio = a["seconds"] / za
+        add("A cold `cat data` time ≤ 0.8× zarr-python read-all", ratio, 0.8, ratio <= 0.8,
+            f"{a['seconds']:.3f} s vs {za:.3f} s")
+    else:
+        add("A cold `cat data` time ≤ 0.8× zarr-python read-all", None, 0.8, None, "not measured")
+    dl = lim.get("A", {}).get("load", {}).get("gb_s")
+    if a and dl:
+        ratio = a["gb_s"] / dl
+        add("A cold `cat data` throughput ≥ 0.85× in-process decode limit", ratio, 0.85,
+            ratio >= 0.85, f"{a['gb_s']:.2f} GB/s vs {dl:.2f} GB/s")
+    else:
+        add("A cold `cat data` throughput ≥ 0.85× in-process decode limit", None, 0.85, None,
+            "not measured")
+    for name in ("B", "C", "D"):
+        for lib, label in (("tensorstore", "tensorstore"), ("zarrs", "zarrs")):
+            c = seq.get(name, {}).get("cold_cat")
+            p = peers.get(name, {}).get(lib, {}).get("seconds")
+            title = f"{name} cold `cat data` time ≤ 1.0× {label}"
+            if c and p:
+                ratio = c["seconds"] / p
+                add(title, ratio, 1.0, ratio <= 1.0, f"{c['seconds']:.3f} s vs {p:.3f} s")
+            else:
+                add(title, None, 1.0, None, "not measured")
+    w = seq.get("A", {}).get("warm_cat")
+    u = seq.get("U", {})
+    ceiling = max([u[k]["gb_s"] for k in ("cold_cat", "warm_cat") if k in u], default=None)
+    title = "A warm re-read ≥ 0.9× U through the mount (GB/s)"
+    if w and ceiling:
+        ratio = w["gb_s"] / ceiling
+        add(title, ratio, 0.9, ratio >= 0.9,
+            f"{w['gb_s']:.2f} GB/s vs {ceiling:.2f} GB/s (best of U cold/warm)")
+    else:
+        add(title, None, 0.9, None, "not measured")
+    rnd = r["random"].get("A", {}).get("zarrfs_warm")
+    title = "A random 4 KiB warm reads p50 ≤ 50 µs"
+    if rnd:
+        add(title, rnd["p50"], 50.0, rnd["p50"] <= 50.0, f"p50 {rnd['p50']:.1f} µs")
+    else:
+        add(title, None, 50.0, None, "not measured")
+    rss = r["rss"].get("A")
+    title = "daemon peak RSS ≤ cache + 64 MiB (`--cache-size 128MiB`, reading A)"
+    if rss:
+        limit = (rss["cache_size"] + RSS_SLACK) / MiB
+        add(title, rss["peak"] / MiB, limit, rss["peak"] <= rss["cache_size"] + RSS_SLACK,
+            f"{rss['peak'] / MiB:.0f} MiB vs {limit:.0f} MiB")
+    else:
+        add(title, None, None, None, "not measured")
+    title = "A `cat data`: user+sys CPU ≥ 1.6× wall"
+    if a:
+        add(title, a["cpu_per_wall"], 1.6, a["cpu_per_wall"] >= 1.6,
+            f"daemon {a['daemon_cpu_per_wall']:.2f} + cat "
+            f"{a['cpu_per_wall'] - a['daemon_cpu_per_wall']:.2f} CPU-s per wall-s")
+    else:
+        add(title, None, 1.6, None, "not measured")
+    return out
+
+
+def fmt(v, digits=2, unit="") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.{digits}f}{unit}"
+
+
+def write_report(r: dict, md_path: Path, png_path: Path, command: str) -> None:
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    make_chart(r, png_path)
+    tg = targets(r)
+    m = r["machine"]
+    L: list[str] = []
+    add = L.append
+    add("# zarrfs benchmarks")
+    add("")
+    add(f"Generated by `{command}`{' (quick smoke run: 1/16-size datasets)' if r['config']['quick'] else ''}"
+        f" on {m['date']}; rerun it to regenerate this file and "
+        f"[{png_path.name}]({os.path.relpath(png_path, md_path.parent)}). Every number is the "
+        f"median of {r['config']['repeats']} runs from the same run of the script, with the store "
+        "files in the page cache. GB/s = array bytes (decoded) / seconds / 10⁹.")
+    add("")
+    add(f"![throughput]({os.path.relpath(png_path, md_path.parent)})")
+    add("")
+    add("## Targets")
+    add("")
+    add("| target | measured | limit | result | detail |")
+    add("|---|---:|---:|:---:|---|")
+    for t in tg:
+        add(f"| {t['target']} | {fmt(t['measured'])} | {fmt(t['limit'])} | **{t['status']}** | "
+            f"{t['detail']} |")
+    add("")
+    add("## Machine")
+    add("")
+    add(f"- {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}")
+    add(f"- load average at start / end: {', '.join(f'{x:.2f}' for x in m['loadavg_start'])} / "
+        f"{', '.join(f'{x:.2f}' for x in m.get('loadavg_end', ()))}")
+    add(f"- zarrfs {m['zarrfs_revision']}, release build; Python {m['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    add("")
+    add("## Datasets")
+    add("")
+    add("| | dtype | shape | chunks | codec | chunks | array MiB | stored MiB | ratio |")
+    add("|---|---|---|---|---|---:|---:|---:|---:|")
+    for name, d in r["datasets"].items():
+        add(f"| {name} | {d['dtype']} | {'×'.join(map(str, d['shape']))} | "
+            f"{'×'.join(map(str, d['chunks']))} | {d['description'].split(', ')[-1]} | "
+            f"{d['num_chunks']} | {d['bytes'] / MiB:.0f} | {d['stored_bytes'] / MiB:.0f} | "
+            f"{d['bytes'] / max(1, d['stored_bytes']):.2f} |")
+    add("")
+    add("## Sequential whole-array reads (scenarios 1–4)")
+    add("")
+    add("`vs zarr-python` is time ÷ zarr-python's `a[...]` time (lower is better); "
+        "`vs limit` is GB/s ÷ the in-process decode limit (zarrfs's codecs on all cores, "
+        "reading and decoding every chunk, no FUSE). CPU/wall counts the daemon plus the "
+        "reading process (user+sys).")
+    add("")
+    add("| data | method | s | GB/s | vs zarr-python | vs limit | CPU/wall | avg request KiB |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name in r["datasets"]:
+        seq = r["seq"].get(name, {})
+        peers = r["peers"].get(name, {})
+        zt = peers.get("zarr", {}).get("seconds")
+        lim = r["limits"].get("decode", {}).get(name, {})
+        lg = lim.get("load", {}).get("gb_s")
+        rows = [
+            ("zarrfs `cat data`, cold", seq.get("cold_cat")),
+            ("zarrfs `dd bs=1M`, cold", seq.get("cold_dd")),
+            ("zarrfs `cat data`, warm chunk cache", seq.get("warm_cat")),
+            ("zarrfs `cat data`, warm, `--read-only` (kernel page cache)", seq.get("warm_cat_ro")),
+            ("zarr-python `a[...]`", peers.get("zarr")),
+            ("zarr-python + zarrs pipeline", peers.get("zarrs")),
+            ("tensorstore", peers.get("tensorstore")),
+        ]
+        if lim:
+            rows.append(("limit: zarrfs codecs in-process, read+decode", lim.get("load")))
+            rows.append(("limit: zarrfs codecs in-process, decode only", lim.get("decode")))
+        for label, res in rows:
+            if not res:
+                continue
+            if "error" in res:
+                add(f"| {name} | {label} | failed: {res['error'][:80]} | | | | | |")
+                continue
+            s = res["seconds"]
+            add(f"| {name} | {label} | {fmt(s, 3)} | {fmt(res['gb_s'])} | "
+                f"{fmt(s / zt if zt else None)} | {fmt(res['gb_s'] / lg if lg else None)} | "
+                f"{fmt(res.get('cpu_per_wall'))} | "
+                f"{fmt(res['avg_request_bytes'] / 1024 if 'avg_request_bytes' in res else None, 0)} |")
+    raw = r["limits"].get("raw_file_cat")
+    if raw:
+        add(f"| – | limit: `cat` of a plain raw file ({r['datasets']['U']['bytes'] / MiB:.0f} MiB) "
+            f"from the page cache | {fmt(raw['seconds'], 3)} | {fmt(raw['gb_s'])} | | | "
+            f"{fmt(raw['cpu_per_wall'])} | |")
+    add("")
+    add("## Random 4 KiB reads (scenario 5)")
+    add("")
+    add(f"{r['config']['random_reads']:,} `pread`s of 4 KiB at random 4 KiB-aligned offsets of "
+        "`data` through a fresh mount (cold), then another set after the whole array is in the "
+        "chunk cache (warm). zarr-python reads the first "
+        f"{r['config']['peer_random']:,} of the cold ranges as `a[sel]` (it has no chunk cache, so "
+        "cold and warm are the same); the bytes are compared. Latencies in µs, per call, "
+        "measured in Python around the call.")
+    add("")
+    add("| data | reader | p50 µs | p99 µs | mean µs | daemon requests | avg request KiB | chunks decoded |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, rr in r["random"].items():
+        for key, label in (("zarrfs_cold", "zarrfs, cold"), ("zarrfs_warm", "zarrfs, warm"),
+                           ("zarr", "zarr-python")):
+            v = rr.get(key, {})
+            if "error" in v:
+                add(f"| {name} | {label} | failed: {v['error'][:80]} | | | | | |")
+                continue
+            add(f"| {name} | {label} | {fmt(v.get('p50'), 1)} | {fmt(v.get('p99'), 1)} | "
+                f"{fmt(v.get('mean'), 1)} | {v.get('daemon_requests', '–')} | "
+                f"{fmt(v['avg_request_bytes'] / 1024 if 'avg_request_bytes' in v else None, 0)} | "
+                f"{v.get('chunks_decoded', '–')} |")
+    add("")
+    add("## Chunk files (scenario 6)")
+    add("")
+    add("| data | reader | s | GB/s | vs zarr-python |")
+    add("|---|---|---:|---:|---:|")
+    for name, c in r["chunks"].items():
+        z = c.get("zarr", {})
+        zc = c["zarrfs_cat"]
+        add(f"| {name} | zarrfs `cat chunks/*`, cold | {fmt(zc['seconds'], 3)} | {fmt(zc['gb_s'])} | "
+            f"{fmt(zc['seconds'] / z['seconds'] if z.get('seconds') else None)} |")
+        if "error" in z:
+            add(f"| {name} | zarr-python chunk by chunk | failed: {z['error'][:80]} | | |")
+        else:
+            add(f"| {name} | zarr-python chunk by chunk | {fmt(z.get('seconds'), 3)} | "
+                f"{fmt(z.get('gb_s'))} | 1.00 |")
+    add("")
+    add("## Writes (scenario 7)")
+    add("")
+    writes = r["write"]
+    skipped = {w.get("skipped") for w in writes.values() if "skipped" in w}
+    if not writes:
+        add("Not run.")
+    elif skipped:
+        add(f"Skipped: the mount refuses writes ({'; '.join(sorted(skipped))}). The scenario "
+            "runs by itself once the write path lands: `dd conv=notrunc bs=1M` of the whole "
+            "array into `data` plus `zarrfs umount`, against zarr-python `a[...] = x`.")
+    else:
+        add("`dd if=RAW of=data bs=1M conv=notrunc` plus `zarrfs umount`, into a copy of the store "
+            "holding only `.zarray`, against zarr-python `a[...] = x` into the same empty array.")
+        add("")
+        add("| data | writer | s | GB/s | vs zarr-python | round trip |")
+        add("|---|---|---:|---:|---:|---|")
+        for name, w in writes.items():
+            zw, zp = w["zarrfs_dd"], w["zarr"]
+            add(f"| {name} | zarrfs `dd` + umount | {fmt(zw['seconds'], 3)} | {fmt(zw['gb_s'])} | "
+                f"{fmt(zw['seconds'] / zp['seconds'] if zp.get('seconds') else None)} | "
+                f"{'ok' if w['roundtrip_ok'] else 'MISMATCH'} |")
+            add(f"| {name} | zarr-python `a[...] = x` | {fmt(zp.get('seconds'), 3)} | "
+                f"{fmt(zp.get('gb_s'))} | 1.00 | |")
+    add("")
+    add("## Daemon memory (scenario 8)")
+    add("")
+    add("| data | `--cache-size` | bytes read | peak RSS (VmHWM) MiB | RSS at start MiB | limit MiB |")
+    add("|---|---:|---:|---:|---:|---:|")
+    for name, v in r["rss"].items():
+        add(f"| {name} | {v['cache_size'] / MiB:.0f} MiB | {v['bytes_read'] / MiB:.0f} MiB | "
+            f"{v['peak'] / MiB:.0f} | {v['at_start'] / MiB:.0f} | "
+            f"{(v['cache_size'] + RSS_SLACK) / MiB:.0f} |")
+    for name, seq in r["seq"].items():
+        add(f"| {name} | 1024 MiB (default) | {r['datasets'][name]['bytes'] / MiB:.0f} MiB | "
+            f"{seq['daemon_peak_rss'] / MiB:.0f} | | |")
+    add("")
+    add_diagnostics(L, r)
+    add("## Correctness")
+    add("")
+    add("For every dataset the SHA-256 of `data` read through the mount equals that of "
+        "zarr-python's `a[...]` (the run fails otherwise), and the random 4 KiB ranges read "
+        "through the mount equal zarr-python's reads of the same ranges.")
+    for note in r.get("notes", []):
+        add(f"- {note}")
+    add("")
+    add("## Rerun")
+    add("")
+    add("```sh")
+    add("bash scripts/bench.sh                 # this report (~2.5 GB of data in target/bench-data)")
+    add("bash scripts/bench.sh --quick         # 1/16-size smoke run, report in target/bench-data-quick")
+    add("bash scripts/bench.sh --only A,C      # a subset of the datasets")
+    add("```")
+    add("")
+    md_path.write_text("\n".join(L))
+
+
+def add_diagnostics(L: list[str], r: dict) -> None:
+    d = r.get("diagnostics") or {}
+    if not d:
+        return
+    add = L.append
+    name = d["dataset"]
+    total = sum(d["thread_cpu"].values())
+    add(f"## Where the time goes (one extra cold `cat data` of {name})")
+    add("")
+    s = d["stats"]
+    reqs = max(1, s["read_requests"])
+    add(f"- wall {d['wall']:.3f} s; daemon CPU {d['daemon_cpu']:.2f} s, `cat` CPU "
+        f"{d['client_cpu']:.2f} s → {(d['daemon_cpu'] + d['client_cpu']) / d['wall']:.2f} CPU-s "
+        "per wall-s (this run has a sampler reading /proc every 2 ms).")
+    add(f"- the daemon saw {s['read_requests']} read requests averaging "
+        f"{s['bytes_read'] / reqs / 1024:.0f} KiB; {s['chunks_decoded']} chunks decoded, "
+        f"{s['chunks_prefetched']} of them started by read-ahead; cache hits {s['cache_hits']}, "
+        f"misses {s['cache_misses']}.")
+    k = d.get("kernel", {})
+    if k:
+        add("- kernel settings of the mount: " + ", ".join(f"{a} {b}" for a, b in k.items()))
+    add("- daemon CPU by thread group (user+sys s): " + ", ".join(
+        f"{g} {v:.2f}" for g, v in sorted(d["thread_cpu"].items(), key=lambda x: -x[1]) if v > 0)
+        + f" (total {total:.2f})")
+    hist = d["running_hist"]
+    n = max(1, d["samples"])
+    add("- threads running (state R, daemon + `cat`) per sample: " + ", ".join(
+        f"{k}: {100 * v / n:.0f}%" for k, v in hist.items()) + f" of {d['samples']} samples")
+    add("- mean number of running threads by group: " + ", ".join(
+        f"{g} {v:.2f}" for g, v in d["running_by_group"].items()))
+    perf = d.get("perf")
+    if perf and "error" not in perf:
+        add("")
+        add("System-wide `perf record -a` profile of another cold `cat data` (samples ≥ 1%):")
+        add("")
+        add("```")
+        for pct, what in perf.get("comm", []):
+            add(f"{pct:6.2f}%  {what}")
+        add("")
+        for pct, what in perf.get("comm,dso,sym", []):
+            add(f"{pct:6.2f}%  {what}")
+        add("```")
+    elif perf:
+        add(f"- perf: {perf['error']}")
+    add("")
+
+
+def make_chart(r: dict, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [n for n in r["datasets"] if n != "U" and n in r["seq"]]
+    series = [
+        ("zarrfs cat, cold", lambda n: r["seq"][n]["cold_cat"]["gb_s"]),
+        ("zarrfs cat, warm", lambda n: r["seq"][n]["warm_cat"]["gb_s"]),
+        ("zarr-python", lambda n: r["peers"][n]["zarr"].get("gb_s")),
+        ("zarr-python + zarrs", lambda n: r["peers"][n]["zarrs"].get("gb_s")),
+        ("tensorstore", lambda n: r["peers"][n]["tensorstore"].get("gb_s")),
+        ("decode limit (in-process)", lambda n: r["limits"]["decode"][n]["load"]["gb_s"]),
+    ]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
+    x = np.arange(len(names))
+    width = 0.8 / len(series)
+    for i, (label, get) in enumerate(series):
+        vals = []
+        for n in names:
+            try:
+                vals.append(get(n) or 0.0)
+            except KeyError:
+                vals.append(0.0)
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, vals, width, label=label)
+    if "U" in r["seq"]:
+        ax.axhline(r["seq"]["U"]["cold_cat"]["gb_s"], color="grey", ls="--", lw=1,
+                   label="U (uncompressed) through the mount")
+    if "raw_file_cat" in r["limits"]:
+        ax.axhline(r["limits"]["raw_file_cat"]["gb_s"], color="black", ls=":", lw=1,
+                   label="raw file, page cache")
+    ax.set_xticks(x, [f"{n}\n{r['datasets'][n]['description'].split(', ')[-1]}" for n in names],
+                  fontsize=8)
+    ax.set_ylabel("GB/s (decoded bytes)")
+    ax.set_title("Whole-array sequential read")
+    ax.legend(fontsize=7, loc="upper right")
+    rnames = list(r["random"])
+    kinds = [("zarrfs_cold", "zarrfs cold"), ("zarrfs_warm", "zarrfs warm"), ("zarr", "zarr-python")]
+    xr = np.arange(len(rnames))
+    w2 = 0.8 / len(kinds)
+    for i, (key, label) in enumerate(kinds):
+        p50 = [r["random"][n].get(key, {}).get("p50", 0) or 0 for n in rnames]
+        p99 = [r["random"][n].get(key, {}).get("p99", 0) or 0 for n in rnames]
+        pos = xr + (i - (len(kinds) - 1) / 2) * w2
+        bars = ax2.bar(pos, p50, w2, label=f"{label} p50")
+        ax2.scatter(pos, p99, marker="_", s=120, color=bars.patches[0].get_facecolor()
+                    if bars.patches else "k", zorder=3)
+    ax2.axhline(50, color="red", ls=":", lw=1, label="50 µs target")
+    ax2.set_yscale("log")
+    ax2.set_xticks(xr, rnames)
+    ax2.set_ylabel("µs per 4 KiB read (bar p50, tick p99)")
+    ax2.set_title("Random 4 KiB reads")
+    ax2.legend(fontsize=7)
+    fig.suptitle(f"zarrfs, {r['machine']['nproc']} cores"
+                 + (" (quick run)" if r["config"]["quick"] else ""))
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="1/16-size datasets, report written inside the work directory")
+    p.add_argument("--only", default="A,B,C,D,U",
+                   help="comma-separated datasets to run (default A,B,C,D,U; A brings U)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per measurement (median; ≥ 3)")
+    p.add_argument("--work-dir", help="datasets, mount point and raw results "
+                   "(default target/bench-data, or target/bench-data-quick with --quick)")
+    p.add_argument("--out", help="report path (default BENCHMARKS.md; with --quick, in the work dir)")
+    p.add_argument("--chart", help="chart path (default docs/bench.png; with --quick, in the work dir)")
+    p.add_argument("--peer-random", type=int, default=2000,
+                   help="how many of the random ranges zarr-python reads (default 2000)")
+    p.add_argument("--no-perf", action="store_true", help="skip the perf profile")
+    p.add_argument("--no-write", action="store_true", help="skip the write scenario")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite the report and chart from the work dir's results.json")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.repeats < 3 and not args.quick:
+        p.error("--repeats must be at least 3 (medians of fewer runs are not reported)")
+    if not args.work_dir:
+        args.work_dir = str(ROOT / "target" / ("bench-data-quick" if args.quick else "bench-data"))
+    work = Path(args.work_dir)
+    args.out = Path(args.out) if args.out else (work / "BENCHMARKS.md" if args.quick
+                                                else ROOT / "BENCHMARKS.md")
+    args.chart = Path(args.chart) if args.chart else (work / "bench.png" if args.quick
+                                                      else ROOT / "docs" / "bench.png")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--worker":
+        task = json.loads(Path(argv[1]).read_text())
+        print(json.dumps(worker(task)))
+        return 0
+    args = parse_args(argv)
+    command = "bash scripts/bench.sh" + ("".join(f" {a}" for a in argv) if argv else "")
+    results_path = Path(args.work_dir) / "results.json"
+    if args.report_only:
+        r = json.loads(results_path.read_text())
+        write_report(r, args.out, args.chart, r.get("command", command))
+        log(f"wrote {args.out} and {args.chart}")
+        return 0
+    if os.geteuid() != 0 and not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        raise BenchError("/dev/fuse is not usable: run as root or install fuse3")
+    bench = Bench(args)
+    failed = None
+    try:
+        bench.run()
+    except BenchError as e:
+        failed = str(e)
+    finally:
+        if mounted(bench.mnt):
+            subprocess.run([str(bench.zarrfs), "umount", str(bench.mnt)], check=False)
+    bench.results["command"] = command
+    results_path.write_text(json.dumps(bench.results, indent=1, default=str))
+    if failed:
+        log(f"FAILED: {failed} (raw results in {results_path})")
+        return 1
+    write_report(bench.results, args.out, args.chart, command)
+    for t in targets(bench.results):
+        log(f"{t['status']:4}  {t['target']}: {t['detail']}")
+    log(f"wrote {args.out} and {args.chart} in {bench.results['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        sys.exit(1)
