@@ -1,0 +1,272 @@
+//! Open files of the tree: reads (with read-ahead for sequential readers), writes, and
+//! the fixed sizes of the data views.
+
+use super::{Attr, EntryKind, NodeKind, OpenOptions, Tree, CHUNK_INO_FLAG};
+use crate::array::ZarrArray;
+use crate::error::{FsError, FsResult};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug)]
+pub(super) enum FileTarget {
+    Flat {
+        array: Arc<ZarrArray>,
+        header: Option<Arc<Vec<u8>>>,
+    },
+    Chunk {
+        array: Arc<ZarrArray>,
+        linear: u64,
+    },
+    Bytes(Arc<Vec<u8>>),
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Sequential {
+    pub(super) next_offset: u64,
+    pub(super) prefetched_to: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct OpenFile {
+    pub(super) target: FileTarget,
+    pub(super) writable: bool,
+    pub(super) sequential: Mutex<Sequential>,
+}
+
+impl OpenFile {
+    pub(super) fn array(&self) -> Option<&Arc<ZarrArray>> {
+        match &self.target {
+            FileTarget::Flat { array, .. } | FileTarget::Chunk { array, .. } => Some(array),
+            FileTarget::Bytes(_) => None,
+        }
+    }
+}
+
+impl Tree {
+    /// Opens a file; `write` when the caller wants write access.
+    pub fn open(&self, ino: u64, write: bool) -> FsResult<(u64, OpenOptions)> {
+        let (target, options) = if ino & CHUNK_INO_FLAG != 0 {
+            let (array, linear) = self.decode_chunk_ino(ino)?;
+            (
+                FileTarget::Chunk { array, linear },
+                self.data_open_options(),
+            )
+        } else {
+            let node = self.node(ino)?;
+            match &node.kind {
+                NodeKind::Data { array } => (
+                    FileTarget::Flat {
+                        array: array.clone(),
+                        header: None,
+                    },
+                    self.data_open_options(),
+                ),
+                NodeKind::Npy { array, header } => (
+                    FileTarget::Flat {
+                        array: array.clone(),
+                        header: Some(header.clone()),
+                    },
+                    self.data_open_options(),
+                ),
+                NodeKind::Document { content, .. } => {
+                    if write {
+                        return Err(FsError::new(libc::EACCES, "read-only file"));
+                    }
+                    (FileTarget::Bytes(content.clone()), OpenOptions::default())
+                }
+                NodeKind::Stats => {
+                    if write {
+                        return Err(FsError::new(libc::EACCES, "read-only file"));
+                    }
+                    (
+                        FileTarget::Bytes(Arc::new(self.stats_text())),
+                        OpenOptions {
+                            direct_io: true,
+                            keep_cache: false,
+                        },
+                    )
+                }
+                _ => return Err(FsError::new(libc::EISDIR, "is a directory")),
+            }
+        };
+        if write && self.options.read_only {
+            return Err(FsError::read_only("mounted read-only"));
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.files.lock().unwrap().insert(
+            fh,
+            Arc::new(OpenFile {
+                target,
+                writable: write,
+                sequential: Mutex::new(Sequential::default()),
+            }),
+        );
+        Ok((fh, options))
+    }
+
+    /// Records whether the kernel allows mmap() of direct-I/O files.
+    pub fn set_direct_io_allowed(&self, allowed: bool) {
+        self.direct_io_allowed.store(allowed, Ordering::Relaxed);
+    }
+
+    /// Read-only mounts use the page cache and keep it across opens. Writable mounts use
+    /// direct I/O where mmap() still works, so that `data`, `data.npy` and the chunk files,
+    /// which show the same bytes, never disagree; otherwise aliases are invalidated.
+    fn data_open_options(&self) -> OpenOptions {
+        OpenOptions {
+            direct_io: !self.options.read_only && self.direct_io_allowed.load(Ordering::Relaxed),
+            keep_cache: self.options.read_only,
+        }
+    }
+
+    /// Closes a file handle; the last close of a written file starts its write-back.
+    pub fn release(&self, fh: u64) {
+        let file = self.files.lock().unwrap().remove(&fh);
+        if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
+            if let Err(err) = self.writer.flush_array(array, false) {
+                tracing::warn!("write-back on close: {}", err.message);
+            }
+        }
+    }
+
+    pub(super) fn open_file(&self, fh: u64) -> FsResult<Arc<OpenFile>> {
+        self.files
+            .lock()
+            .unwrap()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| FsError::new(libc::EBADF, "unknown file handle"))
+    }
+
+    /// Writes `data` at `offset` of an open file; returns the bytes written.
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let file = self.open_file(fh)?;
+        if !file.writable {
+            return Err(FsError::new(libc::EBADF, "file not open for writing"));
+        }
+        match &file.target {
+            FileTarget::Bytes(_) => return Err(FsError::new(libc::EACCES, "read-only file")),
+            FileTarget::Chunk { array, linear } => {
+                self.writer.write_chunk(array, *linear, offset, data)?;
+                self.invalidate_aliases(array, None, None);
+            }
+            FileTarget::Flat { array, header } => {
+                let header: &[u8] = header.as_ref().map(|h| h.as_slice()).unwrap_or(&[]);
+                let header_len = header.len() as u64;
+                let mut body = data;
+                let mut body_offset = offset;
+                if offset < header_len {
+                    let overlap = ((header_len - offset) as usize).min(data.len());
+                    if data[..overlap] != header[offset as usize..offset as usize + overlap] {
+                        return Err(FsError::not_permitted(format!(
+                            "{}: the NPY header of data.npy cannot change",
+                            array.describe()
+                        )));
+                    }
+                    body = &data[overlap..];
+                    body_offset = header_len;
+                }
+                let data_offset = body_offset - header_len;
+                self.writer.write_flat(array, data_offset, body)?;
+                let which = if header_len > 0 {
+                    Some("data.npy")
+                } else {
+                    Some("data")
+                };
+                self.invalidate_aliases(array, which, Some((data_offset, body.len() as u64)));
+            }
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// `truncate()`: sizes are fixed, so only the current size is accepted.
+    pub fn set_size(&self, ino: u64, size: u64) -> FsResult<Attr> {
+        let attr = self.getattr(ino)?;
+        if attr.kind == EntryKind::Directory {
+            return Err(FsError::new(libc::EISDIR, "is a directory"));
+        }
+        if self.options.read_only {
+            return Err(FsError::read_only("mounted read-only"));
+        }
+        if size != attr.size {
+            return Err(FsError::invalid(format!(
+                "truncate of inode {ino} to {size} bytes refused: zarrfs files have a fixed size ({} bytes)",
+                attr.size
+            )));
+        }
+        Ok(attr)
+    }
+
+    fn readahead_window(&self, array: &ZarrArray) -> u64 {
+        let grid = &array.grid;
+        let band = grid.chunk_shape().first().copied().unwrap_or(1)
+            * grid.shape().iter().skip(1).product::<u64>()
+            * grid.itemsize() as u64;
+        let budget = self.reader.cache().budget() as u64 / 4;
+        band.max(4 * grid.chunk_bytes() as u64).min(budget)
+    }
+
+    /// Reads up to `size` bytes at `offset` from an open file.
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        crate::stats::Stats::add(&self.reader.stats().read_requests, 1);
+        let file = self.open_file(fh)?;
+        let size = u64::from(size);
+        match &file.target {
+            FileTarget::Bytes(content) => {
+                let start = (offset as usize).min(content.len());
+                let end = (offset.saturating_add(size) as usize).min(content.len());
+                Ok(content[start..end].to_vec())
+            }
+            FileTarget::Chunk { array, linear } => {
+                self.reader.read_chunk(array, *linear, offset, size)
+            }
+            FileTarget::Flat { array, header } => {
+                let header: &[u8] = header.as_ref().map(|h| h.as_slice()).unwrap_or(&[]);
+                let header_len = header.len() as u64;
+                let end = offset
+                    .saturating_add(size)
+                    .min(header_len + array.grid.total_bytes());
+                if offset >= end {
+                    return Ok(Vec::new());
+                }
+                let data_start = offset.max(header_len) - header_len;
+                let data_end = end.max(header_len) - header_len;
+                self.read_ahead(&file, array, offset, end, data_end);
+                if offset >= header_len {
+                    return self
+                        .reader
+                        .read_flat(array, data_start, data_end - data_start);
+                }
+                let mut out = header[offset as usize..end.min(header_len) as usize].to_vec();
+                out.extend(
+                    self.reader
+                        .read_flat(array, data_start, data_end - data_start)?,
+                );
+                Ok(out)
+            }
+        }
+    }
+
+    /// Starts decoding the chunks after a sequential read, up to the read-ahead window.
+    fn read_ahead(
+        &self,
+        file: &OpenFile,
+        array: &Arc<ZarrArray>,
+        offset: u64,
+        end: u64,
+        data_end: u64,
+    ) {
+        let mut seq = file.sequential.lock().unwrap();
+        let sequential = offset == seq.next_offset || offset == 0;
+        seq.next_offset = end;
+        if !sequential {
+            seq.prefetched_to = 0;
+            return;
+        }
+        let target = data_end + self.readahead_window(array);
+        let start = seq.prefetched_to.max(data_end);
+        if target > start {
+            seq.prefetched_to = self.reader.prefetch(array, start, target - start);
+        }
+    }
+}

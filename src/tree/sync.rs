@@ -1,0 +1,148 @@
+//! Durability and coherence: write-back on close, fsync, idle time and unmount, and
+//! invalidation of the kernel's cached pages of files that alias written bytes.
+
+use super::{chunk_ino, npy, NodeKind, Tree, ROOT_INO};
+use crate::array::ZarrArray;
+use crate::error::{FsError, FsResult};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// A request to drop cached pages of an inode: (inode, offset, length; 0 = to the end).
+pub type Invalidation = (u64, i64, i64);
+
+impl Tree {
+    /// Drops the kernel's cached pages of the other files showing the same bytes as a
+    /// written one: `written` names the flat view written (None: a chunk file).
+    pub(super) fn invalidate_aliases(
+        &self,
+        array: &ZarrArray,
+        written: Option<&str>,
+        range: Option<(u64, u64)>,
+    ) {
+        let Some(sender) = self.invalidations.lock().unwrap().clone() else {
+            return;
+        };
+        let Some(&dir) = self.array_dirs.read().unwrap().get(&array.id) else {
+            return;
+        };
+        let children = self.children.read().unwrap();
+        let header_len = npy::npy_header(&array.meta.dtype, &array.meta.shape).len() as i64;
+        for (name, shift) in [("data", 0i64), ("data.npy", header_len)] {
+            if Some(name) == written {
+                continue;
+            }
+            if let Some(&ino) = children.get(&(dir, name.to_string())) {
+                let (offset, len) = match range {
+                    Some((o, l)) => (o as i64 + shift, l as i64),
+                    None => (0, 0),
+                };
+                let _ = sender.send((ino, offset, len));
+            }
+        }
+        drop(children);
+        if let Some((offset, len)) = range {
+            for linear in array.grid.chunks_touching(offset, len) {
+                if let Ok(ino) = chunk_ino(array.id, linear) {
+                    let _ = sender.send((ino, 0, 0));
+                }
+            }
+        }
+    }
+
+    /// Routes page-cache invalidations to `apply` on a background thread (so that a
+    /// request never waits on the kernel).
+    pub fn set_invalidator(&self, apply: impl Fn(Invalidation) + Send + 'static) {
+        let (sender, receiver) = std::sync::mpsc::channel::<Invalidation>();
+        std::thread::Builder::new()
+            .name("zarrfs-invalidate".into())
+            .spawn(move || {
+                for request in receiver {
+                    apply(request);
+                }
+            })
+            .expect("spawn invalidation thread");
+        *self.invalidations.lock().unwrap() = Some(sender);
+    }
+
+    /// `close()` of a handle: a written array is written back and any failure returned.
+    pub fn flush(&self, fh: u64) -> FsResult<()> {
+        let file = self.open_file(fh)?;
+        match file.array() {
+            Some(array) if file.writable => self.writer.flush_array(array, false),
+            _ => Ok(()),
+        }
+    }
+
+    /// `fsync()`: writes the file's array back and makes it durable.
+    pub fn fsync(&self, fh: u64) -> FsResult<()> {
+        let file = self.open_file(fh)?;
+        match file.array() {
+            Some(array) => self.writer.flush_array(array, true),
+            None => Ok(()),
+        }
+    }
+
+    /// `fsync()` on a directory: the root flushes everything; an array directory its array.
+    pub fn fsyncdir(&self, ino: u64) -> FsResult<()> {
+        match &self.node(ino)?.kind {
+            NodeKind::ArrayDir { array } | NodeKind::ChunksDir { array } => {
+                self.writer.flush_array(array, true)
+            }
+            _ if ino == ROOT_INO => self.flush_all(true),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes back every array with unsaved chunks; returns the first failure.
+    pub fn flush_all(&self, durable: bool) -> FsResult<()> {
+        let arrays: Vec<Arc<ZarrArray>> = self.arrays.read().unwrap().clone();
+        let mut first_error = None;
+        for array in arrays {
+            if let Err(err) = self.writer.flush_array(&array, durable) {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Writes back arrays left unwritten for `delay`, from a background thread that ends
+    /// with the tree.
+    pub fn start_idle_writeback(self: &Arc<Self>, delay: Duration) {
+        let tree: Weak<Tree> = Arc::downgrade(self);
+        let tick = (delay / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        std::thread::Builder::new()
+            .name("zarrfs-writeback".into())
+            .spawn(move || loop {
+                std::thread::sleep(tick);
+                let Some(tree) = tree.upgrade() else {
+                    return;
+                };
+                let arrays: Vec<Arc<ZarrArray>> = tree.arrays.read().unwrap().clone();
+                for array in arrays {
+                    let due = {
+                        let dirty = array.dirty.lock().unwrap();
+                        !dirty.chunks.is_empty()
+                            && dirty.last_write.is_none_or(|t| t.elapsed() >= delay)
+                    };
+                    if due {
+                        if let Err(err) = tree.writer.flush_array(&array, false) {
+                            tracing::warn!("idle write-back: {}", err.message);
+                            array.dirty.lock().unwrap().last_write = Some(Instant::now());
+                        }
+                    }
+                }
+            })
+            .expect("spawn write-back thread");
+    }
+
+    /// The errno for creating, removing or renaming entries (never allowed).
+    pub fn namespace_change_error(&self) -> FsError {
+        if self.options.read_only {
+            FsError::read_only("mounted read-only")
+        } else {
+            FsError::not_permitted(
+                "entries cannot be created, removed or renamed in a zarrfs mount",
+            )
+        }
+    }
+}
