@@ -529,3 +529,161 @@ impl Tree {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::ChunkCache;
+    use crate::stats::Stats;
+    use crate::store::DirectoryStore;
+
+    fn tree(read_only: bool) -> (tempfile::TempDir, Tree) {
+        let dir = tempfile::tempdir().unwrap();
+        crate::sample::write_sample_store(dir.path()).unwrap();
+        let store = Arc::new(DirectoryStore::open(dir.path()).unwrap());
+        let stats = Arc::new(Stats::default());
+        let cache = Arc::new(ChunkCache::new(1 << 24, stats.clone()));
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        );
+        let reader = Arc::new(ChunkReader::new(cache, pool, stats));
+        let tree = Tree::new(store, reader, TreeOptions { read_only }).unwrap();
+        (dir, tree)
+    }
+
+    fn walk(tree: &Tree, path: &str) -> Attr {
+        let mut ino = ROOT_INO;
+        let mut attr = tree.getattr(ino).unwrap();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            attr = tree.lookup(ino, part).unwrap();
+            ino = attr.ino;
+        }
+        attr
+    }
+
+    fn names(tree: &Tree, ino: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        tree.readdir(ino, 0, |entry, _| {
+            out.push(entry.name);
+            false
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn groups_arrays_and_files_resolve_lazily() {
+        let (_dir, tree) = tree(true);
+        let root = names(&tree, ROOT_INO);
+        for want in [
+            ".",
+            "..",
+            "attrs.json",
+            ".zarrfs",
+            "climate",
+            "imaging",
+            "counts",
+        ] {
+            assert!(root.contains(&want.to_string()), "{want} in {root:?}");
+        }
+        let array = walk(&tree, "climate/temperature");
+        assert_eq!(array.kind, EntryKind::Directory);
+        assert_eq!(
+            names(&tree, array.ino)[2..],
+            ["data", "data.npy", "chunks", "meta.json", "attrs.json"]
+        );
+        let data = walk(&tree, "climate/temperature/data");
+        assert_eq!(data.size, 24 * 90 * 180 * 4);
+        assert_eq!(data.perm, 0o444);
+        let npy = walk(&tree, "climate/temperature/data.npy");
+        assert_eq!(npy.size % 64, data.size % 64);
+        let chunks = walk(&tree, "climate/temperature/chunks");
+        assert_eq!(names(&tree, chunks.ino).len(), 2 + 4 * 2 * 2);
+        assert_eq!(
+            walk(&tree, "climate/temperature/chunks/3.1.1").size,
+            6 * 45 * 90 * 4
+        );
+        assert_eq!(
+            tree.lookup(chunks.ino, "4.0.0").unwrap_err().errno,
+            libc::ENOENT
+        );
+        assert_eq!(
+            tree.lookup(ROOT_INO, "nope").unwrap_err().errno,
+            libc::ENOENT
+        );
+        assert_eq!(tree.lookup(data.ino, "x").unwrap_err().errno, libc::ENOTDIR);
+        // Paged listing resumes where it stopped.
+        let mut first = Vec::new();
+        tree.readdir(chunks.ino, 0, |e, next| {
+            first.push((e.name, next));
+            first.len() == 5
+        })
+        .unwrap();
+        let mut rest = Vec::new();
+        tree.readdir(chunks.ino, first.last().unwrap().1, |e, _| {
+            rest.push(e.name);
+            false
+        })
+        .unwrap();
+        assert_eq!(first.len() + rest.len(), 2 + 16);
+    }
+
+    #[test]
+    fn reads_agree_across_views() {
+        let (_dir, tree) = tree(true);
+        let data = walk(&tree, "counts/data");
+        let (fh, options) = tree.open(data.ino, false).unwrap();
+        assert!(options.keep_cache);
+        let bytes = tree.read(fh, 0, 1 << 20).unwrap();
+        assert_eq!(bytes.len(), 4000);
+        let values: Vec<i32> = bytes
+            .chunks(4)
+            .map(|b| i32::from_be_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(values[..4], [0, 1, 4, 9]);
+        assert_eq!(values[999], 999 * 999);
+        let npy = walk(&tree, "counts/data.npy");
+        let (nfh, _) = tree.open(npy.ino, false).unwrap();
+        let header_len = (npy.size - data.size) as usize;
+        let whole = tree.read(nfh, 0, npy.size as u32).unwrap();
+        assert_eq!(&whole[header_len..], &bytes[..]);
+        let chunk = walk(&tree, "counts/chunks/3");
+        let (cfh, _) = tree.open(chunk.ino, false).unwrap();
+        let last = tree.read(cfh, 0, 1024).unwrap();
+        assert_eq!(&last[..4 * 232], &bytes[768 * 4..]);
+        assert!(
+            last[4 * 232..].iter().all(|&b| b == 0),
+            "padding shows the fill value"
+        );
+        assert_eq!(tree.open(data.ino, true).unwrap_err().errno, libc::EROFS);
+        assert_eq!(
+            tree.set_size(data.ino, 4000).unwrap_err().errno,
+            libc::EROFS
+        );
+        let stats = String::from_utf8(tree.stats_text()).unwrap();
+        assert!(stats.contains("read_requests 3"), "{stats}");
+    }
+
+    #[test]
+    fn writes_go_through_and_sizes_stay_fixed() {
+        let (_dir, tree) = tree(false);
+        let data = walk(&tree, "counts/data");
+        let (fh, _) = tree.open(data.ino, true).unwrap();
+        assert_eq!(tree.write(fh, 8, &[0, 0, 0, 42]).unwrap(), 4);
+        assert_eq!(tree.read(fh, 8, 4).unwrap(), vec![0, 0, 0, 42]);
+        tree.fsync(fh).unwrap();
+        tree.release(fh);
+        assert_eq!(tree.set_size(data.ino, 4000).unwrap().size, 4000);
+        assert_eq!(tree.set_size(data.ino, 10).unwrap_err().errno, libc::EINVAL);
+        let npy = walk(&tree, "counts/data.npy");
+        let (nfh, _) = tree.open(npy.ino, true).unwrap();
+        assert_eq!(tree.write(nfh, 0, b"X").unwrap_err().errno, libc::EPERM);
+        let meta = walk(&tree, "counts/meta.json");
+        assert_eq!(tree.open(meta.ino, true).unwrap_err().errno, libc::EACCES);
+        assert_eq!(tree.namespace_change_error().errno, libc::EPERM);
+        tree.flush_all(true).unwrap();
+    }
+}
