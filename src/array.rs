@@ -128,19 +128,20 @@ impl ZarrArray {
             .unwrap_or(self.mtime)
     }
 
-    /// Reads the stored bytes of a chunk: `Ok(None)` when it is absent.
-    pub fn read_encoded(&self, linear: u64) -> FsResult<Option<(String, Vec<u8>)>> {
+    /// Reads the stored bytes of a chunk into `buf`; returns its key, `Ok(None)` when the
+    /// chunk is absent.
+    pub fn read_encoded(&self, linear: u64, buf: &mut Vec<u8>) -> FsResult<Option<String>> {
         let candidates = self.candidate_keys(linear);
         let probing = candidates.len() > 1;
         for (key, sep) in candidates {
-            match self.store.get(&key) {
-                Ok(Some(bytes)) => {
+            match self.store.get_into(&key, buf) {
+                Ok(true) => {
                     if probing {
                         self.legacy_separator.store(sep, Ordering::Relaxed);
                     }
-                    return Ok(Some((key, bytes)));
+                    return Ok(Some(key));
                 }
-                Ok(None) => continue,
+                Ok(false) => continue,
                 Err(err) => {
                     return Err(FsError::io(format!("{}: {err}", self.store.describe(&key))))
                 }
@@ -214,6 +215,37 @@ impl ZarrArray {
 
     /// Loads and decodes one chunk (fill value when absent). Errors name the chunk file.
     pub fn load_chunk(&self, linear: u64, stats: &Stats) -> FsResult<Loaded> {
+        self.load_chunk_reusing(linear, stats, Vec::new())
+    }
+
+    /// Like [`Self::load_chunk`], decoding into `buffer` (a recycled chunk buffer) when it
+    /// has the chunk's size. Compressed bytes are read into a per-thread scratch buffer.
+    pub fn load_chunk_reusing(
+        &self,
+        linear: u64,
+        stats: &Stats,
+        buffer: Vec<u8>,
+    ) -> FsResult<Loaded> {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let result = self.load_chunk_with(linear, stats, buffer, &mut scratch);
+            if scratch.capacity() > 4 * self.grid.chunk_bytes().max(1 << 20) {
+                *scratch = Vec::new();
+            }
+            result
+        })
+    }
+
+    fn load_chunk_with(
+        &self,
+        linear: u64,
+        stats: &Stats,
+        buffer: Vec<u8>,
+        encoded: &mut Vec<u8>,
+    ) -> FsResult<Loaded> {
         if let Some(reason) = self.codec_problem() {
             Stats::add(&stats.errors, 1);
             return Err(FsError::io(format!(
@@ -221,7 +253,7 @@ impl ZarrArray {
                 self.store.describe(&join_key(&self.path, ".zarray"))
             )));
         }
-        let Some((key, encoded)) = self.read_encoded(linear).inspect_err(|_| {
+        let Some(key) = self.read_encoded(linear, encoded).inspect_err(|_| {
             Stats::add(&stats.errors, 1);
         })?
         else {
@@ -233,7 +265,12 @@ impl ZarrArray {
         };
         Stats::add(&stats.store_bytes_read, encoded.len() as u64);
         let pipeline = self.pipeline.as_ref().expect("checked above");
-        match pipeline.decode(&encoded) {
+        let buffer = if buffer.len() == self.grid.chunk_bytes() {
+            buffer
+        } else {
+            vec![0u8; self.grid.chunk_bytes()]
+        };
+        match pipeline.decode_reusing(encoded, buffer) {
             Ok(mut decoded) => {
                 self.mask_padding(linear, &mut decoded);
                 Stats::add(&stats.chunks_decoded, 1);

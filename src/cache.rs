@@ -58,9 +58,21 @@ impl Drop for FlightGuard<'_> {
     }
 }
 
+/// Chunk buffers released by the cache, kept for the next decode of the same size so that
+/// decoding does not fault in fresh pages every time.
+#[derive(Debug, Default)]
+struct BufferPool {
+    free: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// Buffers kept at most in the pool.
+const POOL_BUFFERS: usize = 4;
+
 /// The decoded-chunk cache.
 pub struct ChunkCache {
     budget: usize,
+    pool: Mutex<BufferPool>,
     state: Mutex<CacheState>,
     inflight: Mutex<HashMap<ChunkKey, Arc<Flight>>>,
     stats: Arc<Stats>,
@@ -85,7 +97,34 @@ impl ChunkCache {
                 bytes: 0,
             }),
             inflight: Mutex::new(HashMap::new()),
+            pool: Mutex::new(BufferPool::default()),
             stats,
+        }
+    }
+
+    /// A buffer of `len` bytes for a decode: a recycled one when available (its contents
+    /// are stale and must be overwritten entirely), else an empty vector.
+    pub fn take_buffer(&self, len: usize) -> Vec<u8> {
+        let mut pool = self.pool.lock().unwrap();
+        match pool.free.iter().position(|b| b.len() == len) {
+            Some(i) => {
+                let buf = pool.free.swap_remove(i);
+                pool.bytes -= buf.len();
+                buf
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Offers an evicted chunk's buffer for reuse (only when no reader still holds it; the
+    /// pool holds a few buffers and at most an eighth of the budget on top of the cache).
+    fn recycle(&self, buf: ChunkBuf) {
+        if let Ok(buf) = Arc::try_unwrap(buf) {
+            let mut pool = self.pool.lock().unwrap();
+            if pool.free.len() < POOL_BUFFERS && pool.bytes + buf.len() <= self.budget / 8 {
+                pool.bytes += buf.len();
+                pool.free.push(buf);
+            }
         }
     }
 
@@ -135,17 +174,23 @@ impl ChunkCache {
         if size > self.budget {
             return;
         }
+        let mut evicted = Vec::new();
         while state.bytes + size > self.budget {
             match state.lru.pop_lru() {
                 Some((_, old)) => {
                     state.bytes -= old.len();
                     Stats::add(&self.stats.cache_evictions, 1);
+                    evicted.push(old);
                 }
                 None => break,
             }
         }
         state.bytes += size;
         state.lru.put(key, buf);
+        drop(state);
+        for old in evicted {
+            self.recycle(old);
+        }
     }
 
     /// Drops a chunk from the cache.
@@ -316,6 +361,35 @@ mod tests {
             Ok(buf) => assert_eq!(*buf, vec![5]),
             Err(e) => assert_eq!(e.errno, libc::EIO),
         }
+    }
+
+    #[test]
+    fn evicted_buffers_are_recycled_unless_still_read() {
+        // Budget 1000: ten chunks of 100 fill it; the pool may hold up to 125 bytes.
+        let cache = ChunkCache::new(1000, Arc::new(Stats::default()));
+        for i in 0..10 {
+            cache.insert((0, i), Arc::new(vec![i as u8; 100]));
+        }
+        assert!(cache.take_buffer(100).is_empty(), "nothing evicted yet");
+        let held = cache.get((0, 0)).unwrap(); // 0 becomes most recent; 1 is now oldest
+        cache.insert((0, 10), Arc::new(vec![10; 100])); // evicts 1, unheld: recycled
+        assert_eq!(cache.take_buffer(100), vec![1; 100]);
+        assert!(cache.take_buffer(100).is_empty(), "pool is empty again");
+        for i in 11..20 {
+            cache.insert((0, i), Arc::new(vec![i as u8; 100])); // evicts 2..9 then 0
+        }
+        assert_eq!(
+            *held,
+            vec![0; 100],
+            "a buffer still being read is never reused"
+        );
+        let recycled = cache.take_buffer(100);
+        assert!(!recycled.is_empty() && recycled != vec![0; 100]);
+        assert!(
+            cache.take_buffer(100).is_empty(),
+            "the pool keeps at most budget/8"
+        );
+        assert!(cache.take_buffer(50).is_empty(), "sizes must match");
     }
 
     #[test]

@@ -117,12 +117,24 @@ impl ChunkReader {
                     .collect::<Vec<_>>();
             }
         };
-        let mut out = vec![0u8; total];
-        for (group, buf) in plan.iter().zip(&bufs) {
-            for run in &group.runs {
-                out[run.out_offset..run.out_offset + run.len]
-                    .copy_from_slice(&buf[run.chunk_offset..run.chunk_offset + run.len]);
-            }
+        // Runs are appended in request order, so the reply is written once, never zeroed.
+        let mut runs: Vec<(usize, &[u8])> = plan
+            .iter()
+            .zip(&bufs)
+            .flat_map(|(group, buf)| {
+                group.runs.iter().map(move |run| {
+                    (
+                        run.out_offset,
+                        &buf[run.chunk_offset..run.chunk_offset + run.len],
+                    )
+                })
+            })
+            .collect();
+        runs.sort_unstable_by_key(|(at, _)| *at);
+        let mut out = Vec::with_capacity(total);
+        for (at, bytes) in runs {
+            debug_assert_eq!(at, out.len());
+            out.extend_from_slice(bytes);
         }
         Stats::add(&self.stats.bytes_read, out.len() as u64);
         Ok(out)
@@ -190,7 +202,8 @@ fn load_through_cache(
     let key = (array.id, linear);
     cache.get_or_load(key, || {
         let generation = array.dirty.lock().unwrap().generation;
-        let loaded = array.load_chunk(linear, stats)?;
+        let buffer = cache.take_buffer(array.grid.chunk_bytes());
+        let loaded = array.load_chunk_reusing(linear, stats, buffer)?;
         if loaded.cacheable {
             let dirty = array.dirty.lock().unwrap();
             if dirty.generation == generation {

@@ -29,6 +29,18 @@ pub struct ListEntry {
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Reads a whole object; `Ok(None)` when it does not exist.
     fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Reads a whole object into `buf` (replacing its contents, reusing its allocation);
+    /// `Ok(false)` when it does not exist.
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> io::Result<bool> {
+        match self.get(key)? {
+            Some(bytes) => {
+                buf.clear();
+                buf.extend_from_slice(&bytes);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
     /// Size and mtime of an object or prefix; `Ok(None)` when absent.
     fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>>;
     /// Lists the direct children of a prefix ("" is the root).
@@ -106,6 +118,19 @@ fn not_found_as_none<T>(result: io::Result<T>) -> io::Result<Option<T>> {
 impl Store for DirectoryStore {
     fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
         not_found_as_none(fs::read(self.path_of(key)))
+    }
+
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> io::Result<bool> {
+        use std::io::Read;
+        let Some(mut file) = not_found_as_none(fs::File::open(self.path_of(key)))? else {
+            return Ok(false);
+        };
+        buf.clear();
+        if let Ok(meta) = file.metadata() {
+            buf.reserve(meta.len() as usize);
+        }
+        file.read_to_end(buf)?;
+        Ok(true)
     }
 
     fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>> {

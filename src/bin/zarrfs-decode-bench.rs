@@ -3,13 +3,16 @@
 //! no cache), and prints the timing as one JSON object.
 //!
 //! ```text
-//! zarrfs-decode-bench STORE [ARRAY_PATH] [--threads N] [--repeat N] [--decode-only]
+//! zarrfs-decode-bench STORE [ARRAY_PATH] [--threads N] [--repeat N] [--decode-only] [--keep]
 //! ```
 //!
 //! By default each pass does what the daemon does on a cache miss: read the chunk object from
 //! the store and decode it (`ZarrArray::load_chunk`). With `--decode-only` the stored chunks
-//! are read into memory first and only the decode is timed. The reported time is the median
-//! of `--repeat` passes (default 3); `gb_s` is decoded bytes / median seconds / 1e9.
+//! are read into memory first and only the decode is timed. With `--keep` every decoded chunk
+//! is held until the pass ends, as a chunk cache holds them, so each decode writes into fresh
+//! memory (page faults included) instead of a buffer the allocator just freed. The reported
+//! time is the median of `--repeat` passes (default 3); `gb_s` is decoded bytes / median
+//! seconds / 1e9; `cpu_seconds` is the process's user+sys time of the median pass.
 
 use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
@@ -28,10 +31,12 @@ struct Args {
     threads: usize,
     repeat: usize,
     decode_only: bool,
+    keep: bool,
 }
 
 fn usage() -> &'static str {
-    "usage: zarrfs-decode-bench STORE [ARRAY_PATH] [--threads N] [--repeat N] [--decode-only]"
+    "usage: zarrfs-decode-bench STORE [ARRAY_PATH] [--threads N] [--repeat N] [--decode-only] \
+     [--keep]"
 }
 
 fn parse_args() -> Result<Args> {
@@ -41,6 +46,7 @@ fn parse_args() -> Result<Args> {
         .unwrap_or(2);
     let mut repeat = 3;
     let mut decode_only = false;
+    let mut keep = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| -> Result<usize> {
@@ -51,6 +57,7 @@ fn parse_args() -> Result<Args> {
             "--threads" => threads = value("--threads")?,
             "--repeat" => repeat = value("--repeat")?,
             "--decode-only" => decode_only = true,
+            "--keep" => keep = true,
             "-h" | "--help" => {
                 println!("{}", usage());
                 std::process::exit(0);
@@ -74,6 +81,7 @@ fn parse_args() -> Result<Args> {
         threads,
         repeat,
         decode_only,
+        keep,
     })
 }
 
@@ -106,6 +114,18 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// User+system CPU seconds of this process so far.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes into the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 fn run() -> Result<()> {
     let args = parse_args()?;
     let (store, array) = open_array(&args)?;
@@ -120,9 +140,10 @@ fn run() -> Result<()> {
         chunks
             .iter()
             .map(|&c| {
+                let mut bytes = Vec::new();
                 array
-                    .read_encoded(c)
-                    .map(|found| found.map(|(_, bytes)| bytes))
+                    .read_encoded(c, &mut bytes)
+                    .map(|found| found.map(|_| bytes))
                     .map_err(|e| anyhow!(e.message))
             })
             .collect::<Result<_>>()?
@@ -131,35 +152,54 @@ fn run() -> Result<()> {
     };
     let pipeline = ChunkPipeline::from_meta(&array.meta).map_err(|e| anyhow!("{e}"))?;
 
-    let mut seconds = Vec::with_capacity(args.repeat);
+    let decode = |c: u64| -> Result<Arc<Vec<u8>>> {
+        if args.decode_only {
+            match &encoded[c as usize] {
+                Some(bytes) => Ok(Arc::new(
+                    pipeline
+                        .decode(bytes)
+                        .map_err(|e| anyhow!("chunk {c}: {e}"))?,
+                )),
+                None => Ok(array.fill_chunk()),
+            }
+        } else {
+            let loaded = array
+                .load_chunk(c, &stats)
+                .map_err(|e| anyhow!(e.message))?;
+            Ok(loaded.buf)
+        }
+    };
+    let mut passes: Vec<(f64, f64)> = Vec::with_capacity(args.repeat);
     let mut decoded_bytes = 0u64;
     for _ in 0..args.repeat {
+        let cpu0 = cpu_seconds();
         let start = Instant::now();
-        let bytes: u64 = pool.install(|| -> Result<u64> {
-            chunks
-                .par_iter()
-                .map(|&c| -> Result<u64> {
-                    if args.decode_only {
-                        match &encoded[c as usize] {
-                            Some(bytes) => Ok(pipeline
-                                .decode(bytes)
-                                .map_err(|e| anyhow!("chunk {c}: {e}"))?
-                                .len() as u64),
-                            None => Ok(array.grid.chunk_bytes() as u64),
-                        }
-                    } else {
-                        let loaded = array
-                            .load_chunk(c, &stats)
-                            .map_err(|e| anyhow!(e.message))?;
-                        Ok(loaded.buf.len() as u64)
-                    }
-                })
-                .try_reduce(|| 0, |a, b| Ok(a + b))
+        let (bytes, kept) = pool.install(|| -> Result<(u64, Vec<Arc<Vec<u8>>>)> {
+            if args.keep {
+                let kept: Vec<Arc<Vec<u8>>> = chunks
+                    .par_iter()
+                    .map(|&c| decode(c))
+                    .collect::<Result<_>>()?;
+                Ok((kept.iter().map(|b| b.len() as u64).sum(), kept))
+            } else {
+                let bytes = chunks
+                    .par_iter()
+                    .map(|&c| decode(c).map(|b| b.len() as u64))
+                    .try_reduce(|| 0, |a, b| Ok(a + b))?;
+                Ok((bytes, Vec::new()))
+            }
         })?;
-        seconds.push(start.elapsed().as_secs_f64());
+        passes.push((start.elapsed().as_secs_f64(), cpu_seconds() - cpu0));
+        drop(kept);
         decoded_bytes = bytes;
     }
+    let seconds: Vec<f64> = passes.iter().map(|p| p.0).collect();
     let med = median(&seconds);
+    let cpu = passes
+        .iter()
+        .find(|p| p.0 == med)
+        .map(|p| p.1)
+        .unwrap_or_else(|| median(&passes.iter().map(|p| p.1).collect::<Vec<_>>()));
     let stored: u64 = chunks
         .iter()
         .filter_map(|&c| store.info(&array.chunk_store_key(c)).ok().flatten())
@@ -169,6 +209,7 @@ fn run() -> Result<()> {
         "store": args.store.display().to_string(),
         "array": args.path,
         "mode": if args.decode_only { "decode" } else { "load+decode" },
+        "keep": args.keep,
         "threads": args.threads,
         "chunks": chunks.len(),
         "decoded_bytes": decoded_bytes,
@@ -176,6 +217,7 @@ fn run() -> Result<()> {
         "stored_bytes": stored,
         "seconds": med,
         "runs": seconds,
+        "cpu_seconds": cpu,
         "gb_s": decoded_bytes as f64 / med / 1e9,
     });
     println!("{json}");

@@ -63,11 +63,21 @@ impl ChunkPipeline {
 
     /// Decodes a stored chunk into a C-order buffer of exactly [`Self::chunk_bytes`] bytes.
     pub fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        self.decode_reusing(encoded, vec![0u8; self.chunk_bytes])
+    }
+
+    /// Like [`Self::decode`], decoding into `buffer` (a recycled chunk buffer whose old
+    /// contents are entirely overwritten) to spare an allocation.
+    pub fn decode_reusing(
+        &self,
+        encoded: &[u8],
+        mut buffer: Vec<u8>,
+    ) -> Result<Vec<u8>, CodecError> {
+        buffer.resize(self.chunk_bytes, 0);
         let decoded = match &self.compressor {
             Some(codec) => {
-                let mut out = vec![0u8; self.chunk_bytes];
-                codec.decode_into(encoded, &mut out)?;
-                out
+                codec.decode_into(encoded, &mut buffer)?;
+                buffer
             }
             None => {
                 if encoded.len() != self.chunk_bytes {
@@ -80,7 +90,8 @@ impl ChunkPipeline {
                         ),
                     });
                 }
-                encoded.to_vec()
+                buffer.copy_from_slice(encoded);
+                buffer
             }
         };
         Ok(match self.order {
@@ -139,6 +150,18 @@ mod tests {
                 let stored = p.encode(&chunk).unwrap();
                 assert_eq!(p.decode(&stored).unwrap(), chunk, "{compressor} {order}");
             }
+        }
+    }
+
+    #[test]
+    fn recycled_buffers_are_fully_overwritten() {
+        let chunk: Vec<u8> = (0..24u8).collect();
+        for compressor in [Value::Null, json!({"id": "zstd", "level": 1})] {
+            let p = ChunkPipeline::from_meta(&meta(compressor, "C")).unwrap();
+            let stored = p.encode(&chunk).unwrap();
+            assert_eq!(p.decode_reusing(&stored, vec![0xEE; 24]).unwrap(), chunk);
+            assert_eq!(p.decode_reusing(&stored, vec![0xEE; 3]).unwrap(), chunk);
+            assert!(p.decode_reusing(&stored[..2], vec![0xEE; 24]).is_err());
         }
     }
 
