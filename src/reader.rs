@@ -163,11 +163,14 @@ impl ChunkReader {
         if offset >= end {
             return end;
         }
+        // Decodes in flight hold memory beyond the cache: at most an eighth of the budget.
+        let by_memory = self.cache.budget() / 8 / array.grid.chunk_bytes().max(1);
+        let limit = self.max_pending_prefetches.min(by_memory.max(1));
         for group in array.grid.plan(offset, end - offset) {
             if self.cache.is_present_or_loading((array.id, group.chunk)) {
                 continue;
             }
-            if self.pending_prefetches.load(Ordering::Relaxed) >= self.max_pending_prefetches {
+            if self.pending_prefetches.load(Ordering::Relaxed) >= limit {
                 let first = group.runs.first().map(|r| r.out_offset as u64).unwrap_or(0);
                 return offset + first;
             }

@@ -62,7 +62,8 @@ pub struct MountArgs {
     /// Log file of the background daemon [default: a file in the temp directory].
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
-    /// Mount options: ro, rw, allow_other, allow_root, cache_size=SIZE, threads=N.
+    /// Mount options: ro, rw, allow_other, allow_root, cache_size=SIZE, threads=N,
+    /// writeback_delay=D, direct_io (bypass the page cache), kernel_cache (always use it).
     #[arg(short = 'o', value_name = "OPT[,OPT...]", value_delimiter = ',')]
     pub options: Vec<String>,
 }

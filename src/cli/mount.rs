@@ -8,7 +8,7 @@ use crate::metadata;
 use crate::reader::ChunkReader;
 use crate::stats::Stats;
 use crate::store::{DirectoryStore, Store};
-use crate::tree::{Tree, TreeOptions};
+use crate::tree::{CacheMode, Tree, TreeOptions};
 use crate::units::{parse_duration, parse_size};
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::{File, OpenOptions};
@@ -39,6 +39,8 @@ pub struct MountConfig {
     pub allow_root: bool,
     /// Idle time after which written chunks are stored.
     pub writeback_delay: Duration,
+    /// Page-cache policy of the data views.
+    pub cache_mode: CacheMode,
 }
 
 /// Turns `mount` arguments (flags and `-o` options) into a [`MountConfig`].
@@ -58,6 +60,7 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         .transpose()
         .map_err(|e| anyhow!(e))?;
     let (mut allow_other, mut allow_root) = (false, false);
+    let mut cache_mode = CacheMode::Auto;
     for option in args
         .options
         .iter()
@@ -85,6 +88,8 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
                 "rw" => read_only = false,
                 "allow_other" => allow_other = true,
                 "allow_root" => allow_root = true,
+                "direct_io" => cache_mode = CacheMode::DirectIo,
+                "kernel_cache" => cache_mode = CacheMode::KernelCache,
                 "defaults" | "noauto" | "auto" | "nofail" | "user" | "users" | "_netdev"
                 | "nodev" | "nosuid" | "noexec" | "noatime" => {}
                 _ => bail!("unknown mount option {option:?}"),
@@ -112,6 +117,7 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         allow_other,
         allow_root,
         writeback_delay: writeback_delay.unwrap_or(Duration::from_secs(3)),
+        cache_mode,
     })
 }
 
@@ -270,6 +276,13 @@ pub fn run(args: MountArgs) -> Result<()> {
 /// Mounts and serves until unmounted or signalled; writes "OK" to `ready` and closes it
 /// once the mount is live (an error before that is left for the caller to report).
 pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
+    // Chunk-sized buffers are mapped and unmapped rather than kept in malloc's heaps, so the
+    // daemon's memory follows the cache budget (evicted buffers are recycled instead).
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only tunes the allocator; called before any worker thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
     let store = Arc::new(DirectoryStore::open(&config.store)?);
     let stats = Arc::new(Stats::default());
     let cache = Arc::new(ChunkCache::new(config.cache_size as usize, stats.clone()));
@@ -286,6 +299,7 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
             reader,
             TreeOptions {
                 read_only: config.read_only,
+                cache_mode: config.cache_mode,
             },
         )
         .map_err(|e| anyhow!(e.message))?,

@@ -1,7 +1,7 @@
 //! Open files of the tree: reads (with read-ahead for sequential readers), writes, and
 //! the fixed sizes of the data views.
 
-use super::{Attr, EntryKind, NodeKind, OpenOptions, Tree, CHUNK_INO_FLAG};
+use super::{Attr, CacheMode, EntryKind, NodeKind, OpenOptions, Tree, CHUNK_INO_FLAG};
 use crate::array::ZarrArray;
 use crate::error::{FsError, FsResult};
 use std::sync::atomic::Ordering;
@@ -113,9 +113,16 @@ impl Tree {
     /// direct I/O where mmap() still works, so that `data`, `data.npy` and the chunk files,
     /// which show the same bytes, never disagree; otherwise aliases are invalidated.
     fn data_open_options(&self) -> OpenOptions {
+        let direct_io = match self.options.cache_mode {
+            CacheMode::Auto => {
+                !self.options.read_only && self.direct_io_allowed.load(Ordering::Relaxed)
+            }
+            CacheMode::DirectIo => true,
+            CacheMode::KernelCache => false,
+        };
         OpenOptions {
-            direct_io: !self.options.read_only && self.direct_io_allowed.load(Ordering::Relaxed),
-            keep_cache: self.options.read_only,
+            direct_io,
+            keep_cache: self.options.read_only && !direct_io,
         }
     }
 

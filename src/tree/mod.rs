@@ -113,11 +113,26 @@ struct Node {
     kind: NodeKind,
 }
 
+/// How the data views use the kernel's page cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Read-only mounts keep pages across opens; writable mounts use direct I/O (where
+    /// mmap() of such files is allowed) so aliasing views never disagree.
+    #[default]
+    Auto,
+    /// Always direct I/O: every read is served from zarrfs's own chunk cache.
+    DirectIo,
+    /// Always the page cache; on writable mounts aliases are invalidated after writes.
+    KernelCache,
+}
+
 /// Options of the tree.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct TreeOptions {
     /// Refuse every write.
     pub read_only: bool,
+    /// Page-cache policy of the data views.
+    pub cache_mode: CacheMode,
 }
 
 /// The virtual file tree over one store.
@@ -550,7 +565,15 @@ mod tests {
                 .unwrap(),
         );
         let reader = Arc::new(ChunkReader::new(cache, pool, stats));
-        let tree = Tree::new(store, reader, TreeOptions { read_only }).unwrap();
+        let tree = Tree::new(
+            store,
+            reader,
+            TreeOptions {
+                read_only,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         (dir, tree)
     }
 
