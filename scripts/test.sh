@@ -7,6 +7,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 bash scripts/install_deps.sh
+# fsx (into target/tools) and fio, driven by tests/interop/test_exercisers.py
+bash scripts/install_test_tools.sh
 
 if ! command -v cargo >/dev/null 2>&1 && [ -f "${CARGO_HOME:-$HOME/.cargo}/env" ]; then
     # shellcheck disable=SC1091
@@ -46,7 +48,8 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e
 # The timeout only guards against a wedged mount hanging the run forever.
-ZARRFS_BIN="$ROOT/target/release/zarrfs" timeout --kill-after=30 1800 \
+# ZARRFS_REQUIRE_TOOLS: a missing fsx or fio fails the exerciser tests instead of skipping them.
+ZARRFS_BIN="$ROOT/target/release/zarrfs" FSX_BIN="$ROOT/target/tools/bin/fsx" ZARRFS_REQUIRE_TOOLS=1 timeout --kill-after=30 1800 \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/interop 2>&1 | tee "$log"
 rc="${PIPESTATUS[0]}"
 set -e

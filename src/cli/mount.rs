@@ -354,16 +354,37 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
     std::thread::Builder::new()
         .name("zarrfs-signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
+            let mut detached = false;
+            for signal in signals.forever() {
                 tracing::info!(
                     "signal {signal}: writing back and unmounting {}",
                     mountpoint.display()
                 );
-                if let Err(err) = signal_tree.flush_all(true) {
+                let flushed = signal_tree.flush_all(true);
+                if let Err(err) = &flushed {
                     tracing::error!("write-back before unmount failed: {}", err.message);
                 }
-                if let Err(err) = unmounter.unmount() {
-                    tracing::warn!("unmount of {} failed: {err}", mountpoint.display());
+                if detached {
+                    // A second signal while files still hold the detached mount: leave now.
+                    std::process::exit(i32::from(flushed.is_err()));
+                }
+                match unmounter.unmount() {
+                    Ok(()) => return,
+                    Err(err) => {
+                        // Files are still open: detach the mount point now (as libfuse does)
+                        // and keep serving those files; the session ends, with a last
+                        // write-back, when the last of them is closed.
+                        tracing::warn!(
+                            "unmount of {} failed ({err}); detaching it until its open files close",
+                            mountpoint.display()
+                        );
+                        match detach(&mountpoint) {
+                            Ok(()) => detached = true,
+                            Err(err) => {
+                                tracing::error!("cannot detach {}: {err}", mountpoint.display())
+                            }
+                        }
+                    }
                 }
             }
         })?;
@@ -385,6 +406,24 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
     flushed.map_err(|e| anyhow!("write-back at exit failed: {}", e.message))?;
     tracing::info!("unmounted {}", config.mountpoint.display());
     Ok(())
+}
+
+/// Lazily unmounts a busy mount point (it disappears now, open files keep it alive).
+fn detach(path: &Path) -> std::io::Result<()> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+    // SAFETY: c_path is a valid NUL-terminated path.
+    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    let status = std::process::Command::new("fusermount3")
+        .args(["-u", "-z"])
+        .arg(path)
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("fusermount3 -u -z failed"))
+    }
 }
 
 /// `zarrfs umount`: unmounts and waits until the mount point is free.

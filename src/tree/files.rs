@@ -33,6 +33,37 @@ pub(super) struct OpenFile {
     pub(super) sequential: Mutex<Sequential>,
 }
 
+impl FileTarget {
+    /// The file's fixed size in bytes.
+    fn size(&self) -> u64 {
+        match self {
+            FileTarget::Flat { array, header } => {
+                header.as_ref().map_or(0, |h| h.len() as u64) + array.grid.total_bytes()
+            }
+            FileTarget::Chunk { array, .. } => array.grid.chunk_bytes() as u64,
+            FileTarget::Bytes(content) => content.len() as u64,
+        }
+    }
+
+    /// The file's path in the mount, for log lines.
+    fn label(&self) -> String {
+        let under = |array: &ZarrArray, rest: &str| {
+            format!("/{}", crate::store::join_key(&array.path, rest))
+        };
+        match self {
+            FileTarget::Flat {
+                array,
+                header: None,
+            } => under(array, "data"),
+            FileTarget::Flat { array, .. } => under(array, "data.npy"),
+            FileTarget::Chunk { array, linear } => {
+                under(array, &format!("chunks/{}", array.grid.chunk_name(*linear)))
+            }
+            FileTarget::Bytes(_) => "a metadata file".to_string(),
+        }
+    }
+}
+
 impl OpenFile {
     pub(super) fn array(&self) -> Option<&Arc<ZarrArray>> {
         match &self.target {
@@ -151,6 +182,20 @@ impl Tree {
         if !file.writable {
             return Err(FsError::new(libc::EBADF, "file not open for writing"));
         }
+        // Sizes are fixed: what passes the end is cut off, and a write wholly past it fails
+        // (as at a file system's maximum file size).
+        let size = file.target.size();
+        if offset >= size && !data.is_empty() {
+            return Err(FsError::new(
+                libc::EFBIG,
+                format!(
+                    "write of {} bytes at {offset} is past the end of {} ({size} bytes)",
+                    data.len(),
+                    file.target.label()
+                ),
+            ));
+        }
+        let data = &data[..data.len().min((size - offset.min(size)) as usize)];
         match &file.target {
             FileTarget::Bytes(_) => return Err(FsError::new(libc::EACCES, "read-only file")),
             FileTarget::Chunk { array, linear } => {
