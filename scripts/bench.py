@@ -1014,6 +1014,7 @@ class Bench:
         self.results["rss"][name] = {
             "cache_size": RSS_CACHE_SIZE, "bytes_read": spec.nbytes,
             "peak": max(p[0] for p in peaks), "at_start": min(p[1] for p in peaks),
+            "peaks": [p[0] for p in peaks],
             "cache_bytes_at_end": max(p[2] for p in peaks),
         }
         log(f"{name}: peak RSS with --cache-size 128MiB: "
@@ -1515,11 +1516,17 @@ def write_report(r: dict, md_path: Path, png_path: Path, command: str) -> None:
     add("")
     add("## Daemon memory (scenario 8)")
     add("")
+    add("Peak RSS is the highest VmHWM over the runs (each run a fresh daemon reading the "
+        "whole array once); the range over the runs is in brackets.")
+    add("")
     add("| data | `--cache-size` | bytes read | peak RSS (VmHWM) MiB | RSS at start MiB | limit MiB |")
     add("|---|---:|---:|---:|---:|---:|")
     for name, v in r["rss"].items():
+        spread = ""
+        if v.get("peaks"):
+            spread = f" [{min(v['peaks']) / MiB:.0f}–{max(v['peaks']) / MiB:.0f}]"
         add(f"| {name} | {v['cache_size'] / MiB:.0f} MiB | {v['bytes_read'] / MiB:.0f} MiB | "
-            f"{v['peak'] / MiB:.0f} | {v['at_start'] / MiB:.0f} | "
+            f"{v['peak'] / MiB:.0f}{spread} | {v['at_start'] / MiB:.0f} | "
             f"{(v['cache_size'] + RSS_SLACK) / MiB:.0f} |")
     for name, seq in r["seq"].items():
         add(f"| {name} | 1024 MiB (default) | {r['datasets'][name]['bytes'] / MiB:.0f} MiB | "
@@ -1713,9 +1720,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--peer-random", type=int, default=2000,
                    help="how many of the random ranges zarr-python reads (default 2000)")
     p.add_argument("--no-perf", action="store_true", help="skip the perf profile")
-    p.add_argument("--retries", type=int, default=3,
+    p.add_argument("--retries", type=int,
                    help="times a block is measured again when other processes used the CPUs "
-                   "meanwhile (default 3)")
+                   "meanwhile (default 3, 1 with --quick)")
     p.add_argument("--idle-timeout", type=float, default=600,
                    help="seconds to wait for other processes to leave the CPUs idle (default 600)")
     p.add_argument("--no-write", action="store_true", help="skip the write scenario")
@@ -1725,6 +1732,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.repeats < 3 and not args.quick:
         p.error("--repeats must be at least 3 (medians of fewer runs are not reported)")
+    if args.retries is None:
+        args.retries = 1 if args.quick else 3
     if not args.work_dir:
         args.work_dir = str(ROOT / "target" / ("bench-data-quick" if args.quick else "bench-data"))
     work = Path(args.work_dir)
