@@ -318,7 +318,10 @@ impl Filesystem for ZarrFs {
         reply: ReplyData,
     ) {
         match self.tree.read(fh.0, offset, size) {
-            Ok(data) => reply.data(&data),
+            Ok(data) => {
+                reply.data(&data);
+                crate::reader::recycle_reply_buffer(data);
+            }
             Err(err) => reply.error(errno("read", err)),
         }
     }

@@ -131,7 +131,7 @@ impl ChunkReader {
             })
             .collect();
         runs.sort_unstable_by_key(|(at, _)| *at);
-        let mut out = Vec::with_capacity(total);
+        let mut out = take_reply_buffer(total);
         for (at, bytes) in runs {
             debug_assert_eq!(at, out.len());
             out.extend_from_slice(bytes);
@@ -155,24 +155,22 @@ impl ChunkReader {
         Ok(buf[start..end].to_vec())
     }
 
-    /// Starts background decodes of the chunks under `[offset, offset + len)` of the flat
-    /// view that are neither cached nor loading. Returns the end of the range actually
-    /// covered (less than requested when too many decodes are already pending).
-    pub fn prefetch(&self, array: &Arc<ZarrArray>, offset: u64, len: u64) -> u64 {
-        let end = offset.saturating_add(len).min(array.grid.total_bytes());
-        if offset >= end {
-            return end;
-        }
-        // Decodes in flight hold memory beyond the cache: at most an eighth of the budget.
+    /// Starts background decodes of the chunks `from..to` (linear grid positions) that are
+    /// neither cached nor loading. Returns the position up to which every chunk has been
+    /// started: less than `to` when enough decodes are already pending (they hold memory
+    /// beyond the cache, so at most an eighth of the budget is in flight).
+    pub fn prefetch_chunks(&self, array: &Arc<ZarrArray>, from: u64, to: u64) -> u64 {
+        let to = to.min(array.grid.num_chunks());
         let by_memory = self.cache.budget() / 8 / array.grid.chunk_bytes().max(1);
         let limit = self.max_pending_prefetches.min(by_memory.max(1));
-        for group in array.grid.plan(offset, end - offset) {
-            if self.cache.is_present_or_loading((array.id, group.chunk)) {
+        for linear in from..to {
+            if self.cache.is_present_or_loading((array.id, linear))
+                || array.dirty.lock().unwrap().chunks.contains_key(&linear)
+            {
                 continue;
             }
             if self.pending_prefetches.load(Ordering::Relaxed) >= limit {
-                let first = group.runs.first().map(|r| r.out_offset as u64).unwrap_or(0);
-                return offset + first;
+                return linear;
             }
             self.pending_prefetches.fetch_add(1, Ordering::Relaxed);
             Stats::add(&self.stats.chunks_prefetched, 1);
@@ -182,7 +180,6 @@ impl ChunkReader {
                 self.pending_prefetches.clone(),
             );
             let array = array.clone();
-            let linear = group.chunk;
             self.pool.spawn(move || {
                 if let Err(err) = load_through_cache(&cache, &stats, &array, linear) {
                     tracing::warn!("read-ahead: {}", err.message);
@@ -190,7 +187,36 @@ impl ChunkReader {
                 pending.fetch_sub(1, Ordering::Relaxed);
             });
         }
-        end
+        to
+    }
+}
+
+thread_local! {
+    /// One reply buffer per serving thread, handed back after each reply is sent.
+    static REPLY_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Largest reply buffer kept for reuse.
+const MAX_KEPT_REPLY: usize = 8 << 20;
+
+/// An empty buffer with room for `capacity` bytes, reusing this thread's last reply buffer.
+fn take_reply_buffer(capacity: usize) -> Vec<u8> {
+    let mut buf = REPLY_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    buf.clear();
+    buf.reserve(capacity);
+    buf
+}
+
+/// Hands a sent reply's buffer back for the next read on this thread, so that replies do
+/// not fault in fresh pages each time.
+pub fn recycle_reply_buffer(buf: Vec<u8>) {
+    if buf.capacity() <= MAX_KEPT_REPLY {
+        REPLY_BUFFER.with(|b| {
+            let mut kept = b.borrow_mut();
+            if buf.capacity() > kept.capacity() {
+                *kept = buf;
+            }
+        });
     }
 }
 

@@ -249,15 +249,6 @@ impl Tree {
         Ok(attr)
     }
 
-    fn readahead_window(&self, array: &ZarrArray) -> u64 {
-        let grid = &array.grid;
-        let band = grid.chunk_shape().first().copied().unwrap_or(1)
-            * grid.shape().iter().skip(1).product::<u64>()
-            * grid.itemsize() as u64;
-        let budget = self.reader.cache().budget() as u64 / 4;
-        band.max(4 * grid.chunk_bytes() as u64).min(budget)
-    }
-
     /// Reads up to `size` bytes at `offset` from an open file.
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         crate::stats::Stats::add(&self.reader.stats().read_requests, 1);
@@ -283,7 +274,7 @@ impl Tree {
                 }
                 let data_start = offset.max(header_len) - header_len;
                 let data_end = end.max(header_len) - header_len;
-                self.read_ahead(&file, array, offset, end, data_end);
+                self.read_ahead(&file, array, offset, end, data_start);
                 if offset >= header_len {
                     return self
                         .reader
@@ -299,14 +290,16 @@ impl Tree {
         }
     }
 
-    /// Starts decoding the chunks after a sequential read, up to the read-ahead window.
+    /// Starts decoding ahead of a sequential reader, band by band: a band is one row of
+    /// chunks along the first axis, which a C-order reader needs all at once. The current
+    /// band and the next ones fitting in a quarter of the cache (at least one) are started.
     fn read_ahead(
         &self,
         file: &OpenFile,
         array: &Arc<ZarrArray>,
         offset: u64,
         end: u64,
-        data_end: u64,
+        data_start: u64,
     ) {
         let mut seq = file.sequential.lock().unwrap();
         let sequential = offset == seq.next_offset || offset == 0;
@@ -315,10 +308,22 @@ impl Tree {
             seq.prefetched_to = 0;
             return;
         }
-        let target = data_end + self.readahead_window(array);
-        let start = seq.prefetched_to.max(data_end);
-        if target > start {
-            seq.prefetched_to = self.reader.prefetch(array, start, target - start);
+        let grid = &array.grid;
+        let chunks_per_band: u64 = grid.grid_shape().iter().skip(1).product();
+        let band_bytes = grid.chunk_shape().first().copied().unwrap_or(1)
+            * grid.shape().iter().skip(1).product::<u64>()
+            * grid.itemsize() as u64;
+        if band_bytes == 0 || chunks_per_band == 0 {
+            return;
+        }
+        let budget = self.reader.cache().budget() as u64 / 4;
+        let bands_ahead =
+            (budget / band_bytes.max(chunks_per_band * grid.chunk_bytes() as u64)).max(1);
+        let band = data_start / band_bytes;
+        let from = seq.prefetched_to.max(band * chunks_per_band);
+        let to = (band + 1 + bands_ahead) * chunks_per_band;
+        if to > from {
+            seq.prefetched_to = self.reader.prefetch_chunks(array, from, to);
         }
     }
 }

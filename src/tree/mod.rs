@@ -32,7 +32,7 @@ const CHUNK_INO_FLAG: u64 = 1 << 63;
 const CHUNK_ARRAY_SHIFT: u32 = 40;
 const MAX_CHUNK_ARRAYS: u64 = 1 << (63 - CHUNK_ARRAY_SHIFT);
 /// Preferred I/O size reported for the data views (readers size their buffers by it).
-pub const PREFERRED_IO_SIZE: u32 = 1 << 20;
+pub const PREFERRED_IO_SIZE: u32 = 4 << 20;
 
 /// Whether an entry is a directory or a regular file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
