@@ -46,7 +46,11 @@ section "zarrfs mount"
 section "ls -R (first 60 lines)"
 ls -R "$MNT" | head -n 60 || true
 
-ARR="$(dirname "$(find "$MNT" -name meta.json -not -path '*/.zarrfs/*' | sort | head -n 1)")"
+# The sample's 3-D blosc array; any other array of the mount will do if it is missing.
+ARR="$MNT/climate/temperature"
+if [ ! -f "$ARR/meta.json" ]; then
+    ARR="$(dirname "$(find "$MNT" -name meta.json -not -path '*/.zarrfs/*' | sort | head -n 1)")"
+fi
 if [ -z "$ARR" ] || [ ! -f "$ARR/meta.json" ]; then
     echo "no array found in the mount" >&2
     exit 1
@@ -55,8 +59,8 @@ section "${ARR#"$MNT"/}/meta.json"
 cat "$ARR/meta.json"
 echo
 
-section "head -c 64 ${ARR#"$MNT"/}/data | od"
-head -c 64 "$ARR/data" | od -A d -t x1
+section "head -c 64 ${ARR#"$MNT"/}/data | od -t f4"
+head -c 64 "$ARR/data" | od -A d -t f4
 
 PY=""
 for p in "$ROOT/target/venv/bin/python" python3; do
