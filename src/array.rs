@@ -48,7 +48,13 @@ pub struct ZarrArray {
     pub dirty: Mutex<DirtyState>,
     /// Serialises write-backs of this array, so an older version never lands last.
     pub flush_lock: Mutex<()>,
+    /// Chunk positions sorted by file name, and each position's rank in that order (built
+    /// on first use; `None` for grids too large to be worth it).
+    name_order: OnceLock<Option<(Vec<u64>, Vec<u32>)>>,
 }
+
+/// Largest grid for which the name order of chunk files is tabulated.
+const MAX_NAME_ORDER_CHUNKS: u64 = 1 << 18;
 
 impl ZarrArray {
     /// Opens an array; an unsupported codec is remembered and reported on every chunk read.
@@ -79,6 +85,7 @@ impl ZarrArray {
             legacy_separator: AtomicU8::new(0),
             dirty: Mutex::new(DirtyState::default()),
             flush_lock: Mutex::new(()),
+            name_order: OnceLock::new(),
         }
     }
 
@@ -175,6 +182,30 @@ impl ZarrArray {
         let fill = self.fill_chunk();
         for (start, len) in ranges {
             chunk[start..start + len].copy_from_slice(&fill[start..start + len]);
+        }
+    }
+
+    /// Up to `count` chunk positions whose file names follow that of `linear` in byte order
+    /// (the order of a shell glob such as `chunks/*`).
+    pub fn chunks_after_in_name_order(&self, linear: u64, count: usize) -> Vec<u64> {
+        let table = self.name_order.get_or_init(|| {
+            let total = self.grid.num_chunks();
+            (total <= MAX_NAME_ORDER_CHUNKS).then(|| {
+                let mut order: Vec<u64> = (0..total).collect();
+                order.sort_by_cached_key(|&c| self.grid.chunk_name(c));
+                let mut rank = vec![0u32; total as usize];
+                for (position, &c) in order.iter().enumerate() {
+                    rank[c as usize] = position as u32;
+                }
+                (order, rank)
+            })
+        });
+        match table {
+            Some((order, rank)) => {
+                let at = rank[linear as usize] as usize + 1;
+                order.iter().skip(at).take(count).copied().collect()
+            }
+            None => Vec::new(),
         }
     }
 
@@ -287,5 +318,59 @@ impl ZarrArray {
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::v2::parse_zarray;
+    use crate::store::DirectoryStore;
+    use serde_json::json;
+
+    fn array(shape: &[u64], chunks: &[u64]) -> (tempfile::TempDir, ZarrArray) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = parse_zarray(
+            &json!({"zarr_format": 2, "shape": shape, "chunks": chunks, "dtype": "<i2",
+                    "compressor": null, "fill_value": 3, "order": "C", "filters": null}),
+            json!({}),
+        )
+        .unwrap();
+        let store = Arc::new(DirectoryStore::open(dir.path()).unwrap());
+        let array = ZarrArray::new(0, store, "", meta, SystemTime::now());
+        (dir, array)
+    }
+
+    #[test]
+    fn name_order_follows_byte_order_of_file_names() {
+        let (_dir, a) = array(&[3, 12], &[1, 1]);
+        let name = |c: u64| a.grid.chunk_name(c);
+        let after: Vec<String> = a
+            .chunks_after_in_name_order(a.grid.parse_chunk_name("0.1").unwrap(), 3)
+            .into_iter()
+            .map(name)
+            .collect();
+        assert_eq!(after, ["0.10", "0.11", "0.2"]);
+        let last = a.grid.parse_chunk_name("2.9").unwrap();
+        assert!(a.chunks_after_in_name_order(last, 5).is_empty());
+    }
+
+    #[test]
+    fn missing_chunks_read_as_fill_with_masked_padding() {
+        let (dir, a) = array(&[3, 5], &[2, 4]);
+        let stats = Stats::default();
+        let loaded = a.load_chunk(0, &stats).unwrap();
+        assert!(!loaded.cacheable, "shared fill buffer");
+        assert!(loaded.buf.chunks(2).all(|e| e == [3, 0]));
+        // A stored edge chunk with garbage padding shows the fill value there.
+        std::fs::write(dir.path().join("1.1"), [9u8; 16]).unwrap();
+        let edge = a
+            .load_chunk(a.grid.chunk_linear(&[1, 1]).unwrap(), &stats)
+            .unwrap();
+        let elements: Vec<&[u8]> = edge.buf.chunks(2).collect();
+        assert_eq!(elements[0], [9, 9], "inside the array: (2, 4)");
+        assert!(elements[1..].iter().all(|e| *e == [3, 0]), "{elements:?}");
+        assert_eq!(stats.chunks_decoded.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.chunks_missing.load(Ordering::Relaxed), 1);
     }
 }

@@ -157,20 +157,30 @@ impl ChunkReader {
 
     /// Starts background decodes of the chunks `from..to` (linear grid positions) that are
     /// neither cached nor loading. Returns the position up to which every chunk has been
-    /// started: less than `to` when enough decodes are already pending (they hold memory
-    /// beyond the cache, so at most an eighth of the budget is in flight).
+    /// started: less than `to` when enough decodes are already pending.
     pub fn prefetch_chunks(&self, array: &Arc<ZarrArray>, from: u64, to: u64) -> u64 {
         let to = to.min(array.grid.num_chunks());
+        self.prefetch_list(array, from..to).unwrap_or(to)
+    }
+
+    /// Starts background decodes of the listed chunks that are neither cached, loading nor
+    /// written. Decodes in flight hold memory beyond the cache, so at most an eighth of the
+    /// budget is in flight: returns the first chunk left out for that reason.
+    pub fn prefetch_list(
+        &self,
+        array: &Arc<ZarrArray>,
+        chunks: impl IntoIterator<Item = u64>,
+    ) -> Option<u64> {
         let by_memory = self.cache.budget() / 8 / array.grid.chunk_bytes().max(1);
         let limit = self.max_pending_prefetches.min(by_memory.max(1));
-        for linear in from..to {
+        for linear in chunks {
             if self.cache.is_present_or_loading((array.id, linear))
                 || array.dirty.lock().unwrap().chunks.contains_key(&linear)
             {
                 continue;
             }
             if self.pending_prefetches.load(Ordering::Relaxed) >= limit {
-                return linear;
+                return Some(linear);
             }
             self.pending_prefetches.fetch_add(1, Ordering::Relaxed);
             Stats::add(&self.stats.chunks_prefetched, 1);
@@ -187,7 +197,17 @@ impl ChunkReader {
                 pending.fetch_sub(1, Ordering::Relaxed);
             });
         }
-        to
+        None
+    }
+
+    /// Starts decoding the chunk files likely to be read after chunk `linear`: the next
+    /// ones in grid order and in name order (the order of `cat chunks/*`).
+    pub fn prefetch_after_chunk(&self, array: &Arc<ZarrArray>, linear: u64) {
+        let depth = self.max_pending_prefetches as u64;
+        let total = array.grid.num_chunks();
+        let by_grid = (linear + 1..total).take(depth as usize);
+        let by_name = array.chunks_after_in_name_order(linear, depth as usize);
+        self.prefetch_list(array, by_grid.chain(by_name));
     }
 }
 

@@ -78,6 +78,9 @@ impl Tree {
     pub fn open(&self, ino: u64, write: bool) -> FsResult<(u64, OpenOptions)> {
         let (target, options) = if ino & CHUNK_INO_FLAG != 0 {
             let (array, linear) = self.decode_chunk_ino(ino)?;
+            if !write {
+                self.reader.prefetch_after_chunk(&array, linear);
+            }
             (
                 FileTarget::Chunk { array, linear },
                 self.data_open_options(),
