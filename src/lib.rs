@@ -5,6 +5,8 @@
 //! Layers, bottom up: [`store`] and [`metadata`] → [`codec`] → [`geometry`] → [`cache`]
 //! and [`reader`] → [`tree`] → [`fuse`]; [`cli`] wires them to the command line.
 
+#![warn(missing_docs)]
+
 pub mod array;
 pub mod cache;
 pub mod cli;
