@@ -28,13 +28,18 @@ argument is passed on. One run:
    8  peak RSS of the daemon with ``--cache-size 128MiB``
 
    plus daemon CPU (user+sys from /proc/PID/stat), the read request size the daemon sees,
-   per-thread CPU and run-state sampling of one cold read, and a perf profile when perf works.
+   per-thread CPU and run-state sampling of one cold read, and a perf profile when perf works;
+   then the levers: cold and warm ``cat data`` of A and D under other mount options (page
+   cache, direct I/O, kernel read-ahead raised through the mount's bdi, thread count, cache
+   size) and, with ``--levers-commits``, through the daemon built at other commits.
 
 3. checks that the bytes read through the mount equal zarr-python's array (SHA-256) and fails
    the run otherwise.
 
 4. writes BENCHMARKS.md and docs/bench.png (a full run) or, with ``--quick``, the same files
    under the quick work directory; raw results go to ``results.json`` in the work directory.
+   BENCHMARKS.md's Levers section ends with docs/bench-levers.md, copied verbatim (lever
+   results kept by hand: code changes measured with ``--levers-commits``).
 """
 
 from __future__ import annotations
@@ -84,6 +89,24 @@ PERF_PATHS = [
     ("user-space copies (memmove)", r"\] __memmove"),
     ("zeroing buffers (memset)", r"\] __memset"),
 ]
+
+
+# Run-time levers measured on A and D (cold and warm `cat data`): key, label, mount arguments,
+# kernel read-ahead (read_ahead_kb of the mount's bdi) to set after mounting, or None.
+RUNTIME_LEVERS = [
+    ("default", "default: writable mount (direct I/O, chunk cache only)", [], None),
+    ("ro", "`--read-only` (page cache + keep_cache)", ["--read-only"], None),
+    ("ro_ra1024", "`--read-only`, bdi `read_ahead_kb` raised to 1024", ["--read-only"], 1024),
+    ("ro_direct", "`--read-only -o direct_io`", ["--read-only", "-o", "direct_io"], None),
+    ("kernel_cache", "`-o kernel_cache` (writable, page cache, no keep_cache)",
+     ["-o", "kernel_cache"], None),
+    ("threads1", "`--threads 1` (1 decode thread, 2 FUSE threads)", ["--threads", "1"], None),
+    ("threads4", "`--threads 4` (4 decode + 4 FUSE threads on 2 cores)", ["--threads", "4"], None),
+    ("cache128", "`--cache-size 128MiB` (read-ahead: 1 band, ≤ 4 decodes pending)",
+     ["--cache-size", "128MiB"], None),
+]
+LEVER_DATASETS = ("A", "D")
+LEVERS_DOC = ROOT / "docs" / "bench-levers.md"
 
 
 class BenchError(Exception):
@@ -375,24 +398,48 @@ def mounted(path: Path) -> bool:
 class Mount:
     """A zarrfs daemon serving ``store`` on ``mountpoint`` (fresh each time: cold cache)."""
 
-    def __init__(self, bench: "Bench", store: Path, *extra: str):
+    def __init__(self, bench: "Bench", store: Path, *extra: str, binary: Path | None = None,
+                 read_ahead_kb: int | None = None):
         self.bench = bench
         self.store = store
         self.path = bench.mnt
         self.extra = list(extra)
+        self.binary = binary or bench.zarrfs
+        self.read_ahead_kb = read_ahead_kb
+        self.saved_read_ahead: tuple[Path, str] | None = None
         self.pid = 0
         self.last_cpu = 0.0
 
     def __enter__(self) -> "Mount":
         if mounted(self.path):
-            subprocess.run([str(self.bench.zarrfs), "umount", str(self.path)], check=False)
-        cmd = [str(self.bench.zarrfs), "mount", str(self.store), str(self.path),
+            subprocess.run([str(self.binary), "umount", str(self.path)], check=False)
+        cmd = [str(self.binary), "mount", str(self.store), str(self.path),
                "--log", str(self.bench.work / "zarrfs.log"), *self.extra]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise BenchError(f"zarrfs mount failed: {proc.stderr.strip()}")
         self.pid = self._find_daemon()
+        if self.read_ahead_kb is not None:
+            knob = self.bdi_read_ahead_file()
+            self.saved_read_ahead = (knob, knob.read_text().strip())
+            knob.write_text(f"{self.read_ahead_kb}\n")
         return self
+
+    def bdi_read_ahead_file(self) -> Path:
+        """The kernel read-ahead knob of the mount's backing device: its bdi is named after
+        the device number that /proc/self/mountinfo lists for the mount point."""
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split(" ")
+                if fields[4] == str(self.path):
+                    return Path(f"/sys/class/bdi/{fields[2]}/read_ahead_kb")
+        raise BenchError(f"{self.path} is not in /proc/self/mountinfo")
+
+    def read_ahead(self) -> int | None:
+        try:
+            return int(self.bdi_read_ahead_file().read_text().split()[0])
+        except (OSError, ValueError, IndexError, BenchError):
+            return None
 
     def _find_daemon(self) -> int:
         for entry in os.listdir("/proc"):
@@ -404,7 +451,7 @@ class Mount:
             except OSError:
                 continue
             if (len(argv) > 3 and argv[1] == b"mount" and argv[3] == os.fsencode(self.path)
-                    and argv[0] == os.fsencode(self.bench.zarrfs)):
+                    and argv[0] == os.fsencode(self.binary)):
                 return int(entry)
         raise BenchError(f"no zarrfs daemon found for {self.path}")
 
@@ -419,8 +466,15 @@ class Mount:
         return proc_status(self.pid, "VmHWM")
 
     def unmount(self) -> None:
+        if self.saved_read_ahead:
+            knob, value = self.saved_read_ahead
+            self.saved_read_ahead = None
+            try:
+                knob.write_text(value + "\n")
+            except OSError:
+                pass
         if mounted(self.path):
-            proc = subprocess.run([str(self.bench.zarrfs), "umount", str(self.path)],
+            proc = subprocess.run([str(self.binary), "umount", str(self.path)],
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 raise BenchError(f"zarrfs umount failed: {proc.stderr.strip()}")
@@ -684,7 +738,9 @@ class Bench:
             raise BenchError(f"unknown dataset(s) {', '.join(unknown)}; choose from A,B,C,D,U")
         # U (and its raw file) is the ceiling that A's targets refer to.
         self.stores = list(self.selected)
-        if "A" in self.stores and "U" not in self.stores:
+        if args.levers_only:
+            self.stores = [n for n in LEVER_DATASETS if n in self.selected]
+        elif "A" in self.stores and "U" not in self.stores:
             self.stores.append("U")
         self.compressed = [n for n in self.selected if n != "U"]
         self.results: dict = {"datasets": {}, "seq": {}, "peers": {}, "limits": {}, "random": {},
@@ -1020,6 +1076,94 @@ class Bench:
         log(f"{name}: peak RSS with --cache-size 128MiB: "
             f"{self.results['rss'][name]['peak'] / MiB:.0f} MiB")
 
+    # -- levers ------------------------------------------------------------------------------
+
+    def _lever_block(self, name: str, configs: list[tuple[str, list[str], Path | None,
+                                                          int | None]]) -> dict:
+        """Cold and warm `cat data` of ``name`` under each configuration (key, mount arguments,
+        binary, kernel read-ahead), interleaved run by run so that drift affects them alike:
+        every round mounts each configuration fresh for one cold read; the last round also
+        re-reads ``repeats`` times on the same mount (warm)."""
+        spec = self.specs[name]
+        store = store_path(self.work, name)
+        self.warm(name)
+        cold: dict[str, list] = {k: [] for k, *_ in configs}
+        warm: dict[str, list] = {k: [] for k, *_ in configs}
+        hwm: dict[str, int] = {k: 0 for k, *_ in configs}
+        ra: dict[str, int | None] = {}
+        for rep in range(self.repeats):
+            for key, extra, binary, read_ahead_kb in configs:
+                with Mount(self, store, *extra, binary=binary, read_ahead_kb=read_ahead_kb) as m:
+                    ra[key] = m.read_ahead()
+                    cold[key].append(run_timed(["cat", str(m.path / "data")], m))
+                    hwm[key] = max(hwm[key], m.hwm())
+                    if rep == self.repeats - 1:
+                        for _ in range(self.repeats):
+                            warm[key].append(run_timed(["cat", str(m.path / "data")], m))
+        out = {}
+        for key, *_ in configs:
+            out[key] = {"cold": summarize_runs(cold[key], spec.nbytes),
+                        "warm": summarize_runs(warm[key], spec.nbytes),
+                        "read_ahead_kb": ra.get(key), "peak_rss": hwm[key]}
+        return out
+
+    def runtime_levers(self, name: str) -> None:
+        res = self._lever_block(name, [(k, args, None, kb) for k, _, args, kb in RUNTIME_LEVERS])
+        self.results.setdefault("levers", {}).setdefault("runtime", {})[name] = res
+        log(f"{name}: levers: " + ", ".join(
+            f"{k} {v['cold']['seconds']:.3f}/{v['warm']['seconds']:.3f}s" for k, v in res.items()))
+
+    def commit_levers(self, name: str) -> None:
+        builds = self.results["levers"]["builds"]
+        res = self._lever_block(name, [(b["sha"], [], Path(b["binary"]), None) for b in builds])
+        self.results["levers"].setdefault("commits", {})[name] = res
+        log(f"{name}: commits: " + ", ".join(
+            f"{k[:7]} {v['cold']['seconds']:.3f}/{v['warm']['seconds']:.3f}s"
+            for k, v in res.items()))
+
+    def build_commits(self, commits: list[str]) -> None:
+        """Builds the daemon at each commit in a worktree under target/levers (one shared
+        target directory, so only zarrfs itself is recompiled); binaries are kept by commit."""
+        base = ROOT / "target" / "levers"
+        tree, target = base / "src", base / "target"
+        cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
+
+        def git(*argv: str, cwd: Path = ROOT) -> str:
+            proc = subprocess.run(["git", *argv], cwd=cwd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise BenchError(f"git {' '.join(argv)}: {proc.stderr.strip()}")
+            return proc.stdout.strip()
+
+        builds: list[dict] = []
+        for spec in commits:
+            sha = git("rev-parse", "--verify", f"{spec}^{{commit}}")
+            binary = base / "bin" / sha / "zarrfs"
+            if not binary.exists():
+                if not (tree / ".git").exists():
+                    tree.parent.mkdir(parents=True, exist_ok=True)
+                    git("worktree", "add", "--detach", "--force", str(tree), sha)
+                else:
+                    git("checkout", "--detach", "--force", sha, cwd=tree)
+                log(f"building zarrfs at {sha[:7]}")
+                proc = subprocess.run([cargo, "build", "--release", "--bin", "zarrfs"], cwd=tree,
+                                      env={**os.environ, "CARGO_TARGET_DIR": str(target)},
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise BenchError(f"cargo build at {sha[:7]} failed: "
+                                     f"{proc.stderr.strip().splitlines()[-1:]}")
+                binary.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(target / "release" / "zarrfs", binary.with_suffix(".tmp"))
+                os.replace(binary.with_suffix(".tmp"), binary)
+            # What changed in the daemon since the previous build: the subjects of the
+            # commits in between that touched src/ (or this commit's own subject first).
+            subjects = ([git("log", "-1", "--format=%s", sha)] if not builds else
+                        git("log", "--reverse", "--format=%s", f"{builds[-1]['sha']}..{sha}",
+                            "--", "src").splitlines())
+            builds.append({"spec": spec, "sha": sha, "short": sha[:7],
+                           "subject": "; ".join(subjects) or "(no change under src/)",
+                           "binary": str(binary)})
+        self.results.setdefault("levers", {})["builds"] = builds
+
     # -- diagnostics ---------------------------------------------------------------------------
 
     def diagnostics(self, name: str) -> None:
@@ -1197,9 +1341,23 @@ class Bench:
         self.results["config"] = {"quick": self.quick, "repeats": self.repeats,
                                   "selected": self.selected, "random_reads": RANDOM_READS,
                                   "peer_random": self.args.peer_random}
+        commits = [c.strip() for c in (self.args.levers_commits or "").split(",") if c.strip()]
+        if commits:
+            self.build_commits(commits)
         self.prepare()
         self.wait_for_idle()
         g = self.guarded
+        lever_sets = [n for n in LEVER_DATASETS if n in self.selected]
+        if self.args.levers_only:
+            for name in lever_sets:
+                if not self.args.no_levers:
+                    g(f"{name} run-time levers", self.runtime_levers, name)
+                if commits:
+                    g(f"{name} commit levers", self.commit_levers, name)
+            self.results["machine"]["loadavg_end"] = os.getloadavg()
+            self.results["elapsed_s"] = time.time() - started
+            self.results["validation_problems"] = []
+            return
         for name in self.stores:
             g(f"{name} sequential reads", self.sequential, name)
             g(f"{name} in-process peers", self.peers, name)
@@ -1218,6 +1376,11 @@ class Bench:
                 break
         if "A" in self.selected:
             g("A peak RSS", self.rss, "A")
+        for name in lever_sets:
+            if not self.args.no_levers:
+                g(f"{name} run-time levers", self.runtime_levers, name)
+            if commits:
+                g(f"{name} commit levers", self.commit_levers, name)
         for name in self.stores:
             g(f"{name} diagnostics", self.diagnostics, name)
         self.results["machine"]["loadavg_end"] = os.getloadavg()
@@ -1533,6 +1696,7 @@ def write_report(r: dict, md_path: Path, png_path: Path, command: str) -> None:
             f"{seq['daemon_peak_rss'] / MiB:.0f} | | |")
     add("")
     add_diagnostics(L, r)
+    add_levers(L, r, md_path)
     add("## Correctness")
     add("")
     add("For every dataset the SHA-256 of `data` read through the mount equals that of "
@@ -1547,6 +1711,8 @@ def write_report(r: dict, md_path: Path, png_path: Path, command: str) -> None:
     add("bash scripts/bench.sh                 # this report (~2.5 GB of data in target/bench-data)")
     add("bash scripts/bench.sh --quick         # 1/16-size smoke run, report in target/bench-data-quick")
     add("bash scripts/bench.sh --only A,C      # a subset of the datasets")
+    add("bash scripts/bench.sh --levers-only --no-levers --only A,D --levers-commits c34ca54,HEAD")
+    add("                                      # code levers: the daemon at other commits")
     add("```")
     add("")
     md_path.write_text("\n".join(L))
@@ -1634,6 +1800,96 @@ def add_diagnostics(L: list[str], r: dict) -> None:
     for n, e in errors.items():
         add(f"- perf on {n}: {e}")
     add("")
+
+
+def _delta(value: float | None, base: float | None) -> str:
+    """Time change against a baseline, in percent (negative = faster)."""
+    if not value or not base:
+        return "–"
+    d = (value / base - 1) * 100
+    return "±0%" if abs(d) < 0.5 else f"{d:+.0f}%".replace("-", "−")
+
+
+def _lever_cells(v: dict) -> list[str]:
+    c, w = v["cold"], v["warm"]
+    return [fmt(c["seconds"], 3), fmt(c["gb_s"]), fmt(c["cpu_per_wall"]),
+            fmt(c["avg_request_bytes"] / 1024 if "avg_request_bytes" in c else None, 0),
+            fmt(w["seconds"], 3), fmt(w["gb_s"]), fmt(w["cpu_per_wall"]),
+            fmt(v["peak_rss"] / MiB if v.get("peak_rss") else None, 0)]
+
+
+def levers_tables(r: dict, command: str | None = None) -> list[str]:
+    """Markdown tables of the run-time and (when measured) commit levers of a run."""
+    L: list[str] = []
+    add = L.append
+    lev = r.get("levers") or {}
+    runtime, commits = lev.get("runtime") or {}, lev.get("commits") or {}
+    reps = r["config"]["repeats"]
+    head = ("| cold s | cold GB/s | cold CPU/wall | cold avg request KiB | warm s | warm GB/s | "
+            "warm CPU/wall | peak RSS MiB |")
+    if runtime:
+        add(f"**Run-time levers** (median of {reps} cold reads, each on a fresh mount, and of "
+            f"{reps} warm re-reads on the last mount; configurations interleaved round by "
+            "round; Δ = time against the default mount of the same dataset, negative is "
+            "faster). Kernel read-ahead is `read_ahead_kb` of the mount's bdi; it only acts "
+            "on page-cache reads.")
+        add("")
+        add("| data | configuration | kernel read-ahead KiB " + head + " Δ cold | Δ warm |")
+        add("|---|---|---:" + "|---:" * 8 + "|---:|---:|")
+        labels = {k: label for k, label, *_ in RUNTIME_LEVERS}
+        for name, res in runtime.items():
+            base = res.get("default")
+            for key, v in res.items():
+                add(f"| {name} | {labels.get(key, key)} | {v.get('read_ahead_kb') or '–'} | "
+                    + " | ".join(_lever_cells(v)) + f" | "
+                    f"{_delta(v['cold']['seconds'], base and base['cold']['seconds'])} | "
+                    f"{_delta(v['warm']['seconds'], base and base['warm']['seconds'])} |")
+        add("")
+    if commits:
+        builds = {b["sha"]: b for b in lev.get("builds", [])}
+        add(f"**Code levers: the daemon built at successive commits** (default writable mount, "
+            f"so direct I/O; median of {reps} cold reads, each on a fresh mount, and of {reps} "
+            "warm re-reads; binaries interleaved round by round; Δ = time against the row "
+            "above, negative is faster).")
+        add("")
+        add("| data | commit | change (commits touching src/ since the row above) " + head + " Δ cold | Δ warm |")
+        add("|---|---|---" + "|---:" * 8 + "|---:|---:|")
+        for name, res in commits.items():
+            prev = None
+            for sha, v in res.items():
+                b = builds.get(sha, {"short": sha[:7], "subject": ""})
+                add(f"| {name} | `{b['short']}` | {b['subject']} | " + " | ".join(_lever_cells(v))
+                    + f" | {_delta(v['cold']['seconds'], prev and prev['cold']['seconds'])} | "
+                    f"{_delta(v['warm']['seconds'], prev and prev['warm']['seconds'])} |")
+                prev = v
+        add("")
+    if command and (runtime or commits):
+        m = r["machine"]
+        add(f"Measured with `{command}` on {m['date']} ({m['nproc']} cores, Linux "
+            f"{m['kernel']}).")
+        add("")
+    return L
+
+
+def add_levers(L: list[str], r: dict, md_path: Path) -> None:
+    """The Levers section: this run's run-time (and commit) levers, then the hand-maintained
+    docs/bench-levers.md verbatim (code levers measured in separate runs, fixed settings)."""
+    tables = levers_tables(r)
+    doc = LEVERS_DOC.read_text().rstrip() if LEVERS_DOC.exists() else ""
+    if not tables and not doc:
+        return
+    add = L.append
+    add("## Levers")
+    add("")
+    add("What each setting or code change gave, including those that did not help. The first "
+        "tables come from this run; the rest is kept in "
+        f"[{LEVERS_DOC.name}]({os.path.relpath(LEVERS_DOC, md_path.parent)}) and copied here "
+        "verbatim.")
+    add("")
+    L.extend(tables)
+    if doc:
+        L.extend(doc.splitlines())
+        add("")
 
 
 def make_chart(r: dict, png_path: Path) -> None:
@@ -1726,6 +1982,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--idle-timeout", type=float, default=600,
                    help="seconds to wait for other processes to leave the CPUs idle (default 600)")
     p.add_argument("--no-write", action="store_true", help="skip the write scenario")
+    p.add_argument("--no-levers", action="store_true",
+                   help="skip the run-time levers (A and D read under other mount options)")
+    p.add_argument("--levers-commits", metavar="REV,REV,...",
+                   help="also build the daemon at these commits (in a worktree under "
+                   "target/levers) and read A and D with each binary, e.g. c34ca54,HEAD")
+    p.add_argument("--levers-only", action="store_true",
+                   help="measure only the levers; write them to levers.md in the work dir "
+                   "(BENCHMARKS.md is left alone)")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report and chart from the work dir's results.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -1773,6 +2037,11 @@ def main(argv: list[str]) -> int:
     if failed:
         log(f"FAILED: {failed} (raw results in {results_path})")
         return 1
+    if args.levers_only:
+        out = Path(args.work_dir) / "levers.md"
+        out.write_text("\n".join(levers_tables(bench.results, command)) + "\n")
+        log(f"wrote {out} in {bench.results['elapsed_s']:.0f} s")
+        return 0
     write_report(bench.results, args.out, args.chart, command)
     for t in targets(bench.results):
         log(f"{t['status']:4}  {t['target']}: {t['detail']}")

@@ -6,6 +6,8 @@
 #   bash scripts/bench.sh                 # full run (~2.5 GB of data under target/bench-data)
 #   bash scripts/bench.sh --quick         # 1/16-size smoke run, report under target/bench-data-quick
 #   bash scripts/bench.sh --only A,C      # a subset of the datasets
+#   bash scripts/bench.sh --levers-only --only A,D --levers-commits c34ca54,HEAD
+#                                         # levers only: other mount options, other commits
 #   bash scripts/bench.sh --help          # every option
 #
 # Must run as root (or with sudo available for the installs) on a machine with /dev/fuse.
