@@ -152,7 +152,9 @@ impl ChunkReader {
         let start = (offset as usize).min(buf.len());
         let end = (offset.saturating_add(len) as usize).min(buf.len());
         Stats::add(&self.stats.bytes_read, (end - start) as u64);
-        Ok(buf[start..end].to_vec())
+        let mut out = take_reply_buffer(end - start);
+        out.extend_from_slice(&buf[start..end]);
+        Ok(out)
     }
 
     /// Starts background decodes of the chunks `from..to` (linear grid positions) that are
