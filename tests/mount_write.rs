@@ -286,6 +286,24 @@ fn sizes_are_fixed_and_namespace_changes_refused() {
 }
 
 #[test]
+fn arrays_with_unsupported_codecs_refuse_writes() {
+    let store = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("v2.zarr"), store.path());
+    let mount = Mount::new(store.path(), &[]);
+    for path in [
+        "errors/unsupported_codec/data",
+        "errors/unsupported_filter/chunks/0.0",
+    ] {
+        let err = OpenOptions::new()
+            .write(true)
+            .open(mount.path(path))
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{path}: {err}");
+    }
+    assert!(mount.log().contains("cannot write"), "{}", mount.log());
+}
+
+#[test]
 fn write_back_errors_reach_fsync_and_nothing_is_lost() {
     // A tiny tmpfs that can be filled: needs root (as in CI).
     let area = tempfile::tempdir().unwrap();

@@ -126,6 +126,18 @@ impl Tree {
         if write && self.options.read_only {
             return Err(FsError::read_only("mounted read-only"));
         }
+        if let (true, FileTarget::Flat { array, .. } | FileTarget::Chunk { array, .. }) =
+            (write, &target)
+        {
+            // Nothing could be stored with codecs zarrfs cannot run: refuse up front rather
+            // than accept bytes that can never be written back.
+            if let Some(reason) = array.codec_problem() {
+                return Err(FsError::io(format!(
+                    "{}: cannot write: {reason}",
+                    target.label()
+                )));
+            }
+        }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.files.lock().unwrap().insert(
             fh,
