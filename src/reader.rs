@@ -32,6 +32,21 @@ impl ChunkReader {
         }
     }
 
+    /// A reader with its own counters, a cache of `cache_budget` bytes and a pool of
+    /// `threads` decode threads.
+    pub fn with_budget(
+        cache_budget: usize,
+        threads: usize,
+    ) -> Result<Self, rayon::ThreadPoolBuildError> {
+        let stats = Arc::new(Stats::default());
+        let cache = Arc::new(ChunkCache::new(cache_budget, stats.clone()));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("zarrfs-decode-{i}"))
+            .build()?;
+        Ok(Self::new(cache, Arc::new(pool), stats))
+    }
+
     /// The chunk cache.
     pub fn cache(&self) -> &Arc<ChunkCache> {
         &self.cache

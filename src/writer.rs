@@ -228,7 +228,6 @@ impl ChunkWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::ChunkCache;
     use crate::metadata::v2::parse_zarray;
     use crate::store::{DirectoryStore, ListEntry, ObjectInfo, Store};
     use serde_json::json;
@@ -299,15 +298,7 @@ mod tests {
             meta,
             SystemTime::now(),
         ));
-        let stats = Arc::new(Stats::default());
-        let cache = Arc::new(ChunkCache::new(1 << 20, stats.clone()));
-        let pool = Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap(),
-        );
-        let reader = Arc::new(ChunkReader::new(cache, pool, stats));
+        let reader = Arc::new(ChunkReader::with_budget(1 << 20, 2).unwrap());
         Fixture {
             _dir: dir,
             store,
@@ -329,15 +320,7 @@ mod tests {
 
     /// A second array object over the same store, with a cold cache.
     fn fixture_like(f: &Fixture) -> Fixture {
-        let stats = Arc::new(Stats::default());
-        let cache = Arc::new(ChunkCache::new(1 << 20, stats.clone()));
-        let pool = Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()
-                .unwrap(),
-        );
-        let reader = Arc::new(ChunkReader::new(cache, pool, stats));
+        let reader = Arc::new(ChunkReader::with_budget(1 << 20, 1).unwrap());
         let array = Arc::new(ZarrArray::new(
             1,
             f.store.clone(),

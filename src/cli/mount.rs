@@ -2,11 +2,9 @@
 //! session and clean shutdown on SIGINT/SIGTERM.
 
 use super::MountArgs;
-use crate::cache::ChunkCache;
 use crate::fuse::ZarrFs;
 use crate::metadata;
 use crate::reader::ChunkReader;
-use crate::stats::Stats;
 use crate::store::{DirectoryStore, Store};
 use crate::tree::{CacheMode, Tree, TreeOptions};
 use crate::units::{parse_duration, parse_size};
@@ -284,15 +282,10 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
     let store = Arc::new(DirectoryStore::open(&config.store)?);
-    let stats = Arc::new(Stats::default());
-    let cache = Arc::new(ChunkCache::new(config.cache_size as usize, stats.clone()));
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(config.threads)
-            .thread_name(|i| format!("zarrfs-decode-{i}"))
-            .build()?,
-    );
-    let reader = Arc::new(ChunkReader::new(cache, pool, stats));
+    let reader = Arc::new(ChunkReader::with_budget(
+        config.cache_size as usize,
+        config.threads,
+    )?);
     let tree = Arc::new(
         Tree::new(
             store.clone(),

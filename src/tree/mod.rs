@@ -548,23 +548,13 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::ChunkCache;
-    use crate::stats::Stats;
     use crate::store::DirectoryStore;
 
     fn tree(read_only: bool) -> (tempfile::TempDir, Tree) {
         let dir = tempfile::tempdir().unwrap();
         crate::sample::write_sample_store(dir.path()).unwrap();
         let store = Arc::new(DirectoryStore::open(dir.path()).unwrap());
-        let stats = Arc::new(Stats::default());
-        let cache = Arc::new(ChunkCache::new(1 << 24, stats.clone()));
-        let pool = Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap(),
-        );
-        let reader = Arc::new(ChunkReader::new(cache, pool, stats));
+        let reader = Arc::new(ChunkReader::with_budget(1 << 24, 2).unwrap());
         let tree = Tree::new(
             store,
             reader,
