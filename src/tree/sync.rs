@@ -1,7 +1,7 @@
 //! Durability and coherence: write-back on close, fsync, idle time and unmount, and
 //! invalidation of the kernel's cached pages of files that alias written bytes.
 
-use super::{chunk_ino, npy, NodeKind, Tree, ROOT_INO};
+use super::{chunk_ino, NodeKind, Tree, ROOT_INO};
 use crate::array::ZarrArray;
 use crate::error::{FsError, FsResult};
 use std::sync::{Arc, Weak};
@@ -12,7 +12,8 @@ pub type Invalidation = (u64, i64, i64);
 
 impl Tree {
     /// Drops the kernel's cached pages of the other files showing the same bytes as a
-    /// written one: `written` names the flat view written (None: a chunk file).
+    /// written one: `written` names the flat view written (None: a chunk file). Needed under
+    /// direct I/O too: pages of live mmap()s of the other views stay in the page cache.
     pub(super) fn invalidate_aliases(
         &self,
         array: &ZarrArray,
@@ -25,21 +26,29 @@ impl Tree {
         let Some(&dir) = self.array_dirs.read().unwrap().get(&array.id) else {
             return;
         };
-        let children = self.children.read().unwrap();
-        let header_len = npy::npy_header(&array.meta.dtype, &array.meta.shape).len() as i64;
-        for (name, shift) in [("data", 0i64), ("data.npy", header_len)] {
-            if Some(name) == written {
-                continue;
-            }
-            if let Some(&ino) = children.get(&(dir, name.to_string())) {
-                let (offset, len) = match range {
-                    Some((o, l)) => (o as i64 + shift, l as i64),
-                    None => (0, 0),
-                };
-                let _ = sender.send((ino, offset, len));
-            }
+        let aliases: Vec<u64> = {
+            let children = self.children.read().unwrap();
+            ["data", "data.npy"]
+                .into_iter()
+                .filter(|name| Some(*name) != written)
+                .filter_map(|name| children.get(&(dir, name.to_string())).copied())
+                .collect()
+        };
+        for ino in aliases {
+            // The NPY view is the flat view shifted by its header.
+            let shift = match self.node(ino).as_deref() {
+                Ok(super::Node {
+                    kind: NodeKind::Npy { header, .. },
+                    ..
+                }) => header.len() as i64,
+                _ => 0,
+            };
+            let (offset, len) = match range {
+                Some((o, l)) => (o as i64 + shift, l as i64),
+                None => (0, 0),
+            };
+            let _ = sender.send((ino, offset, len));
         }
-        drop(children);
         if let Some((offset, len)) = range {
             for linear in array.grid.chunks_touching(offset, len) {
                 if let Ok(ino) = chunk_ino(array.id, linear) {
