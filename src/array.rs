@@ -26,6 +26,15 @@ pub struct DirtyState {
     pub failure: Option<FsError>,
 }
 
+/// What writing a chunk back did to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteBack {
+    /// The chunk was encoded and stored: its encoded size in bytes.
+    Stored(usize),
+    /// The chunk was all fill value and was removed from the store.
+    Deleted,
+}
+
 /// A Zarr array ready for chunk access.
 #[derive(Debug)]
 pub struct ZarrArray {
@@ -220,8 +229,13 @@ impl ZarrArray {
     }
 
     /// Writes a decoded chunk back to the store with the array's own codecs, atomically;
-    /// a chunk that is entirely fill value is deleted instead. Returns the stored size.
-    pub fn write_back_chunk(&self, linear: u64, chunk: &[u8], durable: bool) -> FsResult<usize> {
+    /// a chunk that is entirely fill value is deleted instead.
+    pub fn write_back_chunk(
+        &self,
+        linear: u64,
+        chunk: &[u8],
+        durable: bool,
+    ) -> FsResult<WriteBack> {
         let pipeline = self
             .pipeline
             .as_ref()
@@ -232,7 +246,7 @@ impl ZarrArray {
                     FsError::from_io(&format!("deleting chunk {}", self.store.describe(&key)), &e)
                 })?;
             }
-            return Ok(0);
+            return Ok(WriteBack::Deleted);
         }
         let key = self.chunk_store_key(linear);
         let encoded = pipeline
@@ -241,7 +255,7 @@ impl ZarrArray {
         self.store.put(&key, &encoded, durable).map_err(|e| {
             FsError::from_io(&format!("writing chunk {}", self.store.describe(&key)), &e)
         })?;
-        Ok(encoded.len())
+        Ok(WriteBack::Stored(encoded.len()))
     }
 
     /// Loads and decodes one chunk (fill value when absent). Errors name the chunk file.

@@ -68,6 +68,21 @@ fn errno(op: &str, err: FsError) -> Errno {
     Errno::from_i32(err.errno)
 }
 
+/// Answers a request that returns nothing but success or an errno.
+fn reply_empty(reply: ReplyEmpty, op: &str, result: Result<(), FsError>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(err) => reply.error(errno(op, err)),
+    }
+}
+
+impl ZarrFs {
+    /// The errno for a request that would create, remove or rename an entry.
+    fn refuse_namespace_change(&self, op: &str) -> Errno {
+        errno(op, self.tree.namespace_change_error())
+    }
+}
+
 impl Filesystem for ZarrFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         if let Err(nearest) = config.set_max_readahead(MAX_IO_SIZE) {
@@ -123,10 +138,7 @@ impl Filesystem for ZarrFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.tree.flush(fh.0) {
-            Ok(()) => reply.ok(),
-            Err(err) => reply.error(errno("close", err)),
-        }
+        reply_empty(reply, "close", self.tree.flush(fh.0));
     }
 
     fn fsync(
@@ -137,10 +149,7 @@ impl Filesystem for ZarrFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.tree.fsync(fh.0) {
-            Ok(()) => reply.ok(),
-            Err(err) => reply.error(errno("fsync", err)),
-        }
+        reply_empty(reply, "fsync", self.tree.fsync(fh.0));
     }
 
     fn fsyncdir(
@@ -151,10 +160,7 @@ impl Filesystem for ZarrFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.tree.fsyncdir(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(err) => reply.error(errno("fsync", err)),
-        }
+        reply_empty(reply, "fsync", self.tree.fsyncdir(ino.0));
     }
 
     fn setattr(
@@ -201,7 +207,7 @@ impl Filesystem for ZarrFs {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(errno("mknod", self.tree.namespace_change_error()));
+        reply.error(self.refuse_namespace_change("mknod"));
     }
 
     fn mkdir(
@@ -213,15 +219,15 @@ impl Filesystem for ZarrFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(errno("mkdir", self.tree.namespace_change_error()));
+        reply.error(self.refuse_namespace_change("mkdir"));
     }
 
     fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(errno("unlink", self.tree.namespace_change_error()));
+        reply.error(self.refuse_namespace_change("unlink"));
     }
 
     fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(errno("rmdir", self.tree.namespace_change_error()));
+        reply.error(self.refuse_namespace_change("rmdir"));
     }
 
     fn symlink(
@@ -232,7 +238,7 @@ impl Filesystem for ZarrFs {
         _target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        reply.error(errno("symlink", self.tree.namespace_change_error()));
+        reply.error(self.refuse_namespace_change("symlink"));
     }
 
     fn rename(
@@ -245,7 +251,7 @@ impl Filesystem for ZarrFs {
         _flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(errno("rename", self.tree.namespace_change_error()));
+        reply.error(self.refuse_namespace_change("rename"));
     }
 
     fn link(
@@ -256,7 +262,7 @@ impl Filesystem for ZarrFs {
         _newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        reply.error(errno("link", self.tree.namespace_change_error()));
+        reply.error(self.refuse_namespace_change("link"));
     }
 
     fn create(
@@ -269,7 +275,7 @@ impl Filesystem for ZarrFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        reply.error(errno("create", self.tree.namespace_change_error()));
+        reply.error(self.refuse_namespace_change("create"));
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {

@@ -1,7 +1,7 @@
 //! Writes into arrays: bytes land in in-memory ("dirty") decoded chunks, which are later
 //! encoded with the array's own codecs and stored atomically (write-back).
 
-use crate::array::ZarrArray;
+use crate::array::{WriteBack, ZarrArray};
 use crate::cache::ChunkBuf;
 use crate::error::{FsError, FsResult};
 use crate::geometry::Run;
@@ -169,7 +169,7 @@ impl ChunkWriter {
         if snapshot.is_empty() {
             return Ok(());
         }
-        let results: Vec<FsResult<usize>> = self.reader.pool().install(|| {
+        let results: Vec<FsResult<WriteBack>> = self.reader.pool().install(|| {
             snapshot
                 .par_iter()
                 .map(|(linear, buf)| array.write_back_chunk(*linear, buf, durable))
@@ -180,12 +180,13 @@ impl ChunkWriter {
         let mut dirty = array.dirty.lock().unwrap();
         for ((linear, buf), result) in snapshot.into_iter().zip(results) {
             match result {
-                Ok(stored) => {
-                    if stored == 0 {
-                        Stats::add(&stats.chunks_deleted, 1);
-                    } else {
-                        Stats::add(&stats.chunks_encoded, 1);
-                        Stats::add(&stats.bytes_written_back, stored as u64);
+                Ok(outcome) => {
+                    match outcome {
+                        WriteBack::Deleted => Stats::add(&stats.chunks_deleted, 1),
+                        WriteBack::Stored(size) => {
+                            Stats::add(&stats.chunks_encoded, 1);
+                            Stats::add(&stats.bytes_written_back, size as u64);
+                        }
                     }
                     let unchanged = dirty
                         .chunks
@@ -197,7 +198,7 @@ impl ChunkWriter {
                         stats
                             .dirty_bytes
                             .fetch_sub(array.grid.chunk_bytes() as u64, Ordering::Relaxed);
-                        if stored > 0 {
+                        if outcome != WriteBack::Deleted {
                             self.reader.cache().insert((array.id, linear), buf);
                         } else {
                             self.reader.cache().invalidate((array.id, linear));
