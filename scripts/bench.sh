@@ -37,28 +37,9 @@ fi
 echo "== cargo build --release"
 cargo build --release --bins
 
-PY=""
-for p in python3.11 python3; do
-    if command -v "$p" >/dev/null 2>&1; then
-        PY="$p"
-        break
-    fi
-done
-if [ -z "$PY" ]; then
-    echo "bench.sh: no python3 found" >&2
-    exit 1
-fi
-
 VENV="$ROOT/target/bench-venv"
 REQ="$ROOT/scripts/bench-requirements.txt"
-stamp="$(sha256sum "$REQ" | cut -d' ' -f1) $("$PY" -c 'import sys; print(sys.version.split()[0])')"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-stamp" 2>/dev/null)" != "$stamp" ]; then
-    echo "== creating $VENV ($PY)"
-    rm -rf "$VENV"
-    "$PY" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
-    echo "$stamp" > "$VENV/.requirements-stamp"
-fi
+bash "$ROOT/scripts/make_venv.sh" "$VENV" "$REQ"
 
 echo "== scripts/bench.py $*"
 exec "$VENV/bin/python" scripts/bench.py "$@"

@@ -23,25 +23,7 @@ cargo test --workspace
 # Python venv for the interop suite, rebuilt when the requirements change.
 VENV="$ROOT/target/venv"
 REQ="$ROOT/tests/interop/requirements.txt"
-PY=""
-for p in python3.11 python3; do
-    if command -v "$p" >/dev/null 2>&1; then
-        PY="$p"
-        break
-    fi
-done
-if [ -z "$PY" ]; then
-    echo "no python3 found" >&2
-    exit 1
-fi
-stamp="$(cat "$REQ" | sha256sum | cut -d' ' -f1) $("$PY" -c 'import sys; print(sys.version.split()[0])')"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-stamp" 2>/dev/null)" != "$stamp" ]; then
-    echo "== creating $VENV ($PY)"
-    rm -rf "$VENV"
-    "$PY" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
-    echo "$stamp" > "$VENV/.requirements-stamp"
-fi
+bash "$ROOT/scripts/make_venv.sh" "$VENV" "$REQ"
 
 echo "== pytest tests/interop"
 log="$(mktemp)"
