@@ -371,7 +371,7 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
                             "unmount of {} failed ({err}); detaching it until its open files close",
                             mountpoint.display()
                         );
-                        match detach(&mountpoint) {
+                        match unmount_path(&mountpoint, true) {
                             Ok(()) => detached = true,
                             Err(err) => {
                                 tracing::error!("cannot detach {}: {err}", mountpoint.display())
@@ -401,21 +401,28 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
     Ok(())
 }
 
-/// Lazily unmounts a busy mount point (it disappears now, open files keep it alive).
-fn detach(path: &Path) -> std::io::Result<()> {
+/// Unmounts `path`: with `lazy`, a busy mount point is detached at once and lives on until
+/// its open files close. Tries umount2(2) (root), then fusermount3/fusermount.
+fn unmount_path(path: &Path, lazy: bool) -> std::io::Result<()> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
     // SAFETY: c_path is a valid NUL-terminated path.
-    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } == 0 {
+    if unsafe { libc::umount2(c_path.as_ptr(), flags) } == 0 {
         return Ok(());
     }
-    let status = std::process::Command::new("fusermount3")
-        .args(["-u", "-z"])
-        .arg(path)
-        .status()?;
-    if status.success() {
+    let direct_error = std::io::Error::last_os_error();
+    let helper_ok = ["fusermount3", "fusermount"].iter().any(|tool| {
+        std::process::Command::new(tool)
+            .arg(if lazy { "-uz" } else { "-u" })
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if helper_ok {
         Ok(())
     } else {
-        Err(std::io::Error::other("fusermount3 -u -z failed"))
+        Err(direct_error)
     }
 }
 
@@ -436,26 +443,7 @@ pub fn unmount(mountpoint: &Path) -> Result<()> {
                 path.display()
             )
         })?;
-    let fusermount_ok = ["fusermount3", "fusermount"].iter().any(|tool| {
-        std::process::Command::new(tool)
-            .arg("-u")
-            .arg(&path)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    });
-    if !fusermount_ok {
-        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
-        // SAFETY: c_path is a valid NUL-terminated path.
-        if unsafe { libc::umount2(c_path.as_ptr(), 0) } != 0 {
-            bail!(
-                "cannot unmount {}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            );
-        }
-    }
+    unmount_path(&path, false).map_err(|e| anyhow!("cannot unmount {}: {e}", path.display()))?;
     for _ in 0..100 {
         if !is_mount_point(&path) {
             return Ok(());

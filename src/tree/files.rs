@@ -226,8 +226,8 @@ impl Tree {
                     let overlap = ((header_len - offset) as usize).min(data.len());
                     if data[..overlap] != header[offset as usize..offset as usize + overlap] {
                         return Err(FsError::not_permitted(format!(
-                            "{}: the NPY header of data.npy cannot change",
-                            array.describe()
+                            "{}: the NPY header cannot change",
+                            file.target.label()
                         )));
                     }
                     body = &data[overlap..];
@@ -235,12 +235,12 @@ impl Tree {
                 }
                 let data_offset = body_offset - header_len;
                 self.writer.write_flat(array, data_offset, body)?;
-                let which = if header_len > 0 {
-                    Some("data.npy")
-                } else {
-                    Some("data")
-                };
-                self.invalidate_aliases(array, which, Some((data_offset, body.len() as u64)));
+                let written = if header_len > 0 { "data.npy" } else { "data" };
+                self.invalidate_aliases(
+                    array,
+                    Some(written),
+                    Some((data_offset, body.len() as u64)),
+                );
             }
         }
         Ok(data.len() as u32)
