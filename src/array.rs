@@ -1,7 +1,7 @@
 //! An opened array: metadata, chunk grid and codec pipeline over a store, producing decoded
 //! chunks (or their fill value when absent).
 
-use crate::cache::{ChunkBuf, Loaded};
+use crate::cache::ChunkBuf;
 use crate::codec::pipeline::ChunkPipeline;
 use crate::error::{FsError, FsResult};
 use crate::geometry::ChunkGrid;
@@ -24,6 +24,15 @@ pub struct DirtyState {
     pub last_write: Option<Instant>,
     /// The last write-back failure, until a write-back succeeds.
     pub failure: Option<FsError>,
+}
+
+/// A chunk as loaded from the store.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The decoded chunk.
+    pub buf: ChunkBuf,
+    /// Whether to keep it in the cache (the shared fill-value buffer of absent chunks is not).
+    pub cacheable: bool,
 }
 
 /// What writing a chunk back did to the store.

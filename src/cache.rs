@@ -13,15 +13,6 @@ pub type ChunkKey = (u32, u64);
 /// A decoded chunk: full chunk shape, C order, declared byte order.
 pub type ChunkBuf = Arc<Vec<u8>>;
 
-/// What a loader produced.
-#[derive(Debug)]
-pub struct Loaded {
-    /// The decoded chunk.
-    pub buf: ChunkBuf,
-    /// Whether to keep it in the cache (shared fill-value buffers are not cached).
-    pub cacheable: bool,
-}
-
 struct CacheState {
     lru: LruCache<ChunkKey, ChunkBuf>,
     bytes: usize,
@@ -232,11 +223,12 @@ impl ChunkCache {
     }
 
     /// Returns the chunk, loading it with `load` on a miss. Concurrent callers for the same
-    /// key share one load; errors are returned to every waiter and not cached.
+    /// key share one load; errors are returned to every waiter. The loader decides whether
+    /// its result is kept (by calling [`Self::insert`]).
     pub fn get_or_load(
         &self,
         key: ChunkKey,
-        load: impl FnOnce() -> FsResult<Loaded>,
+        load: impl FnOnce() -> FsResult<ChunkBuf>,
     ) -> FsResult<ChunkBuf> {
         if let Some(buf) = self.get(key) {
             return Ok(buf);
@@ -245,42 +237,34 @@ impl ChunkCache {
         let flight = {
             let mut inflight = self.inflight.lock().unwrap();
             if let Some(flight) = inflight.get(&key) {
-                Some(flight.clone())
+                Ok(flight.clone())
             } else {
                 // A load may have finished between the lookup above and taking this lock.
                 if let Some(buf) = self.state.lock().unwrap().lru.peek(&key).cloned() {
                     return Ok(buf);
                 }
-                inflight.insert(key, Arc::new(Flight::default()));
-                None
+                let flight = Arc::new(Flight::default());
+                inflight.insert(key, flight.clone());
+                Err(flight)
             }
         };
-        if let Some(flight) = flight {
-            let mut result = flight.result.lock().unwrap();
-            while result.is_none() {
-                result = flight.ready.wait(result).unwrap();
+        let flight = match flight {
+            Ok(theirs) => {
+                let mut result = theirs.result.lock().unwrap();
+                while result.is_none() {
+                    result = theirs.ready.wait(result).unwrap();
+                }
+                return result.clone().expect("flight resolved");
             }
-            return result.clone().expect("flight resolved");
-        }
-        let flight = self
-            .inflight
-            .lock()
-            .unwrap()
-            .get(&key)
-            .cloned()
-            .expect("own flight");
+            Err(ours) => ours,
+        };
         let mut guard = FlightGuard {
             cache: self,
             key,
             flight,
             done: false,
         };
-        let result = load().map(|loaded| {
-            if loaded.cacheable {
-                self.insert(key, loaded.buf.clone());
-            }
-            loaded.buf
-        });
+        let result = load();
         guard.finish(result.clone());
         result
     }
@@ -292,11 +276,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    fn loaded(bytes: Vec<u8>) -> FsResult<Loaded> {
-        Ok(Loaded {
-            buf: Arc::new(bytes),
-            cacheable: true,
-        })
+    /// A loader result that is kept in the cache.
+    fn loaded(cache: &ChunkCache, key: ChunkKey, bytes: Vec<u8>) -> FsResult<ChunkBuf> {
+        let buf = Arc::new(bytes);
+        cache.insert(key, buf.clone());
+        Ok(buf)
     }
 
     #[test]
@@ -304,12 +288,14 @@ mod tests {
         let cache = ChunkCache::new(300, Arc::new(Stats::default()));
         for i in 0..3 {
             cache
-                .get_or_load((0, i), || loaded(vec![i as u8; 100]))
+                .get_or_load((0, i), || loaded(&cache, (0, i), vec![i as u8; 100]))
                 .unwrap();
         }
         assert_eq!(cache.bytes(), 300);
         assert!(cache.get((0, 0)).is_some());
-        cache.get_or_load((0, 3), || loaded(vec![3; 100])).unwrap();
+        cache
+            .get_or_load((0, 3), || loaded(&cache, (0, 3), vec![3; 100]))
+            .unwrap();
         assert_eq!(cache.bytes(), 300);
         assert!(cache.get((0, 1)).is_none(), "LRU entry must go first");
         assert!(cache.get((0, 0)).is_some());
@@ -331,7 +317,7 @@ mod tests {
                         .get_or_load((1, 7), || {
                             loads.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(Duration::from_millis(50));
-                            loaded(vec![7; 64])
+                            loaded(&cache, (1, 7), vec![7; 64])
                         })
                         .unwrap()
                 })
@@ -350,7 +336,7 @@ mod tests {
             let cache = cache.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(10));
-                cache.get_or_load((0, 1), || loaded(vec![1]))
+                cache.get_or_load((0, 1), || loaded(&cache, (0, 1), vec![1]))
             })
         };
         let first = cache.get_or_load((0, 1), || {
@@ -360,7 +346,9 @@ mod tests {
         assert_eq!(first.unwrap_err().errno, libc::EIO);
         let second = waiter.join().unwrap();
         // The waiter either shared the failed flight or loaded afresh; the error is not cached.
-        let third = cache.get_or_load((0, 1), || loaded(vec![2])).unwrap();
+        let third = cache
+            .get_or_load((0, 1), || loaded(&cache, (0, 1), vec![2]))
+            .unwrap();
         match second {
             Ok(buf) => {
                 assert_eq!(*buf, vec![1]);
@@ -384,7 +372,7 @@ mod tests {
             });
         });
         std::thread::sleep(Duration::from_millis(10));
-        let result = cache.get_or_load((0, 5), || loaded(vec![5]));
+        let result = cache.get_or_load((0, 5), || loaded(&cache, (0, 5), vec![5]));
         assert!(leader.join().is_err());
         // Either shared the failed flight (EIO) or loaded after it resolved.
         match result {
@@ -436,14 +424,7 @@ mod tests {
     fn uncacheable_loads_are_not_kept() {
         let cache = ChunkCache::new(1 << 20, Arc::new(Stats::default()));
         let shared = Arc::new(vec![0u8; 16]);
-        let got = cache
-            .get_or_load((0, 0), || {
-                Ok(Loaded {
-                    buf: shared.clone(),
-                    cacheable: false,
-                })
-            })
-            .unwrap();
+        let got = cache.get_or_load((0, 0), || Ok(shared.clone())).unwrap();
         assert!(Arc::ptr_eq(&got, &shared));
         assert!(cache.is_empty());
     }

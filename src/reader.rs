@@ -2,7 +2,7 @@
 //! cache, copies contiguous runs into the reply, and decodes ahead of sequential readers.
 
 use crate::array::ZarrArray;
-use crate::cache::{ChunkBuf, ChunkCache, Loaded};
+use crate::cache::{ChunkBuf, ChunkCache};
 use crate::error::FsResult;
 use crate::stats::Stats;
 use rayon::prelude::*;
@@ -276,9 +276,6 @@ fn load_through_cache(
                 cache.insert(key, loaded.buf.clone());
             }
         }
-        Ok(Loaded {
-            buf: loaded.buf,
-            cacheable: false,
-        })
+        Ok(loaded.buf)
     })
 }
