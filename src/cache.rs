@@ -234,10 +234,11 @@ impl ChunkCache {
             return Ok(buf);
         }
         Stats::add(&self.stats.cache_misses, 1);
-        let flight = {
+        // Either another caller is loading this chunk (wait for it) or this one leads.
+        let (flight, leader) = {
             let mut inflight = self.inflight.lock().unwrap();
             if let Some(flight) = inflight.get(&key) {
-                Ok(flight.clone())
+                (flight.clone(), false)
             } else {
                 // A load may have finished between the lookup above and taking this lock.
                 if let Some(buf) = self.state.lock().unwrap().lru.peek(&key).cloned() {
@@ -245,19 +246,16 @@ impl ChunkCache {
                 }
                 let flight = Arc::new(Flight::default());
                 inflight.insert(key, flight.clone());
-                Err(flight)
+                (flight, true)
             }
         };
-        let flight = match flight {
-            Ok(theirs) => {
-                let mut result = theirs.result.lock().unwrap();
-                while result.is_none() {
-                    result = theirs.ready.wait(result).unwrap();
-                }
-                return result.clone().expect("flight resolved");
+        if !leader {
+            let mut result = flight.result.lock().unwrap();
+            while result.is_none() {
+                result = flight.ready.wait(result).unwrap();
             }
-            Err(ours) => ours,
-        };
+            return result.clone().expect("flight resolved");
+        }
         let mut guard = FlightGuard {
             cache: self,
             key,
