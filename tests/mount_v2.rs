@@ -65,22 +65,12 @@ fn chunk_files_hold_decoded_chunks_and_fill_for_missing_ones() {
         names.sort();
         let mut want_names: Vec<String> = grid_positions(&grid)
             .iter()
-            .map(|idx| {
-                if idx.is_empty() {
-                    "0".to_string()
-                } else {
-                    idx.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
-                }
-            })
+            .map(|idx| chunk_name(idx))
             .collect();
         want_names.sort();
         assert_eq!(names, want_names, "{}: chunk listing", array.path());
         for idx in grid_positions(&grid) {
-            let name = if idx.is_empty() {
-                "0".to_string()
-            } else {
-                idx.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
-            };
+            let name = chunk_name(&idx);
             let bytes = read_all(&chunk_dir.join(&name)).unwrap();
             let sources = chunk_element_sources(&shape, &chunks, &idx);
             assert_eq!(
@@ -206,7 +196,7 @@ fn bad_input_gives_eio_or_is_left_out() {
                 let bad = array.strings("bad_chunks");
                 let grid = array.dims("grid");
                 for idx in grid_positions(&grid) {
-                    let name = idx.iter().map(u64::to_string).collect::<Vec<_>>().join(".");
+                    let name = chunk_name(&idx);
                     let result = read_all(&dir.join("chunks").join(&name));
                     if bad.contains(&name) {
                         let err =

@@ -52,14 +52,6 @@ fn open_rw(path: &Path) -> File {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn chunk_name(idx: &[u64]) -> String {
-    if idx.is_empty() {
-        "0".into()
-    } else {
-        idx.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
-    }
-}
-
 #[test]
 fn random_writes_match_a_shadow_and_survive_remount() {
     let store = tempfile::tempdir().unwrap();

@@ -214,6 +214,15 @@ pub fn manifest() -> Vec<FixtureArray> {
         .collect()
 }
 
+/// The mount's file name of a chunk: indices joined by '.', "0" for a 0-d array.
+pub fn chunk_name(idx: &[u64]) -> String {
+    if idx.is_empty() {
+        "0".into()
+    } else {
+        idx.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+    }
+}
+
 /// Chunk grid indices in C order for a grid shape.
 pub fn grid_positions(grid: &[u64]) -> Vec<Vec<u64>> {
     let total: u64 = grid.iter().product();
