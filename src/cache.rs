@@ -1,10 +1,18 @@
 //! LRU cache of decoded chunks, bounded in bytes, with single-flight loading: concurrent
 //! requests for the same chunk wait for one decode instead of decoding it twice.
+//!
+//! The cache resists sequential scans: a chunk decoded for a scan is held only until the
+//! scan has passed it, and its memory then serves the scan's next decodes; a chunk scanned
+//! a second time while its key is still remembered is kept like any other. A single pass
+//! over an array therefore neither evicts the hot chunks of other readers nor faults in a
+//! cache's worth of fresh memory, while arrays read again and again become cached.
 
 use crate::error::{FsError, FsResult};
 use crate::stats::Stats;
 use lru::LruCache;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Identifies a chunk: (array id, linear chunk position).
@@ -13,9 +21,27 @@ pub type ChunkKey = (u32, u64);
 /// A decoded chunk: full chunk shape, C order, declared byte order.
 pub type ChunkBuf = Arc<Vec<u8>>;
 
+/// How a chunk decoded on a miss enters the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Kept in LRU order like every chunk (random access, writes, single chunks).
+    Keep,
+    /// Decoded for a sequential scan: held until the scan releases it (see
+    /// [`ChunkCache::release_scanned`]), unless it was scanned recently before or another
+    /// reader used it meanwhile; then it is kept.
+    Scan,
+}
+
+/// Keys of released scan chunks remembered, so that a second scan keeps what it decodes.
+const REMEMBERED_SCANS: usize = 1 << 16;
+
 struct CacheState {
     lru: LruCache<ChunkKey, ChunkBuf>,
     bytes: usize,
+    /// Held chunks decoded for a scan and not used by anyone else since.
+    scanned: HashSet<ChunkKey>,
+    /// Keys of chunks released after a scan, most recent first.
+    released: LruCache<ChunkKey, ()>,
 }
 
 #[derive(Default)]
@@ -84,12 +110,10 @@ pub fn fresh_buffer(len: usize) -> Vec<u8> {
     buf
 }
 
-/// Buffers kept at most in the pool.
-const POOL_BUFFERS: usize = 4;
-
 /// The decoded-chunk cache.
 pub struct ChunkCache {
     budget: usize,
+    scan_resistant: AtomicBool,
     pool: Mutex<BufferPool>,
     state: Mutex<CacheState>,
     inflight: Mutex<HashMap<ChunkKey, Arc<Flight>>>,
@@ -110,9 +134,12 @@ impl ChunkCache {
     pub fn new(budget: usize, stats: Arc<Stats>) -> Self {
         ChunkCache {
             budget,
+            scan_resistant: AtomicBool::new(true),
             state: Mutex::new(CacheState {
                 lru: LruCache::unbounded(),
                 bytes: 0,
+                scanned: HashSet::new(),
+                released: LruCache::new(NonZeroUsize::new(REMEMBERED_SCANS).expect("non-zero")),
             }),
             inflight: Mutex::new(HashMap::new()),
             pool: Mutex::new(BufferPool::default()),
@@ -137,12 +164,23 @@ impl ChunkCache {
         }
     }
 
+    /// Whether chunks decoded for scans are released once passed (the default) or kept
+    /// like every other chunk.
+    pub fn set_scan_resistance(&self, on: bool) {
+        self.scan_resistant.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether scan resistance is on (see [`Self::set_scan_resistance`]).
+    pub fn scan_resistance(&self) -> bool {
+        self.scan_resistant.load(Ordering::Relaxed)
+    }
+
     /// Offers an evicted chunk's buffer for reuse (only when no reader still holds it; the
-    /// pool holds a few buffers and at most an eighth of the budget on top of the cache).
+    /// pool holds at most an eighth of the budget on top of the cache).
     fn recycle(&self, buf: ChunkBuf) {
         if let Ok(buf) = Arc::try_unwrap(buf) {
             let mut pool = self.pool.lock().unwrap();
-            if pool.free.len() < POOL_BUFFERS && pool.bytes + buf.len() <= self.budget / 8 {
+            if pool.bytes + buf.len() <= self.budget / 8 {
                 pool.bytes += buf.len();
                 pool.free.push(buf);
             }
@@ -177,8 +215,19 @@ impl ChunkCache {
 
     /// Returns a cached chunk, marking it recently used.
     pub fn get(&self, key: ChunkKey) -> Option<ChunkBuf> {
-        let found = self.state.lock().unwrap().lru.get(&key).cloned();
+        self.lookup(key, Admission::Keep)
+    }
+
+    /// Returns a cached chunk, marking it recently used; a reader that is not scanning
+    /// makes a scan's chunk an ordinary one.
+    pub fn lookup(&self, key: ChunkKey, admission: Admission) -> Option<ChunkBuf> {
+        let mut state = self.state.lock().unwrap();
+        let found = state.lru.get(&key).cloned();
         if found.is_some() {
+            if admission == Admission::Keep && !state.scanned.is_empty() {
+                state.scanned.remove(&key);
+            }
+            drop(state);
             Stats::add(&self.stats.cache_hits, 1);
         }
         found
@@ -187,18 +236,35 @@ impl ChunkCache {
     /// Inserts (or replaces) a chunk, evicting least recently used ones to fit the budget.
     /// A chunk larger than the whole budget is not kept.
     pub fn insert(&self, key: ChunkKey, buf: ChunkBuf) {
+        self.admit(key, buf, Admission::Keep);
+    }
+
+    /// Inserts a chunk decoded on a miss as `admission` says: a scan's chunk is marked for
+    /// release unless its key was released by an earlier scan (see [`Admission`]).
+    pub fn admit(&self, key: ChunkKey, buf: ChunkBuf, admission: Admission) {
         let size = buf.len();
         let mut state = self.state.lock().unwrap();
         if let Some(old) = state.lru.pop(&key) {
             state.bytes -= old.len();
         }
+        let seen_before = state.released.pop(&key).is_some();
+        let held_for_scan = admission == Admission::Scan
+            && self.scan_resistant.load(Ordering::Relaxed)
+            && !seen_before;
+        if held_for_scan {
+            state.scanned.insert(key);
+        } else {
+            state.scanned.remove(&key);
+        }
         if size > self.budget {
+            state.scanned.remove(&key);
             return;
         }
         let mut evicted = Vec::new();
         while state.bytes + size > self.budget {
             match state.lru.pop_lru() {
-                Some((_, old)) => {
+                Some((old_key, old)) => {
+                    state.scanned.remove(&old_key);
                     state.bytes -= old.len();
                     Stats::add(&self.stats.cache_evictions, 1);
                     evicted.push(old);
@@ -214,9 +280,40 @@ impl ChunkCache {
         }
     }
 
+    /// Releases the chunks a scan has passed: those still held only for a scan leave the
+    /// cache, their keys are remembered (a later scan keeps them) and their buffers serve
+    /// the next decodes. Other chunks are untouched.
+    pub fn release_scanned(&self, keys: impl IntoIterator<Item = ChunkKey>) {
+        let mut released = Vec::new();
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.scanned.is_empty() {
+                return;
+            }
+            for key in keys {
+                if !state.scanned.remove(&key) {
+                    continue;
+                }
+                if let Some(buf) = state.lru.pop(&key) {
+                    state.bytes -= buf.len();
+                    state.released.put(key, ());
+                    released.push(buf);
+                }
+            }
+        }
+        Stats::add(
+            &self.stats.chunks_released_after_scan,
+            released.len() as u64,
+        );
+        for buf in released {
+            self.recycle(buf);
+        }
+    }
+
     /// Drops a chunk from the cache.
     pub fn invalidate(&self, key: ChunkKey) {
         let mut state = self.state.lock().unwrap();
+        state.scanned.remove(&key);
         if let Some(old) = state.lru.pop(&key) {
             state.bytes -= old.len();
         }
@@ -228,9 +325,10 @@ impl ChunkCache {
     pub fn get_or_load(
         &self,
         key: ChunkKey,
+        admission: Admission,
         load: impl FnOnce() -> FsResult<ChunkBuf>,
     ) -> FsResult<ChunkBuf> {
-        if let Some(buf) = self.get(key) {
+        if let Some(buf) = self.lookup(key, admission) {
             return Ok(buf);
         }
         Stats::add(&self.stats.cache_misses, 1);
@@ -286,13 +384,17 @@ mod tests {
         let cache = ChunkCache::new(300, Arc::new(Stats::default()));
         for i in 0..3 {
             cache
-                .get_or_load((0, i), || loaded(&cache, (0, i), vec![i as u8; 100]))
+                .get_or_load((0, i), Admission::Keep, || {
+                    loaded(&cache, (0, i), vec![i as u8; 100])
+                })
                 .unwrap();
         }
         assert_eq!(cache.bytes(), 300);
         assert!(cache.get((0, 0)).is_some());
         cache
-            .get_or_load((0, 3), || loaded(&cache, (0, 3), vec![3; 100]))
+            .get_or_load((0, 3), Admission::Keep, || {
+                loaded(&cache, (0, 3), vec![3; 100])
+            })
             .unwrap();
         assert_eq!(cache.bytes(), 300);
         assert!(cache.get((0, 1)).is_none(), "LRU entry must go first");
@@ -312,7 +414,7 @@ mod tests {
                 let loads = loads.clone();
                 std::thread::spawn(move || {
                     cache
-                        .get_or_load((1, 7), || {
+                        .get_or_load((1, 7), Admission::Keep, || {
                             loads.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(Duration::from_millis(50));
                             loaded(&cache, (1, 7), vec![7; 64])
@@ -334,10 +436,10 @@ mod tests {
             let cache = cache.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(10));
-                cache.get_or_load((0, 1), || loaded(&cache, (0, 1), vec![1]))
+                cache.get_or_load((0, 1), Admission::Keep, || loaded(&cache, (0, 1), vec![1]))
             })
         };
-        let first = cache.get_or_load((0, 1), || {
+        let first = cache.get_or_load((0, 1), Admission::Keep, || {
             std::thread::sleep(Duration::from_millis(50));
             Err(FsError::io("bad chunk"))
         });
@@ -345,7 +447,7 @@ mod tests {
         let second = waiter.join().unwrap();
         // The waiter either shared the failed flight or loaded afresh; the error is not cached.
         let third = cache
-            .get_or_load((0, 1), || loaded(&cache, (0, 1), vec![2]))
+            .get_or_load((0, 1), Admission::Keep, || loaded(&cache, (0, 1), vec![2]))
             .unwrap();
         match second {
             Ok(buf) => {
@@ -364,13 +466,13 @@ mod tests {
         let cache = Arc::new(ChunkCache::new(1 << 20, Arc::new(Stats::default())));
         let c2 = cache.clone();
         let leader = std::thread::spawn(move || {
-            let _ = c2.get_or_load((0, 5), || {
+            let _ = c2.get_or_load((0, 5), Admission::Keep, || {
                 std::thread::sleep(Duration::from_millis(50));
                 panic!("boom")
             });
         });
         std::thread::sleep(Duration::from_millis(10));
-        let result = cache.get_or_load((0, 5), || loaded(&cache, (0, 5), vec![5]));
+        let result = cache.get_or_load((0, 5), Admission::Keep, || loaded(&cache, (0, 5), vec![5]));
         assert!(leader.join().is_err());
         // Either shared the failed flight (EIO) or loaded after it resolved.
         match result {
@@ -422,8 +524,46 @@ mod tests {
     fn uncacheable_loads_are_not_kept() {
         let cache = ChunkCache::new(1 << 20, Arc::new(Stats::default()));
         let shared = Arc::new(vec![0u8; 16]);
-        let got = cache.get_or_load((0, 0), || Ok(shared.clone())).unwrap();
+        let got = cache
+            .get_or_load((0, 0), Admission::Keep, || Ok(shared.clone()))
+            .unwrap();
         assert!(Arc::ptr_eq(&got, &shared));
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn scans_release_what_they_passed_and_keep_what_they_see_again() {
+        let cache = ChunkCache::new(1000, Arc::new(Stats::default()));
+        cache.admit((0, 0), Arc::new(vec![0; 100]), Admission::Scan);
+        cache.admit((0, 1), Arc::new(vec![1; 100]), Admission::Scan);
+        cache.insert((0, 2), Arc::new(vec![2; 100]));
+        assert_eq!(cache.len(), 3);
+        cache.release_scanned([(0, 0), (0, 2)]);
+        assert!(cache.get((0, 0)).is_none(), "a passed scan chunk leaves");
+        assert!(cache.get((0, 2)).is_some(), "ordinary chunks stay");
+        assert_eq!(cache.bytes(), 200);
+        assert_eq!(
+            cache.take_buffer(100),
+            vec![0; 100],
+            "its memory serves the next decode"
+        );
+        // Scanned again: remembered, so kept this time.
+        cache.admit((0, 0), Arc::new(vec![9; 100]), Admission::Scan);
+        cache.release_scanned([(0, 0)]);
+        assert_eq!(cache.get((0, 0)).as_deref(), Some(&vec![9; 100]));
+        // A reader that is not scanning makes a scan chunk an ordinary one.
+        assert!(cache.lookup((0, 1), Admission::Scan).is_some());
+        assert!(cache.get((0, 1)).is_some());
+        cache.release_scanned([(0, 1)]);
+        assert!(cache.get((0, 1)).is_some());
+    }
+
+    #[test]
+    fn without_scan_resistance_scans_are_kept() {
+        let cache = ChunkCache::new(1000, Arc::new(Stats::default()));
+        cache.set_scan_resistance(false);
+        cache.admit((0, 0), Arc::new(vec![0; 100]), Admission::Scan);
+        cache.release_scanned([(0, 0)]);
+        assert!(cache.get((0, 0)).is_some());
     }
 }

@@ -23,6 +23,74 @@ pub struct ChunkRuns {
     pub runs: Vec<Run>,
 }
 
+/// One contiguous piece of a request, taken from (or put into) one chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    /// Index of the chunk in [`ReadPlan::chunks`].
+    pub slot: u32,
+    /// Byte offset inside the decoded chunk.
+    pub chunk_offset: usize,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+/// A request as pieces in request order (each starts where the previous one ended) and
+/// the distinct chunks they come from, in first-touch order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadPlan {
+    /// Linear positions of the chunks touched.
+    pub chunks: Vec<u64>,
+    /// The pieces, in request order.
+    pub pieces: Vec<Piece>,
+}
+
+/// Slots of the chunks met so far: a short list searched linearly (a request usually
+/// touches a few chunks, revisited row after row), a hash map past that.
+#[derive(Default)]
+struct Slots {
+    chunks: Vec<u64>,
+    index: Option<HashMap<u64, u32>>,
+    last: Option<(u64, u32)>,
+}
+
+impl Slots {
+    const LINEAR_LIMIT: usize = 32;
+
+    fn slot(&mut self, linear: u64) -> u32 {
+        if let Some((chunk, slot)) = self.last {
+            if chunk == linear {
+                return slot;
+            }
+        }
+        let found = match &self.index {
+            Some(index) => index.get(&linear).copied(),
+            None => self
+                .chunks
+                .iter()
+                .position(|&c| c == linear)
+                .map(|i| i as u32),
+        };
+        let slot = found.unwrap_or_else(|| {
+            let slot = self.chunks.len() as u32;
+            self.chunks.push(linear);
+            if let Some(index) = &mut self.index {
+                index.insert(linear, slot);
+            } else if self.chunks.len() > Self::LINEAR_LIMIT {
+                self.index = Some(
+                    self.chunks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &c)| (c, i as u32))
+                        .collect(),
+                );
+            }
+            slot
+        });
+        self.last = Some((linear, slot));
+        slot
+    }
+}
+
 /// The regular chunk grid of an array.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkGrid {
@@ -213,48 +281,79 @@ impl ChunkGrid {
     /// Splits the flat byte range `[offset, offset + len)` (clipped to the array) into copies
     /// per chunk. Chunks appear in the order the request first touches them.
     pub fn plan(&self, offset: u64, len: u64) -> Vec<ChunkRuns> {
+        let plan = self.plan_in_order(offset, len);
+        let mut groups: Vec<ChunkRuns> = plan
+            .chunks
+            .iter()
+            .map(|&chunk| ChunkRuns {
+                chunk,
+                runs: Vec::new(),
+            })
+            .collect();
+        let mut out_offset = 0;
+        for piece in plan.pieces {
+            groups[piece.slot as usize].runs.push(Run {
+                chunk_offset: piece.chunk_offset,
+                out_offset,
+                len: piece.len,
+            });
+            out_offset += piece.len;
+        }
+        groups
+    }
+
+    /// Maps a flat byte range onto pieces of decoded chunks in request order (clipped to
+    /// the array's size), so that a reply is assembled by appending them one after another.
+    pub fn plan_in_order(&self, offset: u64, len: u64) -> ReadPlan {
         let end = offset.saturating_add(len).min(self.total_bytes());
         if offset >= end {
-            return Vec::new();
+            return ReadPlan::default();
         }
         let k = self.itemsize;
         if self.shape.is_empty() {
-            return vec![ChunkRuns {
-                chunk: 0,
-                runs: vec![Run {
+            return ReadPlan {
+                chunks: vec![0],
+                pieces: vec![Piece {
+                    slot: 0,
                     chunk_offset: offset as usize,
-                    out_offset: 0,
                     len: (end - offset) as usize,
                 }],
-            }];
+            };
         }
         let m = self.merge_dim;
-        let mut groups: Vec<ChunkRuns> = Vec::new();
-        let mut slot_of: HashMap<u64, usize> = HashMap::new();
+        let mut slots = Slots::default();
+        let mut pieces = Vec::new();
         let mut element = offset / k;
         let element_end = end.div_ceil(k);
         let skip_first = offset % k;
-        let mut out_pos = 0u64;
+        // Position of `element`: index along dims 0..=m split into chunk coordinate and
+        // coordinate inside the chunk, plus `r`, the offset inside the merged trailing
+        // dims. Computed once, then advanced run by run without divisions.
+        let mut r = element % self.inner;
+        let mut q = element / self.inner;
         let mut index = vec![0u64; m + 1];
+        for i in (0..=m).rev() {
+            index[i] = q % self.shape[i];
+            q /= self.shape[i];
+        }
+        let mut coord: Vec<u64> = (0..=m).map(|i| index[i] / self.chunk_shape[i]).collect();
+        let mut within: Vec<u64> = (0..=m)
+            .map(|i| index[i] - coord[i] * self.chunk_shape[i])
+            .collect();
+        let mut grid_strides = vec![1u64; m + 1];
+        let trailing: u64 = self.grid_shape[m + 1..].iter().product();
+        grid_strides[m] = trailing;
+        for i in (0..m).rev() {
+            grid_strides[i] = grid_strides[i + 1] * self.grid_shape[i + 1];
+        }
         while element < element_end {
-            let r = element % self.inner;
-            let mut q = element / self.inner;
-            for i in (0..=m).rev() {
-                index[i] = q % self.shape[i];
-                q /= self.shape[i];
-            }
             let mut linear = 0u64;
             let mut local = r;
-            for (i, &at) in index.iter().enumerate() {
-                let c = at / self.chunk_shape[i];
-                linear = linear * self.grid_shape[i] + c;
-                local += (at - c * self.chunk_shape[i]) * self.chunk_strides[i];
+            for i in 0..=m {
+                linear += coord[i] * grid_strides[i];
+                local += within[i] * self.chunk_strides[i];
             }
-            for g in &self.grid_shape[m + 1..] {
-                linear *= g;
-            }
-            let chunk_end_m =
-                ((index[m] / self.chunk_shape[m] + 1) * self.chunk_shape[m]).min(self.shape[m]);
+            let chunk_end_m = ((coord[m] + 1) * self.chunk_shape[m]).min(self.shape[m]);
             let run_elements =
                 ((chunk_end_m - index[m]) * self.inner - r).min(element_end - element);
             let mut chunk_offset = local * k;
@@ -266,31 +365,53 @@ impl ChunkGrid {
             if element + run_elements == element_end && !end.is_multiple_of(k) {
                 run_len -= k - end % k;
             }
-            let run = Run {
+            pieces.push(Piece {
+                slot: slots.slot(linear),
                 chunk_offset: chunk_offset as usize,
-                out_offset: out_pos as usize,
                 len: run_len as usize,
-            };
-            let slot = *slot_of.entry(linear).or_insert_with(|| {
-                groups.push(ChunkRuns {
-                    chunk: linear,
-                    runs: Vec::new(),
-                });
-                groups.len() - 1
             });
-            groups[slot].runs.push(run);
-            out_pos += run_len;
             element += run_elements;
+            if element >= element_end {
+                break;
+            }
+            // The run ended at the chunk's edge along dim m: step to the next chunk, or
+            // past the array's edge, carrying into the earlier dims like an odometer.
+            r = 0;
+            index[m] = chunk_end_m;
+            if index[m] < self.shape[m] {
+                coord[m] += 1;
+                within[m] = 0;
+                continue;
+            }
+            let mut i = m;
+            loop {
+                index[i] = 0;
+                coord[i] = 0;
+                within[i] = 0;
+                if i == 0 {
+                    break;
+                }
+                i -= 1;
+                index[i] += 1;
+                within[i] += 1;
+                if within[i] == self.chunk_shape[i] {
+                    within[i] = 0;
+                    coord[i] += 1;
+                }
+                if index[i] < self.shape[i] {
+                    break;
+                }
+            }
         }
-        groups
+        ReadPlan {
+            chunks: slots.chunks,
+            pieces,
+        }
     }
 
     /// Distinct chunks touched by a flat byte range, in first-touch order.
     pub fn chunks_touching(&self, offset: u64, len: u64) -> Vec<u64> {
-        self.plan(offset, len)
-            .into_iter()
-            .map(|g| g.chunk)
-            .collect()
+        self.plan_in_order(offset, len).chunks
     }
 }
 
@@ -383,6 +504,9 @@ mod tests {
             (&[5, 4, 3], &[2, 3, 2], 3),
             (&[3, 2, 4, 5], &[2, 2, 3, 5], 1),
             (&[0, 4], &[2, 2], 4),
+            // Over 32 chunks in one request: slots found through the hash map.
+            (&[40, 9], &[1, 2], 2),
+            (&[6, 5, 7, 3], &[4, 2, 3, 3], 2),
         ];
         let mut seed = 42;
         for (shape, chunks, itemsize) in cases {

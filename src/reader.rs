@@ -2,7 +2,7 @@
 //! cache, copies contiguous runs into the reply, and decodes ahead of sequential readers.
 
 use crate::array::ZarrArray;
-use crate::cache::{ChunkBuf, ChunkCache};
+use crate::cache::{Admission, ChunkBuf, ChunkCache, ChunkKey};
 use crate::error::FsResult;
 use crate::stats::Stats;
 use rayon::prelude::*;
@@ -47,6 +47,11 @@ impl ChunkReader {
         Ok(Self::new(cache, Arc::new(pool), stats))
     }
 
+    /// How many chunk decodes read-ahead keeps in flight at most.
+    pub fn prefetch_depth(&self) -> u64 {
+        self.max_pending_prefetches as u64
+    }
+
     /// The chunk cache.
     pub fn cache(&self) -> &Arc<ChunkCache> {
         &self.cache
@@ -62,34 +67,58 @@ impl ChunkReader {
         &self.pool
     }
 
-    /// One chunk as readers see it: its unsaved version if written, else decoded (cached).
-    pub fn chunk(&self, array: &ZarrArray, linear: u64) -> FsResult<ChunkBuf> {
+    /// One chunk as readers see it: its unsaved version if written, else decoded (cached as
+    /// `admission` says).
+    pub fn chunk(
+        &self,
+        array: &ZarrArray,
+        linear: u64,
+        admission: Admission,
+    ) -> FsResult<ChunkBuf> {
         if let Some(buf) = array.dirty.lock().unwrap().chunks.get(&linear) {
             return Ok(buf.clone());
         }
-        self.stored_chunk(array, linear)
+        self.stored_chunk_for(array, linear, admission)
     }
 
     /// The chunk as stored (ignoring unsaved writes), decoded through the cache.
     pub fn stored_chunk(&self, array: &ZarrArray, linear: u64) -> FsResult<ChunkBuf> {
-        load_through_cache(&self.cache, &self.stats, array, linear)
+        self.stored_chunk_for(array, linear, Admission::Keep)
+    }
+
+    /// The chunk as stored, decoded through the cache and admitted as `admission` says.
+    fn stored_chunk_for(
+        &self,
+        array: &ZarrArray,
+        linear: u64,
+        admission: Admission,
+    ) -> FsResult<ChunkBuf> {
+        load_through_cache(&self.cache, &self.stats, array, linear, admission)
     }
 
     /// Loads several stored chunks, in parallel when more than one is missing from the cache.
-    pub fn stored_chunks(&self, array: &Arc<ZarrArray>, wanted: &[u64]) -> FsResult<Vec<ChunkBuf>> {
+    pub fn stored_chunks(
+        &self,
+        array: &Arc<ZarrArray>,
+        wanted: &[u64],
+        admission: Admission,
+    ) -> FsResult<Vec<ChunkBuf>> {
         let mut found: Vec<Option<ChunkBuf>> = wanted
             .iter()
-            .map(|&linear| self.cache.get((array.id, linear)))
+            .map(|&linear| self.cache.lookup((array.id, linear), admission))
             .collect();
         let missing: Vec<usize> = (0..wanted.len()).filter(|&i| found[i].is_none()).collect();
         match missing.len() {
             0 => {}
-            1 => found[missing[0]] = Some(self.stored_chunk(array, wanted[missing[0]])?),
+            1 => {
+                found[missing[0]] =
+                    Some(self.stored_chunk_for(array, wanted[missing[0]], admission)?)
+            }
             _ => {
                 let loaded: Vec<FsResult<ChunkBuf>> = self.pool.install(|| {
                     missing
                         .par_iter()
-                        .map(|&i| self.stored_chunk(array, wanted[i]))
+                        .map(|&i| self.stored_chunk_for(array, wanted[i], admission))
                         .collect()
                 });
                 for (slot, result) in missing.iter().zip(loaded) {
@@ -100,28 +129,37 @@ impl ChunkReader {
         Ok(found.into_iter().map(|b| b.expect("filled")).collect())
     }
 
-    /// Reads `[offset, offset + len)` of the array's flat C-order view (clipped to its size).
-    pub fn read_flat(&self, array: &Arc<ZarrArray>, offset: u64, len: u64) -> FsResult<Vec<u8>> {
-        let plan = array.grid.plan(offset, len);
-        let total: usize = plan.iter().flat_map(|g| g.runs.iter()).map(|r| r.len).sum();
+    /// Reads `[offset, offset + len)` of the array's flat C-order view (clipped to its size);
+    /// chunks decoded on the way enter the cache as `admission` says.
+    pub fn read_flat(
+        &self,
+        array: &Arc<ZarrArray>,
+        offset: u64,
+        len: u64,
+        admission: Admission,
+    ) -> FsResult<Vec<u8>> {
+        let plan = array.grid.plan_in_order(offset, len);
+        let total: usize = plan.pieces.iter().map(|p| p.len).sum();
         let bufs = loop {
             // Unsaved chunks are taken in one snapshot; if a write-back lands meanwhile the
             // snapshot may mix versions, so it is taken again.
             let (generation, mut bufs): (u64, Vec<Option<ChunkBuf>>) = {
                 let dirty = array.dirty.lock().unwrap();
                 let bufs = plan
+                    .chunks
                     .iter()
-                    .map(|g| dirty.chunks.get(&g.chunk).cloned())
+                    .map(|chunk| dirty.chunks.get(chunk).cloned())
                     .collect();
                 (dirty.generation, bufs)
             };
             let wanted: Vec<u64> = plan
+                .chunks
                 .iter()
                 .zip(&bufs)
                 .filter(|(_, b)| b.is_none())
-                .map(|(g, _)| g.chunk)
+                .map(|(&chunk, _)| chunk)
                 .collect();
-            let mut stored = self.stored_chunks(array, &wanted)?.into_iter();
+            let mut stored = self.stored_chunks(array, &wanted, admission)?.into_iter();
             for slot in bufs.iter_mut().filter(|b| b.is_none()) {
                 *slot = stored.next();
             }
@@ -132,38 +170,26 @@ impl ChunkReader {
                     .collect::<Vec<_>>();
             }
         };
-        // Runs are appended in request order, so the reply is written once, never zeroed.
-        let mut runs: Vec<(usize, &[u8])> = plan
-            .iter()
-            .zip(&bufs)
-            .flat_map(|(group, buf)| {
-                group.runs.iter().map(move |run| {
-                    (
-                        run.out_offset,
-                        &buf[run.chunk_offset..run.chunk_offset + run.len],
-                    )
-                })
-            })
-            .collect();
-        runs.sort_unstable_by_key(|(at, _)| *at);
+        // Pieces come in request order, so the reply is written once, never zeroed.
         let mut out = take_reply_buffer(total);
-        for (at, bytes) in runs {
-            debug_assert_eq!(at, out.len());
-            out.extend_from_slice(bytes);
+        for piece in &plan.pieces {
+            let buf = &bufs[piece.slot as usize];
+            out.extend_from_slice(&buf[piece.chunk_offset..piece.chunk_offset + piece.len]);
         }
         Stats::add(&self.stats.bytes_read, out.len() as u64);
         Ok(out)
     }
 
-    /// Reads part of one decoded chunk.
+    /// Reads part of one decoded chunk (admitted to the cache as `admission` says).
     pub fn read_chunk(
         &self,
         array: &ZarrArray,
         linear: u64,
         offset: u64,
         len: u64,
+        admission: Admission,
     ) -> FsResult<Vec<u8>> {
-        let buf = self.chunk(array, linear)?;
+        let buf = self.chunk(array, linear, admission)?;
         let start = (offset as usize).min(buf.len());
         let end = (offset.saturating_add(len) as usize).min(buf.len());
         Stats::add(&self.stats.bytes_read, (end - start) as u64);
@@ -175,9 +201,15 @@ impl ChunkReader {
     /// Starts background decodes of the chunks `from..to` (linear grid positions) that are
     /// neither cached nor loading. Returns the position up to which every chunk has been
     /// started: less than `to` when enough decodes are already pending.
-    pub fn prefetch_chunks(&self, array: &Arc<ZarrArray>, from: u64, to: u64) -> u64 {
+    pub fn prefetch_chunks(
+        &self,
+        array: &Arc<ZarrArray>,
+        from: u64,
+        to: u64,
+        admission: Admission,
+    ) -> u64 {
         let to = to.min(array.grid.num_chunks());
-        self.prefetch_list(array, from..to).unwrap_or(to)
+        self.prefetch_list(array, from..to, admission).unwrap_or(to)
     }
 
     /// Starts background decodes of the listed chunks that are neither cached, loading nor
@@ -187,6 +219,7 @@ impl ChunkReader {
         &self,
         array: &Arc<ZarrArray>,
         chunks: impl IntoIterator<Item = u64>,
+        admission: Admission,
     ) -> Option<u64> {
         let by_memory = self.cache.budget() / 8 / array.grid.chunk_bytes().max(1);
         let limit = self.max_pending_prefetches.min(by_memory.max(1));
@@ -208,7 +241,7 @@ impl ChunkReader {
             );
             let array = array.clone();
             self.pool.spawn(move || {
-                if let Err(err) = load_through_cache(&cache, &stats, &array, linear) {
+                if let Err(err) = load_through_cache(&cache, &stats, &array, linear, admission) {
                     tracing::warn!("read-ahead: {}", err.message);
                 }
                 pending.fetch_sub(1, Ordering::Relaxed);
@@ -220,11 +253,22 @@ impl ChunkReader {
     /// Starts decoding the chunk files likely to be read after chunk `linear`: the next
     /// ones in grid order and in name order (the order of `cat chunks/*`).
     pub fn prefetch_after_chunk(&self, array: &Arc<ZarrArray>, linear: u64) {
-        let depth = self.max_pending_prefetches as u64;
+        let depth = self.prefetch_depth();
         let total = array.grid.num_chunks();
         let by_grid = (linear + 1..total).take(depth as usize);
         let by_name = array.chunks_after_in_name_order(linear, depth as usize);
-        self.prefetch_list(array, by_grid.chain(by_name));
+        self.prefetch_list(array, by_grid.chain(by_name), Admission::Scan);
+    }
+
+    /// Tells the cache that a sequential reader has passed these chunks of `array`: those
+    /// decoded only for such readers leave the cache and their memory is reused.
+    pub fn release_scanned(&self, array: &ZarrArray, chunks: impl IntoIterator<Item = u64>) {
+        let id = array.id;
+        self.cache.release_scanned(
+            chunks
+                .into_iter()
+                .map(|linear| -> ChunkKey { (id, linear) }),
+        );
     }
 }
 
@@ -264,16 +308,17 @@ fn load_through_cache(
     stats: &Stats,
     array: &ZarrArray,
     linear: u64,
+    admission: Admission,
 ) -> FsResult<ChunkBuf> {
     let key = (array.id, linear);
-    cache.get_or_load(key, || {
+    cache.get_or_load(key, admission, || {
         let generation = array.dirty.lock().unwrap().generation;
         let buffer = cache.take_buffer(array.grid.chunk_bytes());
         let loaded = array.load_chunk_reusing(linear, stats, buffer)?;
         if loaded.cacheable {
             let dirty = array.dirty.lock().unwrap();
             if dirty.generation == generation {
-                cache.insert(key, loaded.buf.clone());
+                cache.admit(key, loaded.buf.clone(), admission);
             }
         }
         Ok(loaded.buf)

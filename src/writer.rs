@@ -2,7 +2,7 @@
 //! encoded with the array's own codecs and stored atomically (write-back).
 
 use crate::array::{WriteBack, ZarrArray};
-use crate::cache::ChunkBuf;
+use crate::cache::{Admission, ChunkBuf};
 use crate::error::{FsError, FsResult};
 use crate::geometry::Run;
 use crate::reader::ChunkReader;
@@ -122,7 +122,7 @@ impl ChunkWriter {
                     .collect();
                 (dirty.generation, need)
             };
-            let bases = self.reader.stored_chunks(array, &need)?;
+            let bases = self.reader.stored_chunks(array, &need, Admission::Keep)?;
             let mut dirty = array.dirty.lock().unwrap();
             if dirty.generation != generation {
                 continue; // a write-back landed meanwhile: the decoded bases may be stale
@@ -316,7 +316,10 @@ mod tests {
     /// Decodes what the store holds for the whole array (fill where chunks are absent).
     fn stored_view(f: &Fixture) -> Vec<u8> {
         let fresh = fixture_like(f);
-        fresh.reader.read_flat(&fresh.array, 0, 140).unwrap()
+        fresh
+            .reader
+            .read_flat(&fresh.array, 0, 140, Admission::Keep)
+            .unwrap()
     }
 
     /// A second array object over the same store, with a cold cache.
@@ -353,7 +356,9 @@ mod tests {
                     .unwrap();
                 shadow[offset..offset + bytes.len()].copy_from_slice(&bytes);
                 assert_eq!(
-                    f.reader.read_flat(&f.array, 0, 140).unwrap(),
+                    f.reader
+                        .read_flat(&f.array, 0, 140, Admission::Keep)
+                        .unwrap(),
                     shadow,
                     "{order}"
                 );
@@ -366,7 +371,12 @@ mod tests {
             f.writer.flush_array(&f.array, true).unwrap();
             assert_eq!(stored_view(&f), shadow, "{order}: stored after flush");
             assert!(f.array.dirty.lock().unwrap().chunks.is_empty());
-            assert_eq!(f.reader.read_flat(&f.array, 0, 140).unwrap(), shadow);
+            assert_eq!(
+                f.reader
+                    .read_flat(&f.array, 0, 140, Admission::Keep)
+                    .unwrap(),
+                shadow
+            );
         }
     }
 
@@ -427,7 +437,12 @@ mod tests {
         let err = f.writer.flush_array(&f.array, true).unwrap_err();
         assert_eq!(err.errno, libc::ENOSPC);
         assert_eq!(f.array.dirty.lock().unwrap().chunks.len(), 1, "kept dirty");
-        assert_eq!(f.reader.read_flat(&f.array, 10, 2).unwrap(), vec![5, 5]);
+        assert_eq!(
+            f.reader
+                .read_flat(&f.array, 10, 2, Admission::Keep)
+                .unwrap(),
+            vec![5, 5]
+        );
         assert_eq!(f.reader.stats().writeback_errors.load(Ordering::Relaxed), 1);
         f.store.full.store(false, Ordering::SeqCst);
         f.writer.flush_array(&f.array, true).unwrap();

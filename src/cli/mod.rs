@@ -62,8 +62,14 @@ pub struct MountArgs {
     /// Log file of the background daemon [default: a file in the temp directory].
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// Cache every chunk a sequential read decodes. By default a chunk decoded for a
+    /// sequential pass is dropped once the reader has passed it (its memory serves the next
+    /// decodes) and cached only when a later pass reads it again.
+    #[arg(long)]
+    pub keep_scans: bool,
     /// Mount options: ro, rw, allow_other, allow_root, cache_size=SIZE, threads=N,
-    /// writeback_delay=D, direct_io (bypass the page cache), kernel_cache (always use it).
+    /// writeback_delay=D, keep_scans, direct_io (bypass the page cache), kernel_cache
+    /// (always use it).
     #[arg(short = 'o', value_name = "OPT[,OPT...]", value_delimiter = ',')]
     pub options: Vec<String>,
 }

@@ -39,11 +39,14 @@ pub struct MountConfig {
     pub writeback_delay: Duration,
     /// Page-cache policy of the data views.
     pub cache_mode: CacheMode,
+    /// Cache the chunks of sequential passes at once instead of from their second pass.
+    pub keep_scans: bool,
 }
 
 /// Turns `mount` arguments (flags and `-o` options) into a [`MountConfig`].
 pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
     let mut read_only = args.read_only;
+    let mut keep_scans = args.keep_scans;
     let mut cache_size = args
         .cache_size
         .as_deref()
@@ -86,6 +89,7 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
                 "rw" => read_only = false,
                 "allow_other" => allow_other = true,
                 "allow_root" => allow_root = true,
+                "keep_scans" => keep_scans = true,
                 "direct_io" => cache_mode = CacheMode::DirectIo,
                 "kernel_cache" => cache_mode = CacheMode::KernelCache,
                 "defaults" | "noauto" | "auto" | "nofail" | "user" | "users" | "_netdev"
@@ -116,6 +120,7 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         allow_root,
         writeback_delay: writeback_delay.unwrap_or(Duration::from_secs(3)),
         cache_mode,
+        keep_scans,
     })
 }
 
@@ -286,6 +291,7 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
         config.cache_size as usize,
         config.threads,
     )?);
+    reader.cache().set_scan_resistance(!config.keep_scans);
     let tree = Arc::new(
         Tree::new(
             store.clone(),
@@ -475,7 +481,9 @@ mod tests {
             threads: None,
             log: None,
             writeback_delay: None,
+            keep_scans: false,
             options: vec![
+                "keep_scans".into(),
                 "ro".into(),
                 "cache_size=512MiB".into(),
                 "allow_other".into(),
@@ -487,6 +495,7 @@ mod tests {
         assert_eq!(config.cache_size, 512 << 20);
         assert!(config.allow_other);
         assert_eq!(config.threads, 3);
+        assert!(config.keep_scans);
         let bad = MountArgs {
             options: vec!["bogus".into()],
             ..args

@@ -3,6 +3,7 @@
 
 use super::{Attr, CacheMode, EntryKind, NodeKind, OpenOptions, Tree, CHUNK_INO_FLAG};
 use crate::array::ZarrArray;
+use crate::cache::Admission;
 use crate::error::{FsError, FsResult};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,18 @@ pub(super) enum FileTarget {
 pub(super) struct Sequential {
     pub(super) next_offset: u64,
     pub(super) prefetched_to: u64,
+    /// Band of the previous sequential read of a flat view.
+    pub(super) band: Option<u64>,
+}
+
+impl Sequential {
+    /// Records a read of `[offset, end)`; returns whether it continues the previous one (or
+    /// starts at the beginning).
+    fn advance(&mut self, offset: u64, end: u64) -> bool {
+        let sequential = offset == self.next_offset || offset == 0;
+        self.next_offset = end;
+        sequential
+    }
 }
 
 #[derive(Debug)]
@@ -276,7 +289,21 @@ impl Tree {
                 Ok(content[start..end].to_vec())
             }
             FileTarget::Chunk { array, linear } => {
-                self.reader.read_chunk(array, *linear, offset, size)
+                let end = offset.saturating_add(size);
+                let sequential = file.sequential.lock().unwrap().advance(offset, end);
+                let admission = if sequential {
+                    Admission::Scan
+                } else {
+                    Admission::Keep
+                };
+                let out = self
+                    .reader
+                    .read_chunk(array, *linear, offset, size, admission)?;
+                if sequential && end >= array.grid.chunk_bytes() as u64 {
+                    // Read through to its end: a scan of chunk files has passed this one.
+                    self.reader.release_scanned(array, [*linear]);
+                }
+                Ok(out)
             }
             FileTarget::Flat { array, header } => {
                 let header: &[u8] = header.as_ref().map(|h| h.as_slice()).unwrap_or(&[]);
@@ -289,17 +316,22 @@ impl Tree {
                 }
                 let data_start = offset.max(header_len) - header_len;
                 let data_end = end.max(header_len) - header_len;
-                self.read_ahead(&file, array, offset, end, data_start);
+                let admission = self.read_ahead(&file, array, offset, end, data_start);
                 if offset >= header_len {
-                    return self
-                        .reader
-                        .read_flat(array, data_start, data_end - data_start);
+                    return self.reader.read_flat(
+                        array,
+                        data_start,
+                        data_end - data_start,
+                        admission,
+                    );
                 }
                 let mut out = header[offset as usize..end.min(header_len) as usize].to_vec();
-                out.extend(
-                    self.reader
-                        .read_flat(array, data_start, data_end - data_start)?,
-                );
+                out.extend(self.reader.read_flat(
+                    array,
+                    data_start,
+                    data_end - data_start,
+                    admission,
+                )?);
                 Ok(out)
             }
         }
@@ -307,7 +339,10 @@ impl Tree {
 
     /// Starts decoding ahead of a sequential reader, band by band: a band is one row of
     /// chunks along the first axis, which a C-order reader needs all at once. The current
-    /// band and the next ones fitting in a quarter of the cache (at least one) are started.
+    /// band and the next ones are started: with scan resistance (the default) enough bands
+    /// to keep every decode thread busy, else as many as fit in a quarter of the cache. The
+    /// bands the reader has left are released. Returns how the chunks this read decodes
+    /// enter the cache: as a scan's when sequential.
     fn read_ahead(
         &self,
         file: &OpenFile,
@@ -315,13 +350,12 @@ impl Tree {
         offset: u64,
         end: u64,
         data_start: u64,
-    ) {
+    ) -> Admission {
         let mut seq = file.sequential.lock().unwrap();
-        let sequential = offset == seq.next_offset || offset == 0;
-        seq.next_offset = end;
-        if !sequential {
+        if !seq.advance(offset, end) {
             seq.prefetched_to = 0;
-            return;
+            seq.band = None;
+            return Admission::Keep;
         }
         let grid = &array.grid;
         let chunks_per_band: u64 = grid.grid_shape().iter().skip(1).product();
@@ -329,16 +363,28 @@ impl Tree {
             * grid.shape().iter().skip(1).product::<u64>()
             * grid.itemsize() as u64;
         if band_bytes == 0 || chunks_per_band == 0 {
-            return;
+            return Admission::Scan;
         }
-        let budget = self.reader.cache().budget() as u64 / 4;
-        let bands_ahead =
-            (budget / band_bytes.max(chunks_per_band * grid.chunk_bytes() as u64)).max(1);
         let band = data_start / band_bytes;
+        if let Some(previous) = seq.band.filter(|&previous| previous < band) {
+            self.reader
+                .release_scanned(array, previous * chunks_per_band..band * chunks_per_band);
+        }
+        seq.band = Some(band);
+        let bands_ahead = if !self.reader.cache().scan_resistance() {
+            let budget = self.reader.cache().budget() as u64 / 4;
+            budget / band_bytes.max(chunks_per_band * grid.chunk_bytes() as u64)
+        } else {
+            self.reader.prefetch_depth().div_ceil(chunks_per_band)
+        }
+        .max(1);
         let from = seq.prefetched_to.max(band * chunks_per_band);
         let to = (band + 1 + bands_ahead) * chunks_per_band;
         if to > from {
-            seq.prefetched_to = self.reader.prefetch_chunks(array, from, to);
+            seq.prefetched_to = self
+                .reader
+                .prefetch_chunks(array, from, to, Admission::Scan);
         }
+        Admission::Scan
     }
 }

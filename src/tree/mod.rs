@@ -699,4 +699,56 @@ mod tests {
         assert_eq!(tree.namespace_change_error().errno, libc::EPERM);
         tree.flush_all(true).unwrap();
     }
+
+    #[test]
+    fn a_sequential_pass_releases_what_it_passed_and_a_second_pass_keeps_it() {
+        let (_dir, tree) = tree(true);
+        let data = walk(&tree, "climate/temperature/data");
+        // 24×90×180 float32 in 6×45×90 chunks: 4 bands of 4 chunks along the first axis.
+        let stat = |name: &str| -> u64 {
+            let text = String::from_utf8(tree.stats_text()).unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let pass = || {
+            let (fh, _) = tree.open(data.ino, false).unwrap();
+            let mut bytes = Vec::new();
+            while (bytes.len() as u64) < data.size {
+                bytes.extend(tree.read(fh, bytes.len() as u64, 64 << 10).unwrap());
+            }
+            tree.release(fh);
+            bytes
+        };
+        let cache = tree.reader.cache().clone();
+        let first = pass();
+        assert_eq!(stat("chunks_released_after_scan"), 12, "bands 0–2 released");
+        assert_eq!(
+            cache.len(),
+            4,
+            "only the band being read when it ended stays"
+        );
+        let second = pass();
+        assert_eq!(first, second);
+        assert_eq!(stat("chunks_released_after_scan"), 12);
+        assert_eq!(cache.len(), 16, "a second pass keeps what it decodes");
+        // A chunk first read at random is kept even when a sequential pass passes it.
+        let counts = walk(&tree, "counts/data"); // 1000 int32 in 4 chunks of 256
+        let (fh, _) = tree.open(counts.ino, false).unwrap();
+        tree.read(fh, 100, 8).unwrap();
+        tree.release(fh);
+        assert_eq!(cache.len(), 17);
+        let (fh, _) = tree.open(counts.ino, false).unwrap();
+        for offset in (0..4000).step_by(1024) {
+            tree.read(fh, offset, 1024).unwrap();
+        }
+        assert_eq!(stat("chunks_released_after_scan"), 12 + 2, "chunks 1 and 2");
+        assert_eq!(
+            cache.len(),
+            17 + 1,
+            "chunk 0 kept, chunk 3 still being read"
+        );
+    }
 }
