@@ -44,6 +44,24 @@ pub enum WriteBack {
     Deleted,
 }
 
+/// The order in which chunk files are being opened, as far as it can be told.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WalkOrder {
+    /// Not known (first open, or a jump): both orders are candidates.
+    #[default]
+    Unknown,
+    /// Linear grid order (`0.0`, `0.1`, … `0.10`).
+    Grid,
+    /// Byte order of the names, as a shell glob lists them (`0.0`, `0.1`, `0.10`, … `0.2`).
+    Names,
+}
+
+#[derive(Debug, Default)]
+struct ChunkWalk {
+    last: Option<u64>,
+    order: WalkOrder,
+}
+
 /// A Zarr array ready for chunk access.
 #[derive(Debug)]
 pub struct ZarrArray {
@@ -69,6 +87,8 @@ pub struct ZarrArray {
     /// Chunk positions sorted by file name, and each position's rank in that order (built
     /// on first use; `None` for grids too large to be worth it).
     name_order: OnceLock<Option<(Vec<u64>, Vec<u32>)>>,
+    /// How readers have been walking the chunk files, for read-ahead.
+    chunk_walk: Mutex<ChunkWalk>,
 }
 
 /// Largest grid for which the name order of chunk files is tabulated.
@@ -104,6 +124,7 @@ impl ZarrArray {
             dirty: Mutex::new(DirtyState::default()),
             flush_lock: Mutex::new(()),
             name_order: OnceLock::new(),
+            chunk_walk: Mutex::new(ChunkWalk::default()),
         }
     }
 
@@ -225,6 +246,28 @@ impl ZarrArray {
             }
             None => Vec::new(),
         }
+    }
+
+    /// Records that chunk `linear` was opened for reading; returns the order the opens
+    /// have followed so far. A step that fits both orders keeps the previous verdict.
+    pub fn note_chunk_opened(&self, linear: u64) -> WalkOrder {
+        let mut walk = self.chunk_walk.lock().unwrap();
+        let previous = walk.last.replace(linear);
+        walk.order = match previous {
+            None => WalkOrder::Unknown,
+            Some(previous) => {
+                let by_grid = previous + 1 == linear;
+                let by_names =
+                    self.chunks_after_in_name_order(previous, 1).first() == Some(&linear);
+                match (by_grid, by_names) {
+                    (true, false) => WalkOrder::Grid,
+                    (false, true) => WalkOrder::Names,
+                    (true, true) => walk.order,
+                    (false, false) => WalkOrder::Unknown,
+                }
+            }
+        };
+        walk.order
     }
 
     /// The store location of a chunk, for log lines.
@@ -362,6 +405,26 @@ mod tests {
         let store = Arc::new(DirectoryStore::open(dir.path()).unwrap());
         let array = ZarrArray::new(0, store, "", meta, SystemTime::now());
         (dir, array)
+    }
+
+    #[test]
+    fn walk_order_is_told_from_successive_opens() {
+        let (_dir, a) = array(&[3, 12], &[1, 1]);
+        let open = |name: &str| a.note_chunk_opened(a.grid.parse_chunk_name(name).unwrap());
+        assert_eq!(open("0.0"), WalkOrder::Unknown);
+        assert_eq!(open("0.1"), WalkOrder::Unknown, "fits both orders");
+        assert_eq!(open("0.10"), WalkOrder::Names);
+        for name in ["0.11", "0.2", "0.3"] {
+            assert_eq!(open(name), WalkOrder::Names);
+        }
+        assert_eq!(
+            open("0.4"),
+            WalkOrder::Names,
+            "fits both: the verdict stays"
+        );
+        assert_eq!(open("2.0"), WalkOrder::Unknown, "a jump");
+        assert_eq!(open("2.1"), WalkOrder::Unknown);
+        assert_eq!(open("2.2"), WalkOrder::Grid);
     }
 
     #[test]

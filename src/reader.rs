@@ -1,7 +1,7 @@
 //! Range reads over arrays: decodes the chunks a request touches in parallel through the
 //! cache, copies contiguous runs into the reply, and decodes ahead of sequential readers.
 
-use crate::array::ZarrArray;
+use crate::array::{WalkOrder, ZarrArray};
 use crate::cache::{Admission, ChunkBuf, ChunkCache, ChunkKey};
 use crate::error::FsResult;
 use crate::stats::Stats;
@@ -251,12 +251,17 @@ impl ChunkReader {
     }
 
     /// Starts decoding the chunk files likely to be read after chunk `linear`: the next
-    /// ones in grid order and in name order (the order of `cat chunks/*`).
+    /// ones in the order the previous opens followed (grid order, or name order as in
+    /// `cat chunks/*`), or in both while that order is unknown.
     pub fn prefetch_after_chunk(&self, array: &Arc<ZarrArray>, linear: u64) {
-        let depth = self.prefetch_depth();
-        let total = array.grid.num_chunks();
-        let by_grid = (linear + 1..total).take(depth as usize);
-        let by_name = array.chunks_after_in_name_order(linear, depth as usize);
+        let depth = self.prefetch_depth() as usize;
+        let (grid_depth, name_depth) = match array.note_chunk_opened(linear) {
+            WalkOrder::Grid => (depth, 0),
+            WalkOrder::Names => (0, depth),
+            WalkOrder::Unknown => (depth, depth),
+        };
+        let by_grid = (linear + 1..array.grid.num_chunks()).take(grid_depth);
+        let by_name = array.chunks_after_in_name_order(linear, name_depth);
         self.prefetch_list(array, by_grid.chain(by_name), Admission::Scan);
     }
 

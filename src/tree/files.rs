@@ -289,7 +289,11 @@ impl Tree {
                 Ok(content[start..end].to_vec())
             }
             FileTarget::Chunk { array, linear } => {
-                let end = offset.saturating_add(size);
+                let chunk_bytes = array.grid.chunk_bytes() as u64;
+                if offset >= chunk_bytes {
+                    return Ok(Vec::new());
+                }
+                let end = offset.saturating_add(size).min(chunk_bytes);
                 let sequential = file.sequential.lock().unwrap().advance(offset, end);
                 let admission = if sequential {
                     Admission::Scan
@@ -299,7 +303,7 @@ impl Tree {
                 let out = self
                     .reader
                     .read_chunk(array, *linear, offset, size, admission)?;
-                if sequential && end >= array.grid.chunk_bytes() as u64 {
+                if sequential && end == chunk_bytes {
                     // Read through to its end: a scan of chunk files has passed this one.
                     self.reader.release_scanned(array, [*linear]);
                 }

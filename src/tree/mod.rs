@@ -751,4 +751,32 @@ mod tests {
             "chunk 0 kept, chunk 3 still being read"
         );
     }
+
+    #[test]
+    fn a_chunk_file_read_to_its_end_is_released_and_eof_decodes_nothing() {
+        let (_dir, tree) = tree(true);
+        let stat = |name: &str| -> u64 {
+            let text = String::from_utf8(tree.stats_text()).unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        // The last chunk of `counts`: nothing follows it in either order, so nothing is
+        // decoded ahead.
+        let chunk = walk(&tree, "counts/chunks/3");
+        let (fh, _) = tree.open(chunk.ino, false).unwrap();
+        let mut bytes = tree.read(fh, 0, 600).unwrap();
+        bytes.extend(tree.read(fh, 600, 600).unwrap());
+        assert_eq!(bytes.len(), 1024);
+        assert_eq!(stat("chunks_released_after_scan"), 1);
+        assert!(tree.read(fh, 1024, 4096).unwrap().is_empty());
+        assert_eq!(
+            stat("chunks_decoded"),
+            1,
+            "a read at the end decodes nothing"
+        );
+        tree.release(fh);
+    }
 }
