@@ -9,7 +9,7 @@ use crate::metadata::{ArrayMeta, ChunkKeyEncoding};
 use crate::stats::Stats;
 use crate::store::{join_key, Store};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
@@ -89,6 +89,8 @@ pub struct ZarrArray {
     name_order: OnceLock<Option<(Vec<u64>, Vec<u32>)>>,
     /// How readers have been walking the chunk files, for read-ahead.
     chunk_walk: Mutex<ChunkWalk>,
+    /// Whether the log already says that a band of this array exceeds the cache.
+    pub warned_wide_band: AtomicBool,
 }
 
 /// Largest grid for which the name order of chunk files is tabulated.
@@ -125,6 +127,7 @@ impl ZarrArray {
             flush_lock: Mutex::new(()),
             name_order: OnceLock::new(),
             chunk_walk: Mutex::new(ChunkWalk::default()),
+            warned_wide_band: AtomicBool::new(false),
         }
     }
 

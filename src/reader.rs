@@ -9,6 +9,36 @@ use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// Chunks a sequential reader of a flat view keeps while it reads their band, valid for
+/// one write-back generation of the array.
+#[derive(Debug, Default)]
+pub struct HeldChunks {
+    chunks: std::collections::HashMap<u64, ChunkBuf>,
+    generation: u64,
+}
+
+impl HeldChunks {
+    /// Lets go of every chunk.
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+    }
+
+    /// Keeps only the chunks whose linear positions lie in `range`.
+    pub fn retain(&mut self, range: std::ops::Range<u64>) {
+        self.chunks.retain(|chunk, _| range.contains(chunk));
+    }
+
+    /// Number of chunks held.
+    pub fn len(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Whether no chunk is held.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+}
+
 /// Shared machinery for reading decoded chunk data.
 #[derive(Debug)]
 pub struct ChunkReader {
@@ -138,6 +168,20 @@ impl ChunkReader {
         len: u64,
         admission: Admission,
     ) -> FsResult<Vec<u8>> {
+        self.read_flat_holding(array, offset, len, admission, None)
+    }
+
+    /// [`Self::read_flat`] for a sequential reader that keeps the chunks it reads in `held`
+    /// (taken from there first), so that a band of chunks larger than the cache is decoded
+    /// once per pass instead of once per request.
+    pub fn read_flat_holding(
+        &self,
+        array: &Arc<ZarrArray>,
+        offset: u64,
+        len: u64,
+        admission: Admission,
+        mut held: Option<&mut HeldChunks>,
+    ) -> FsResult<Vec<u8>> {
         let plan = array.grid.plan_in_order(offset, len);
         let total: usize = plan.pieces.iter().map(|p| p.len).sum();
         let bufs = loop {
@@ -152,6 +196,18 @@ impl ChunkReader {
                     .collect();
                 (dirty.generation, bufs)
             };
+            if let Some(held) = held.as_deref_mut() {
+                if held.generation != generation {
+                    // A write-back landed: what is held may be superseded.
+                    held.chunks.clear();
+                    held.generation = generation;
+                }
+                for (slot, chunk) in bufs.iter_mut().zip(&plan.chunks) {
+                    if slot.is_none() {
+                        *slot = held.chunks.get(chunk).cloned();
+                    }
+                }
+            }
             let wanted: Vec<u64> = plan
                 .chunks
                 .iter()
@@ -170,6 +226,11 @@ impl ChunkReader {
                     .collect::<Vec<_>>();
             }
         };
+        if let Some(held) = held {
+            for (chunk, buf) in plan.chunks.iter().zip(&bufs) {
+                held.chunks.entry(*chunk).or_insert_with(|| buf.clone());
+            }
+        }
         // Pieces come in request order, so the reply is written once, never zeroed.
         let mut out = take_reply_buffer(total);
         for piece in &plan.pieces {

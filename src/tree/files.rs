@@ -5,6 +5,7 @@ use super::{Attr, CacheMode, EntryKind, NodeKind, OpenOptions, Tree, CHUNK_INO_F
 use crate::array::ZarrArray;
 use crate::cache::Admission;
 use crate::error::{FsError, FsResult};
+use crate::reader::HeldChunks;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -44,6 +45,8 @@ pub(super) struct OpenFile {
     pub(super) target: FileTarget,
     pub(super) writable: bool,
     pub(super) sequential: Mutex<Sequential>,
+    /// Chunks of the band a sequential reader of a flat view is in.
+    pub(super) held: Mutex<HeldChunks>,
 }
 
 impl FileTarget {
@@ -158,6 +161,7 @@ impl Tree {
                 target,
                 writable: write,
                 sequential: Mutex::new(Sequential::default()),
+                held: Mutex::new(HeldChunks::default()),
             }),
         );
         Ok((fh, options))
@@ -321,21 +325,24 @@ impl Tree {
                 let data_start = offset.max(header_len) - header_len;
                 let data_end = end.max(header_len) - header_len;
                 let admission = self.read_ahead(&file, array, offset, end, data_start);
-                if offset >= header_len {
-                    return self.reader.read_flat(
-                        array,
-                        data_start,
-                        data_end - data_start,
-                        admission,
-                    );
-                }
-                let mut out = header[offset as usize..end.min(header_len) as usize].to_vec();
-                out.extend(self.reader.read_flat(
+                // A sequential reader keeps the chunks of its band (unless another read of
+                // the same handle is using them right now).
+                let mut held = match admission {
+                    Admission::Scan => file.held.try_lock().ok(),
+                    Admission::Keep => None,
+                };
+                let data = self.reader.read_flat_holding(
                     array,
                     data_start,
                     data_end - data_start,
                     admission,
-                )?);
+                    held.as_deref_mut(),
+                )?;
+                if offset >= header_len {
+                    return Ok(data);
+                }
+                let mut out = header[offset as usize..end.min(header_len) as usize].to_vec();
+                out.extend(data);
                 Ok(out)
             }
         }
@@ -359,6 +366,7 @@ impl Tree {
         if !seq.advance(offset, end) {
             seq.prefetched_to = 0;
             seq.band = None;
+            file.held.lock().unwrap().clear();
             return Admission::Keep;
         }
         let grid = &array.grid;
@@ -370,6 +378,24 @@ impl Tree {
             return Admission::Scan;
         }
         let band = data_start / band_bytes;
+        if seq.band != Some(band) {
+            file.held
+                .lock()
+                .unwrap()
+                .retain(band * chunks_per_band..(band + 1) * chunks_per_band);
+            let budget = self.reader.cache().budget() as u64;
+            let band_chunk_bytes = chunks_per_band * grid.chunk_bytes() as u64;
+            if band_chunk_bytes > budget && !array.warned_wide_band.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "{}: a row of chunks along the first axis holds {} MiB, more than the \
+                     {} MiB cache; each sequential reader holds one such row while it reads \
+                     it (a larger --cache-size keeps rows for other readers too)",
+                    file.target.label(),
+                    band_chunk_bytes >> 20,
+                    budget >> 20
+                );
+            }
+        }
         if let Some(previous) = seq.band.filter(|&previous| previous < band) {
             self.reader
                 .release_scanned(array, previous * chunks_per_band..band * chunks_per_band);

@@ -551,10 +551,14 @@ mod tests {
     use crate::store::DirectoryStore;
 
     fn tree(read_only: bool) -> (tempfile::TempDir, Tree) {
+        tree_with_budget(read_only, 1 << 24)
+    }
+
+    fn tree_with_budget(read_only: bool, budget: usize) -> (tempfile::TempDir, Tree) {
         let dir = tempfile::tempdir().unwrap();
         crate::sample::write_sample_store(dir.path()).unwrap();
         let store = Arc::new(DirectoryStore::open(dir.path()).unwrap());
-        let reader = Arc::new(ChunkReader::with_budget(1 << 24, 2).unwrap());
+        let reader = Arc::new(ChunkReader::with_budget(budget, 2).unwrap());
         let tree = Tree::new(
             store,
             reader,
@@ -700,28 +704,48 @@ mod tests {
         tree.flush_all(true).unwrap();
     }
 
+    /// One counter of `.zarrfs/stats`.
+    fn stat(tree: &Tree, name: &str) -> u64 {
+        let text = String::from_utf8(tree.stats_text()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Reads a file from start to end in `request`-byte reads on one handle.
+    fn read_whole(tree: &Tree, attr: &Attr, request: u32) -> Vec<u8> {
+        let (fh, _) = tree.open(attr.ino, false).unwrap();
+        let mut bytes = Vec::new();
+        while (bytes.len() as u64) < attr.size {
+            bytes.extend(tree.read(fh, bytes.len() as u64, request).unwrap());
+        }
+        tree.release(fh);
+        bytes
+    }
+
+    #[test]
+    fn a_band_wider_than_the_cache_is_decoded_once_per_pass() {
+        let (_dir, roomy) = tree(true);
+        let expected = read_whole(&roomy, &walk(&roomy, "climate/temperature/data"), 64 << 10);
+        // Chunks of 97,200 bytes, 4 per band; the cache holds 2.
+        let (_dir2, tree) = tree_with_budget(true, 200_000);
+        let data = walk(&tree, "climate/temperature/data");
+        assert_eq!(read_whole(&tree, &data, 64 << 10), expected);
+        let decoded = stat(&tree, "chunks_decoded");
+        // 16 chunks, plus read-ahead decodes evicted before use; without holding the band
+        // each of the 24 requests would decode its 4 chunks again.
+        assert!((16..=32).contains(&decoded), "{decoded} decodes");
+    }
+
     #[test]
     fn a_sequential_pass_releases_what_it_passed_and_a_second_pass_keeps_it() {
         let (_dir, tree) = tree(true);
         let data = walk(&tree, "climate/temperature/data");
         // 24×90×180 float32 in 6×45×90 chunks: 4 bands of 4 chunks along the first axis.
-        let stat = |name: &str| -> u64 {
-            let text = String::from_utf8(tree.stats_text()).unwrap();
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{name} ")))
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        let pass = || {
-            let (fh, _) = tree.open(data.ino, false).unwrap();
-            let mut bytes = Vec::new();
-            while (bytes.len() as u64) < data.size {
-                bytes.extend(tree.read(fh, bytes.len() as u64, 64 << 10).unwrap());
-            }
-            tree.release(fh);
-            bytes
-        };
+        let stat = |name: &str| stat(&tree, name);
+        let pass = || read_whole(&tree, &data, 64 << 10);
         let cache = tree.reader.cache().clone();
         let first = pass();
         assert_eq!(stat("chunks_released_after_scan"), 12, "bands 0–2 released");
@@ -755,14 +779,7 @@ mod tests {
     #[test]
     fn a_chunk_file_read_to_its_end_is_released_and_eof_decodes_nothing() {
         let (_dir, tree) = tree(true);
-        let stat = |name: &str| -> u64 {
-            let text = String::from_utf8(tree.stats_text()).unwrap();
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{name} ")))
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
+        let stat = |name: &str| stat(&tree, name);
         // The last chunk of `counts`: nothing follows it in either order, so nothing is
         // decoded ahead.
         let chunk = walk(&tree, "counts/chunks/3");
