@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use flate2::{Compression, Crc};
+use flate2::Compression;
 use serde_json::Value;
 
 use super::zlib::{inflate_slice, inflate_vec};
@@ -91,12 +91,10 @@ fn check_trailer(trailer: &[u8], member_data: &[u8]) -> Result<usize, CodecError
         .ok_or_else(|| CodecError::corrupt(CODEC, "truncated member trailer"))?;
     let crc_stored = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
     let size_stored = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
-    let mut crc = Crc::new();
-    crc.update(member_data);
-    if crc.sum() != crc_stored {
+    if crc32fast::hash(member_data) != crc_stored {
         return Err(CodecError::corrupt(CODEC, "CRC-32 mismatch"));
     }
-    if crc.amount() != size_stored {
+    if member_data.len() as u32 != size_stored {
         return Err(CodecError::corrupt(CODEC, "member size mismatch"));
     }
     Ok(8)
