@@ -351,7 +351,8 @@ impl Tree {
     /// Starts decoding ahead of a sequential reader, band by band: a band is one row of
     /// chunks along the first axis, which a C-order reader needs all at once. The current
     /// band and the next ones are started: with scan resistance (the default) enough bands
-    /// to keep every decode thread busy, else as many as fit in a quarter of the cache. The
+    /// to keep every decode thread busy and the first chunks of the band after, else as
+    /// many bands as fit in a quarter of the cache. The
     /// bands the reader has left are released. Returns how the chunks this read decodes
     /// enter the cache: as a scan's when sequential.
     fn read_ahead(
@@ -409,7 +410,14 @@ impl Tree {
         }
         .max(1);
         let from = seq.prefetched_to.max(band * chunks_per_band);
-        let to = (band + 1 + bands_ahead) * chunks_per_band;
+        // With scan resistance the window also reaches a few chunks into the band after,
+        // so that decoders have work while the reader finishes a band.
+        let beyond = if self.reader.cache().scan_resistance() {
+            self.reader.prefetch_depth()
+        } else {
+            0
+        };
+        let to = (band + 1 + bands_ahead) * chunks_per_band + beyond;
         if to > from {
             seq.prefetched_to = self
                 .reader
