@@ -796,4 +796,34 @@ mod tests {
         );
         tree.release(fh);
     }
+
+    #[test]
+    fn held_chunks_never_hide_a_write() {
+        let (_dir, tree) = tree(false);
+        let data = walk(&tree, "climate/temperature/data");
+        let (reader, _) = tree.open(data.ino, false).unwrap();
+        // Read into the first band: its four chunks are now held by this handle.
+        let first = tree.read(reader, 0, 64 << 10).unwrap();
+        let (writer, _) = tree.open(data.ino, true).unwrap();
+        let at = 70_000u64; // still in band 0 (388,800 bytes), past what was read
+        tree.write(writer, at, &[0xAB; 16]).unwrap();
+        // Unsaved: served from the dirty chunk.
+        let next = tree.read(reader, 64 << 10, 64 << 10).unwrap();
+        let in_next = (at - (64 << 10)) as usize;
+        assert_eq!(next[in_next..in_next + 16], [0xAB; 16]);
+        // Written back (the dirty copy is gone): the held stored version is stale and
+        // must not be served.
+        tree.fsync(writer).unwrap();
+        tree.release(writer);
+        let again = tree.read(reader, 128 << 10, 64 << 10).unwrap();
+        assert_eq!(again.len(), 64 << 10);
+        let whole = read_whole(&tree, &data, 1 << 20);
+        assert_eq!(&whole[..first.len()], &first[..]);
+        assert_eq!(whole[at as usize..at as usize + 16], [0xAB; 16]);
+        // The first handle continues sequentially and sees the stored write too: re-read
+        // the written range through it after going back to its start.
+        let fresh = tree.read(reader, 0, 128 << 10).unwrap();
+        assert_eq!(fresh[at as usize..at as usize + 16], [0xAB; 16]);
+        tree.release(reader);
+    }
 }
