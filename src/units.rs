@@ -31,6 +31,23 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
+/// A byte count for people: `512 B`, `160 KiB`, `64 MiB`, `2.5 GiB` (binary units, at most
+/// one decimal).
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// Parses a duration: seconds (`3`, `1.5s`) or milliseconds (`500ms`).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
@@ -73,6 +90,10 @@ mod tests {
         assert_eq!(parse_size("1.5K").unwrap(), 1536);
         assert_eq!(parse_size("3MB").unwrap(), 3_000_000);
         assert_eq!(parse_size(" 64 KiB ").unwrap(), 64 << 10);
+        assert_eq!(format_size(512), "512 B");
+        assert_eq!(format_size(160 << 10), "160 KiB");
+        assert_eq!(format_size(64 << 20), "64 MiB");
+        assert_eq!(format_size(5 << 29), "2.5 GiB");
     }
 
     #[test]

@@ -388,12 +388,12 @@ impl Tree {
             let band_chunk_bytes = chunks_per_band * grid.chunk_bytes() as u64;
             if band_chunk_bytes > budget && !array.warned_wide_band.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
-                    "{}: a row of chunks along the first axis holds {} MiB, more than the \
-                     {} MiB cache; each sequential reader holds one such row while it reads \
-                     it (a larger --cache-size keeps rows for other readers too)",
+                    "{}: a row of chunks along the first axis holds {}, more than the {} \
+                     cache; each sequential reader holds one such row while it reads it \
+                     (a larger --cache-size keeps rows for other readers too)",
                     file.target.label(),
-                    band_chunk_bytes >> 20,
-                    budget >> 20
+                    crate::units::format_size(band_chunk_bytes),
+                    crate::units::format_size(budget)
                 );
             }
         }
