@@ -30,6 +30,17 @@ pub enum Admission {
     /// [`ChunkCache::release_scanned`]), unless it was scanned recently before or another
     /// reader used it meanwhile; then it is kept.
     Scan,
+    /// Decoded for a sequential scan of an array larger than the whole cache: held until
+    /// the scan releases it even when scanned before, since a pass over such an array
+    /// would only push out everything else (its own chunks included) before it came back.
+    Stream,
+}
+
+impl Admission {
+    /// Whether the chunk is decoded for a sequential scan.
+    pub fn is_scan(self) -> bool {
+        self != Admission::Keep
+    }
 }
 
 /// Keys of released scan chunks remembered, so that a second scan keeps what it decodes.
@@ -248,9 +259,12 @@ impl ChunkCache {
             state.bytes -= old.len();
         }
         let seen_before = state.released.pop(&key).is_some();
-        let held_for_scan = admission == Admission::Scan
-            && self.scan_resistant.load(Ordering::Relaxed)
-            && !seen_before;
+        let held_for_scan = self.scan_resistant.load(Ordering::Relaxed)
+            && match admission {
+                Admission::Keep => false,
+                Admission::Scan => !seen_before,
+                Admission::Stream => true,
+            };
         if held_for_scan {
             state.scanned.insert(key);
         } else {
@@ -556,6 +570,16 @@ mod tests {
         assert!(cache.get((0, 1)).is_some());
         cache.release_scanned([(0, 1)]);
         assert!(cache.get((0, 1)).is_some());
+    }
+
+    #[test]
+    fn streams_are_released_even_when_seen_before() {
+        let cache = ChunkCache::new(1000, Arc::new(Stats::default()));
+        for _ in 0..3 {
+            cache.admit((0, 0), Arc::new(vec![0; 100]), Admission::Stream);
+            cache.release_scanned([(0, 0)]);
+            assert!(cache.get((0, 0)).is_none());
+        }
     }
 
     #[test]

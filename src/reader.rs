@@ -77,6 +77,17 @@ impl ChunkReader {
         Ok(Self::new(cache, Arc::new(pool), stats))
     }
 
+    /// How a sequential scan of `array` admits the chunks it decodes: kept from the second
+    /// pass on, unless the array is larger than the whole cache (then never).
+    pub fn scan_admission(&self, array: &ZarrArray) -> Admission {
+        let whole = array.grid.num_chunks() as u128 * array.grid.chunk_bytes() as u128;
+        if whole > self.cache.budget() as u128 {
+            Admission::Stream
+        } else {
+            Admission::Scan
+        }
+    }
+
     /// How many chunk decodes read-ahead keeps in flight at most.
     pub fn prefetch_depth(&self) -> u64 {
         self.max_pending_prefetches as u64
@@ -323,7 +334,7 @@ impl ChunkReader {
         };
         let by_grid = (linear + 1..array.grid.num_chunks()).take(grid_depth);
         let by_name = array.chunks_after_in_name_order(linear, name_depth);
-        self.prefetch_list(array, by_grid.chain(by_name), Admission::Scan);
+        self.prefetch_list(array, by_grid.chain(by_name), self.scan_admission(array));
     }
 
     /// Tells the cache that a sequential reader has passed these chunks of `array`: those

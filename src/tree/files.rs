@@ -300,7 +300,7 @@ impl Tree {
                 let end = offset.saturating_add(size).min(chunk_bytes);
                 let sequential = file.sequential.lock().unwrap().advance(offset, end);
                 let admission = if sequential {
-                    Admission::Scan
+                    self.reader.scan_admission(array)
                 } else {
                     Admission::Keep
                 };
@@ -327,9 +327,10 @@ impl Tree {
                 let admission = self.read_ahead(&file, array, offset, end, data_start);
                 // A sequential reader keeps the chunks of its band (unless another read of
                 // the same handle is using them right now).
-                let mut held = match admission {
-                    Admission::Scan => file.held.try_lock().ok(),
-                    Admission::Keep => None,
+                let mut held = if admission.is_scan() {
+                    file.held.try_lock().ok()
+                } else {
+                    None
                 };
                 let data = self.reader.read_flat_holding(
                     array,
@@ -375,8 +376,9 @@ impl Tree {
         let band_bytes = grid.chunk_shape().first().copied().unwrap_or(1)
             * grid.shape().iter().skip(1).product::<u64>()
             * grid.itemsize() as u64;
+        let admission = self.reader.scan_admission(array);
         if band_bytes == 0 || chunks_per_band == 0 {
-            return Admission::Scan;
+            return admission;
         }
         let band = data_start / band_bytes;
         if seq.band != Some(band) {
@@ -419,10 +421,8 @@ impl Tree {
         };
         let to = (band + 1 + bands_ahead) * chunks_per_band + beyond;
         if to > from {
-            seq.prefetched_to = self
-                .reader
-                .prefetch_chunks(array, from, to, Admission::Scan);
+            seq.prefetched_to = self.reader.prefetch_chunks(array, from, to, admission);
         }
-        Admission::Scan
+        admission
     }
 }

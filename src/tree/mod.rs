@@ -740,6 +740,22 @@ mod tests {
     }
 
     #[test]
+    fn passes_over_an_array_larger_than_the_cache_are_never_kept() {
+        // 16 chunks of 97,200 bytes (1,555,200 in all); the cache holds 15.
+        let (_dir, tree) = tree_with_budget(true, 1_500_000);
+        let data = walk(&tree, "climate/temperature/data");
+        let first = read_whole(&tree, &data, 64 << 10);
+        let second = read_whole(&tree, &data, 64 << 10);
+        assert_eq!(first, second);
+        assert_eq!(stat(&tree, "chunks_released_after_scan"), 2 * 12);
+        assert_eq!(
+            tree.reader.cache().len(),
+            4,
+            "only the last band, never released"
+        );
+    }
+
+    #[test]
     fn a_sequential_pass_releases_what_it_passed_and_a_second_pass_keeps_it() {
         let (_dir, tree) = tree(true);
         let data = walk(&tree, "climate/temperature/data");
