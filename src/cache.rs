@@ -186,9 +186,10 @@ impl ChunkCache {
         self.scan_resistant.load(Ordering::Relaxed)
     }
 
-    /// Offers an evicted chunk's buffer for reuse (only when no reader still holds it; the
-    /// pool holds at most an eighth of the budget on top of the cache).
-    fn recycle(&self, buf: ChunkBuf) {
+    /// Offers a chunk buffer that is no longer needed (evicted, or let go by a reader) for
+    /// the next decodes; taken only when nobody else holds it, and the pool holds at most an
+    /// eighth of the budget on top of the cache.
+    pub fn recycle(&self, buf: ChunkBuf) {
         if let Ok(buf) = Arc::try_unwrap(buf) {
             let mut pool = self.pool.lock().unwrap();
             if pool.bytes + buf.len() <= self.budget / 8 {

@@ -18,14 +18,25 @@ pub struct HeldChunks {
 }
 
 impl HeldChunks {
-    /// Lets go of every chunk.
-    pub fn clear(&mut self) {
-        self.chunks.clear();
+    /// Lets go of every chunk, offering the buffers to `cache` for reuse.
+    pub fn clear(&mut self, cache: &ChunkCache) {
+        self.retain(0..0, cache);
     }
 
-    /// Keeps only the chunks whose linear positions lie in `range`.
-    pub fn retain(&mut self, range: std::ops::Range<u64>) {
-        self.chunks.retain(|chunk, _| range.contains(chunk));
+    /// Keeps only the chunks whose linear positions lie in `range`; the others' buffers are
+    /// offered to `cache` for reuse (taken when the cache no longer holds them either).
+    pub fn retain(&mut self, range: std::ops::Range<u64>, cache: &ChunkCache) {
+        let dropped: Vec<u64> = self
+            .chunks
+            .keys()
+            .filter(|chunk| !range.contains(chunk))
+            .copied()
+            .collect();
+        for chunk in dropped {
+            if let Some(buf) = self.chunks.remove(&chunk) {
+                cache.recycle(buf);
+            }
+        }
     }
 
     /// Number of chunks held.

@@ -192,6 +192,9 @@ impl Tree {
     /// Closes a file handle; the last close of a written file starts its write-back.
     pub fn release(&self, fh: u64) {
         let file = self.files.lock().unwrap().remove(&fh);
+        if let Some(file) = &file {
+            file.held.lock().unwrap().clear(self.reader.cache());
+        }
         if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
             if let Err(err) = self.writer.flush_array(array, false) {
                 tracing::warn!("write-back on close: {}", err.message);
@@ -368,7 +371,7 @@ impl Tree {
         if !seq.advance(offset, end) {
             seq.prefetched_to = 0;
             seq.band = None;
-            file.held.lock().unwrap().clear();
+            file.held.lock().unwrap().clear(self.reader.cache());
             return Admission::Keep;
         }
         let grid = &array.grid;
@@ -382,10 +385,10 @@ impl Tree {
         }
         let band = data_start / band_bytes;
         if seq.band != Some(band) {
-            file.held
-                .lock()
-                .unwrap()
-                .retain(band * chunks_per_band..(band + 1) * chunks_per_band);
+            file.held.lock().unwrap().retain(
+                band * chunks_per_band..(band + 1) * chunks_per_band,
+                self.reader.cache(),
+            );
             let budget = self.reader.cache().budget() as u64;
             let band_chunk_bytes = chunks_per_band * grid.chunk_bytes() as u64;
             if band_chunk_bytes > budget && !array.warned_wide_band.swap(true, Ordering::Relaxed) {
