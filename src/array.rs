@@ -91,6 +91,8 @@ pub struct ZarrArray {
     chunk_walk: Mutex<ChunkWalk>,
     /// Whether the log already says that a band of this array exceeds the cache.
     pub warned_wide_band: AtomicBool,
+    /// The band each sequential reader of a flat view is in, by file handle.
+    scan_bands: Mutex<HashMap<u64, u64>>,
 }
 
 /// Largest grid for which the name order of chunk files is tabulated.
@@ -128,6 +130,7 @@ impl ZarrArray {
             name_order: OnceLock::new(),
             chunk_walk: Mutex::new(ChunkWalk::default()),
             warned_wide_band: AtomicBool::new(false),
+            scan_bands: Mutex::new(HashMap::new()),
         }
     }
 
@@ -271,6 +274,22 @@ impl ZarrArray {
             }
         };
         walk.order
+    }
+
+    /// Records that the sequential reader `fh` is in `band` (`None`: it no longer reads
+    /// sequentially); returns the lowest band another sequential reader is in, below which
+    /// chunks may be released without taking them from under that reader.
+    pub fn note_scan_band(&self, fh: u64, band: Option<u64>) -> Option<u64> {
+        let mut bands = self.scan_bands.lock().unwrap();
+        match band {
+            Some(band) => bands.insert(fh, band),
+            None => bands.remove(&fh),
+        };
+        bands
+            .iter()
+            .filter(|(&other, _)| other != fh)
+            .map(|(_, &band)| band)
+            .min()
     }
 
     /// The store location of a chunk, for log lines.

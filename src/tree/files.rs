@@ -194,6 +194,9 @@ impl Tree {
         let file = self.files.lock().unwrap().remove(&fh);
         if let Some(file) = &file {
             file.held.lock().unwrap().clear(self.reader.cache());
+            if let FileTarget::Flat { array, .. } = &file.target {
+                array.note_scan_band(fh, None);
+            }
         }
         if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
             if let Err(err) = self.writer.flush_array(array, false) {
@@ -327,7 +330,7 @@ impl Tree {
                 }
                 let data_start = offset.max(header_len) - header_len;
                 let data_end = end.max(header_len) - header_len;
-                let admission = self.read_ahead(&file, array, offset, end, data_start);
+                let admission = self.read_ahead(fh, &file, array, offset, end, data_start);
                 // A sequential reader keeps the chunks of its band (unless another read of
                 // the same handle is using them right now).
                 let mut held = if admission.is_scan() {
@@ -361,6 +364,7 @@ impl Tree {
     /// enter the cache: as a scan's when sequential.
     fn read_ahead(
         &self,
+        fh: u64,
         file: &OpenFile,
         array: &Arc<ZarrArray>,
         offset: u64,
@@ -371,6 +375,7 @@ impl Tree {
         if !seq.advance(offset, end) {
             seq.prefetched_to = 0;
             seq.band = None;
+            array.note_scan_band(fh, None);
             file.held.lock().unwrap().clear(self.reader.cache());
             return Admission::Keep;
         }
@@ -402,9 +407,15 @@ impl Tree {
                 );
             }
         }
-        if let Some(previous) = seq.band.filter(|&previous| previous < band) {
-            self.reader
-                .release_scanned(array, previous * chunks_per_band..band * chunks_per_band);
+        // Bands this reader has left are released, except those another sequential reader
+        // of the array has yet to pass (it releases them when it does).
+        let others = array.note_scan_band(fh, Some(band));
+        let passed_by_all = others.map_or(band, |other| other.min(band));
+        if let Some(previous) = seq.band.filter(|&previous| previous < passed_by_all) {
+            self.reader.release_scanned(
+                array,
+                previous * chunks_per_band..passed_by_all * chunks_per_band,
+            );
         }
         seq.band = Some(band);
         let bands_ahead = if !self.reader.cache().scan_resistance() {

@@ -740,6 +740,24 @@ mod tests {
     }
 
     #[test]
+    fn a_pass_keeps_what_another_sequential_reader_has_yet_to_read() {
+        let (_dir, tree) = tree(true);
+        let data = walk(&tree, "climate/temperature/data");
+        let (follower, _) = tree.open(data.ino, false).unwrap();
+        let mut behind = tree.read(follower, 0, 64 << 10).unwrap();
+        // Another reader passes the whole array meanwhile.
+        let whole = read_whole(&tree, &data, 64 << 10);
+        assert_eq!(stat(&tree, "chunks_released_after_scan"), 0);
+        while (behind.len() as u64) < data.size {
+            behind.extend(tree.read(follower, behind.len() as u64, 64 << 10).unwrap());
+        }
+        tree.release(follower);
+        assert_eq!(behind, whole);
+        assert_eq!(stat(&tree, "chunks_decoded"), 16, "no chunk decoded twice");
+        assert_eq!(stat(&tree, "chunks_released_after_scan"), 12);
+    }
+
+    #[test]
     fn passes_over_an_array_larger_than_the_cache_are_never_kept() {
         // 16 chunks of 97,200 bytes (1,555,200 in all); the cache holds 15.
         let (_dir, tree) = tree_with_budget(true, 1_500_000);
