@@ -266,14 +266,14 @@ impl ChunkCache {
                 Admission::Scan => !seen_before,
                 Admission::Stream => true,
             };
+        if size > self.budget {
+            state.scanned.remove(&key);
+            return;
+        }
         if held_for_scan {
             state.scanned.insert(key);
         } else {
             state.scanned.remove(&key);
-        }
-        if size > self.budget {
-            state.scanned.remove(&key);
-            return;
         }
         let mut evicted = Vec::new();
         while state.bytes + size > self.budget {

@@ -2,7 +2,7 @@
 //! cache, copies contiguous runs into the reply, and decodes ahead of sequential readers.
 
 use crate::array::{WalkOrder, ZarrArray};
-use crate::cache::{Admission, ChunkBuf, ChunkCache, ChunkKey};
+use crate::cache::{Admission, ChunkBuf, ChunkCache};
 use crate::error::FsResult;
 use crate::stats::Stats;
 use rayon::prelude::*;
@@ -37,16 +37,6 @@ impl HeldChunks {
                 cache.recycle(buf);
             }
         }
-    }
-
-    /// Number of chunks held.
-    pub fn len(&self) -> usize {
-        self.chunks.len()
-    }
-
-    /// Whether no chunk is held.
-    pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
     }
 }
 
@@ -352,11 +342,8 @@ impl ChunkReader {
     /// decoded only for such readers leave the cache and their memory is reused.
     pub fn release_scanned(&self, array: &ZarrArray, chunks: impl IntoIterator<Item = u64>) {
         let id = array.id;
-        self.cache.release_scanned(
-            chunks
-                .into_iter()
-                .map(|linear| -> ChunkKey { (id, linear) }),
-        );
+        self.cache
+            .release_scanned(chunks.into_iter().map(|linear| (id, linear)));
     }
 }
 

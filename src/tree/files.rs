@@ -359,9 +359,9 @@ impl Tree {
     /// chunks along the first axis, which a C-order reader needs all at once. The current
     /// band and the next ones are started: with scan resistance (the default) enough bands
     /// to keep every decode thread busy and the first chunks of the band after, else as
-    /// many bands as fit in a quarter of the cache. The
-    /// bands the reader has left are released. Returns how the chunks this read decodes
-    /// enter the cache: as a scan's when sequential.
+    /// many bands as fit in a quarter of the cache. The bands the reader has left are
+    /// released. Returns how the chunks this read decodes enter the cache: as a scan's when
+    /// sequential.
     fn read_ahead(
         &self,
         fh: u64,
@@ -389,13 +389,13 @@ impl Tree {
             return admission;
         }
         let band = data_start / band_bytes;
+        let budget = self.reader.cache().budget() as u64;
+        let band_chunk_bytes = chunks_per_band * grid.chunk_bytes() as u64;
         if seq.band != Some(band) {
             file.held.lock().unwrap().retain(
                 band * chunks_per_band..(band + 1) * chunks_per_band,
                 self.reader.cache(),
             );
-            let budget = self.reader.cache().budget() as u64;
-            let band_chunk_bytes = chunks_per_band * grid.chunk_bytes() as u64;
             if band_chunk_bytes > budget && !array.warned_wide_band.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     "{}: a row of chunks along the first axis holds {}, more than the {} \
@@ -418,22 +418,16 @@ impl Tree {
             );
         }
         seq.band = Some(band);
-        let bands_ahead = if !self.reader.cache().scan_resistance() {
-            let budget = self.reader.cache().budget() as u64 / 4;
-            budget / band_bytes.max(chunks_per_band * grid.chunk_bytes() as u64)
-        } else {
-            self.reader.prefetch_depth().div_ceil(chunks_per_band)
-        }
-        .max(1);
-        let from = seq.prefetched_to.max(band * chunks_per_band);
         // With scan resistance the window also reaches a few chunks into the band after,
         // so that decoders have work while the reader finishes a band.
-        let beyond = if self.reader.cache().scan_resistance() {
-            self.reader.prefetch_depth()
+        let (bands_ahead, beyond) = if self.reader.cache().scan_resistance() {
+            let depth = self.reader.prefetch_depth();
+            (depth.div_ceil(chunks_per_band), depth)
         } else {
-            0
+            (budget / 4 / band_bytes.max(band_chunk_bytes), 0)
         };
-        let to = (band + 1 + bands_ahead) * chunks_per_band + beyond;
+        let from = seq.prefetched_to.max(band * chunks_per_band);
+        let to = (band + 1 + bands_ahead.max(1)) * chunks_per_band + beyond;
         if to > from {
             seq.prefetched_to = self.reader.prefetch_chunks(array, from, to, admission);
         }
