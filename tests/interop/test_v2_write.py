@@ -192,28 +192,24 @@ def test_writes_land_in_the_store(spec, mounter, tmp_path):
     m = mounter(store)
     adir = m.mnt / ARR
 
+    def write_random_box(mapped: np.memmap, label: str) -> None:
+        """Writes random values into a random box of a writable memory map and the shadow."""
+        box = random_box(shape, rng)
+        vals = random_array(dt, box_shape(box), rng)
+        mapped[box] = vals
+        mapped.flush()
+        shadow[box] = vals
+        touched.update(chunks_of_box(box, chunks))
+        steps.append(f"{label}[{box}]")
+
     # 1. numpy.memmap(mode='r+') on data
-    box = random_box(shape, rng)
-    vals = random_array(dt, box_shape(box), rng)
-    mm = np.memmap(adir / "data", dtype=dt, mode="r+", shape=shape)
-    mm[box] = vals
-    mm.flush()
-    del mm
-    shadow[box] = vals
-    touched |= chunks_of_box(box, chunks)
-    steps.append(f"memmap data[{box}]")
+    write_random_box(np.memmap(adir / "data", dtype=dt, mode="r+", shape=shape), "memmap data")
 
     # 2. np.load(data.npy, mmap_mode='r+')
-    box = random_box(shape, rng)
-    vals = random_array(dt, box_shape(box), rng)
     npy = np.load(adir / "data.npy", mmap_mode="r+")
     assert npy.dtype.str == dt.str and npy.shape == shape, (npy.dtype.str, npy.shape)
-    npy[box] = vals
-    npy.flush()
+    write_random_box(npy, "data.npy memmap ")
     del npy
-    shadow[box] = vals
-    touched |= chunks_of_box(box, chunks)
-    steps.append(f"data.npy memmap [{box}]")
 
     # 3. pwrite on data at an unaligned offset (splits elements at both ends)
     off = int(rng.integers(0, nbytes - 1))
