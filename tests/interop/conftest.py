@@ -459,6 +459,89 @@ def build_random_store(root_dir: Path, seed: int, n_arrays: int = 18, stress: bo
     return RandomStore(seed, store, arrays, groups)
 
 
+def random_tensorstore_compressor(rng: np.random.Generator) -> dict | None:
+    """A compressor config that tensorstore's zarr (v2) driver writes."""
+    k = int(rng.integers(0, 6))
+    if k == 0:
+        return None
+    if k in (1, 2):
+        return {"id": "blosc", "cname": BLOSC_CNAMES[int(rng.integers(0, 5))],
+                "clevel": int(rng.integers(0, 10)), "shuffle": int(rng.integers(-1, 3)),
+                "blocksize": int(rng.choice([0, 0, 256, 4096]))}
+    if k == 3:
+        return {"id": "zstd", "level": int(rng.choice([-3, 1, 3, 9]))}
+    if k == 4:
+        return {"id": "zlib", "level": int(rng.integers(1, 10))}
+    return {"id": "gzip", "level": int(rng.integers(1, 10))}
+
+
+def fill_to_json(fill: Any, dt: np.dtype) -> Any:
+    """A Python fill value as Zarr v2 JSON (NaN and infinities as strings, complex as a pair)."""
+
+    def num(x: float) -> Any:
+        if math.isnan(x):
+            return "NaN"
+        if math.isinf(x):
+            return "Infinity" if x > 0 else "-Infinity"
+        return x
+
+    if fill is None:
+        return None
+    if dt.kind == "c":
+        c = complex(fill)
+        return [num(c.real), num(c.imag)]
+    if dt.kind == "f":
+        return num(float(fill))
+    return fill
+
+
+def build_tensorstore_store(root_dir: Path, seed: int, n_arrays: int = 40) -> RandomStore:
+    """A Zarr v2 store written by tensorstore: random dtypes, codecs, orders, separators and
+    fill values; some arrays written whole, others in boxes so that some chunks stay missing."""
+    import tensorstore as ts  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    store = root_dir / f"tensorstore-{seed}.zarr"
+    store.mkdir(parents=True)
+    (store / ".zgroup").write_text('{"zarr_format": 2}')
+    arrays = []
+    for i in range(n_arrays):
+        dt = np.dtype(RANDOM_DTYPES[int(rng.integers(0, len(RANDOM_DTYPES)))])
+        ndim = int(rng.choice([1, 2, 2, 3, 3, 4]))
+        shape = tuple(int(rng.integers(1, 14)) for _ in range(ndim))
+        chunks = tuple(int(rng.integers(1, s + 4)) for s in shape)
+        order = "F" if ndim > 1 and rng.random() < 0.35 else "C"
+        sep = "/" if rng.random() < 0.35 else "."
+        fill = fill_to_json(random_fill(dt, rng), dt)
+        name = f"t{i:02d}_{dt.str.replace('<', 'le').replace('>', 'be').replace('|', '')}"
+        metadata = {"shape": list(shape), "chunks": list(chunks), "dtype": dt.str,
+                    "compressor": random_tensorstore_compressor(rng), "order": order,
+                    "fill_value": fill, "dimension_separator": sep}
+        arr = ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": str(store / name)},
+                       "metadata": metadata}, create=True).result()
+        vals = random_values(dt, shape, rng)
+        if rng.random() < 0.5:
+            arr[...] = vals
+        else:
+            for _ in range(int(rng.integers(1, 4))):
+                box = []
+                for n in shape:
+                    a = int(rng.integers(0, n))
+                    box.append(slice(a, int(rng.integers(a + 1, n + 1))))
+                arr[tuple(box)] = vals[tuple(box)]
+        arrays.append(RandomArray(name, dt, shape, chunks, order, fill, {}, sep))
+    return RandomStore(seed, store, arrays, {"": {}})
+
+
+def tensorstore_read(path: Path, dt: np.dtype) -> np.ndarray:
+    """The whole array as tensorstore reads it, in the declared dtype (byte order included)."""
+    import tensorstore as ts  # noqa: PLC0415
+
+    arr = ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": str(path)}},
+                  read=True).result()
+    return c_order(arr.read().result()).astype(dt)
+
+
 def check_array_node(mnt: Path, path: str, exp: np.ndarray, chunks, fill_json: Any, order: str,
                      attributes: dict, failures: list[str]) -> None:
     """Compare every file of one mounted array with the expected full array."""

@@ -25,6 +25,7 @@ from conftest import (
     V2_MANIFEST,
     assert_identical,
     build_random_store,
+    build_tensorstore_store,
     c_order,
     check_array_node,
     chunk_indices,
@@ -39,6 +40,7 @@ from conftest import (
     read_array_file,
     read_bytes,
     read_stats,
+    tensorstore_read,
     zarr_read,
 )
 
@@ -382,6 +384,19 @@ def test_random_store(mounter, tmp_path, seed):
                 failures.append(f"group {gp or '<root>'}: attrs.json {got} != {attrs}")
         except OSError as e:
             failures.append(f"group {gp or '<root>'}: attrs.json {e!r}")
+    assert not failures, f"seed {seed}:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_tensorstore_written_store(mounter, tmp_path, seed):
+    """Every file of arrays that tensorstore wrote shows exactly what tensorstore reads."""
+    ts_store = build_tensorstore_store(tmp_path, seed)
+    m = mounter(ts_store.store)
+    failures: list[str] = []
+    for a in ts_store.arrays:
+        exp = tensorstore_read(ts_store.store / a.path, a.dtype)
+        zmeta = json.loads((ts_store.store / a.path / ".zarray").read_text())
+        check_array_node(m.mnt, a.path, exp, a.chunks, zmeta["fill_value"], a.order, {}, failures)
     assert not failures, f"seed {seed}:\n" + "\n".join(failures)
 
 

@@ -24,7 +24,15 @@ import pytest
 import zarr
 from numcodecs import GZip, LZ4, Blosc, Zlib, Zstd
 
-from conftest import chunk_name, expected_chunk, grid_of, parse_fill, read_stats
+from conftest import (
+    build_tensorstore_store,
+    chunk_name,
+    expected_chunk,
+    grid_of,
+    parse_fill,
+    read_stats,
+    tensorstore_read,
+)
 from write_checks import (
     bits_mismatch,
     check_stored_chunks,
@@ -278,6 +286,33 @@ def test_writes_land_in_the_store(spec, mounter, tmp_path):
 # ----------------------------------------------------------------------------
 # chunks that become all fill_value
 # ----------------------------------------------------------------------------
+
+
+def test_writes_to_a_tensorstore_written_store(mounter, tmp_path):
+    """Ranges written into `data` of arrays that tensorstore wrote land in the store: tensorstore
+    and zarr-python read the shadow back and numcodecs decodes every chunk file."""
+    ts_store = build_tensorstore_store(tmp_path, 21, n_arrays=24)
+    rng = rng_for("tensorstore-written")
+    shadows = {a.path: tensorstore_read(ts_store.store / a.path, a.dtype) for a in ts_store.arrays}
+    frames_before = {a.path: frames_of(ts_store.store, a.path, a.shape) for a in ts_store.arrays}
+    touched: dict[str, set] = {a.path: set() for a in ts_store.arrays}
+    m = mounter(ts_store.store)
+    for a in ts_store.arrays:
+        shadow = shadows[a.path]
+        nbytes = shadow.nbytes
+        for _ in range(int(rng.integers(1, 4))):
+            offset = int(rng.integers(0, nbytes)) // a.dtype.itemsize * a.dtype.itemsize
+            length = int(rng.integers(1, nbytes - offset + 1))
+            data = random_bytes(a.dtype, length, rng)
+            pwrite_all(m.mnt / a.path / "data", offset, data)
+            shadow_write_flat(shadow, offset, data)
+            touched[a.path] |= chunks_of_flat_range(a.shape, a.chunks, a.dtype.itemsize, offset, len(data))
+    unmount_cleanly(m)
+    problems = []
+    for a in ts_store.arrays:
+        problems += [f"{a.path}: {p}" for p in check_store(ts_store.store, a.path, shadows[a.path],
+                                                           touched[a.path], frames_before[a.path])]
+    assert not problems, "\n".join(problems)
 
 
 def test_chunk_rewritten_to_fill_is_deleted(mounter, tmp_path):
