@@ -157,41 +157,29 @@ impl BytesCodec for GzipCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::test_util::{noise, sample, vector};
+    use crate::codec::test_util::{assert_decodes_vectors, assert_round_trips, noise, sample};
     use std::io::Read;
 
     #[test]
     fn round_trip_levels() {
         for level in 0..=9 {
-            let c = GzipCodec::new(level).unwrap();
-            for len in [0usize, 1, 2, 100, 4097, 200_000] {
-                let data = sample(len);
-                let enc = c.encode(&data).unwrap();
-                assert_eq!(c.decode(&enc).unwrap(), data);
-                let mut out = vec![0u8; len];
-                c.decode_into(&enc, &mut out).unwrap();
-                assert_eq!(out, data);
+            assert_round_trips(&GzipCodec::new(level).unwrap(), |enc| {
                 let mut check = Vec::new();
-                flate2::read::GzDecoder::new(&enc[..])
+                flate2::read::GzDecoder::new(enc)
                     .read_to_end(&mut check)
                     .unwrap();
-                assert_eq!(check, data);
-            }
+                check
+            });
         }
         assert!(matches!(GzipCodec::new(10), Err(CodecError::Config { .. })));
     }
 
     #[test]
     fn decodes_numcodecs_frames() {
-        let c = GzipCodec::new(1).unwrap();
-        for stem in ["gzip_l1", "gzip_l9", "gzip_empty", "gzip_named"] {
-            let enc = vector(&format!("{stem}.enc"));
-            let raw = vector(&format!("{stem}.raw"));
-            assert_eq!(c.decode(&enc).unwrap(), raw, "{stem}");
-            let mut out = vec![0u8; raw.len()];
-            c.decode_into(&enc, &mut out).unwrap();
-            assert_eq!(out, raw, "{stem}");
-        }
+        assert_decodes_vectors(
+            &GzipCodec::new(1).unwrap(),
+            &["gzip_l1", "gzip_l9", "gzip_empty", "gzip_named"],
+        );
     }
 
     #[test]

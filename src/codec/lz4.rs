@@ -114,7 +114,7 @@ impl BytesCodec for Lz4Codec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::test_util::{noise, sample, vector};
+    use crate::codec::test_util::{assert_decodes_vectors, noise, sample};
 
     #[test]
     fn round_trip() {
@@ -133,15 +133,7 @@ mod tests {
 
     #[test]
     fn decodes_numcodecs_frames() {
-        let c = Lz4Codec::new(1);
-        for stem in ["lz4_a1", "lz4_a10", "lz4_empty"] {
-            let enc = vector(&format!("{stem}.enc"));
-            let raw = vector(&format!("{stem}.raw"));
-            assert_eq!(c.decode(&enc).unwrap(), raw, "{stem}");
-            let mut out = vec![0u8; raw.len()];
-            c.decode_into(&enc, &mut out).unwrap();
-            assert_eq!(out, raw, "{stem}");
-        }
+        assert_decodes_vectors(&Lz4Codec::new(1), &["lz4_a1", "lz4_a10", "lz4_empty"]);
     }
 
     #[test]

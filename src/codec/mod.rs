@@ -242,6 +242,33 @@ pub(crate) mod test_util {
             .join(name);
         std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     }
+
+    /// Asserts that what `codec` encodes decodes back, through both decode paths and through
+    /// `reference` (another implementation of the format), for lengths from 0 to 200,000.
+    pub fn assert_round_trips(codec: &dyn super::BytesCodec, reference: impl Fn(&[u8]) -> Vec<u8>) {
+        for len in [0usize, 1, 2, 100, 4097, 200_000] {
+            let data = sample(len);
+            let enc = codec.encode(&data).unwrap();
+            assert_eq!(codec.decode(&enc).unwrap(), data, "{len} bytes");
+            let mut out = vec![0u8; len];
+            codec.decode_into(&enc, &mut out).unwrap();
+            assert_eq!(out, data, "{len} bytes");
+            assert_eq!(reference(&enc), data, "{len} bytes, reference decoder");
+        }
+    }
+
+    /// Asserts that `codec` decodes each test vector `<stem>.enc` to `<stem>.raw`, both into a
+    /// new buffer and into one of the decoded size.
+    pub fn assert_decodes_vectors(codec: &dyn super::BytesCodec, stems: &[&str]) {
+        for stem in stems {
+            let enc = vector(&format!("{stem}.enc"));
+            let raw = vector(&format!("{stem}.raw"));
+            assert_eq!(codec.decode(&enc).unwrap(), raw, "{stem}");
+            let mut out = vec![0u8; raw.len()];
+            codec.decode_into(&enc, &mut out).unwrap();
+            assert_eq!(out, raw, "{stem}");
+        }
+    }
 }
 
 #[cfg(test)]

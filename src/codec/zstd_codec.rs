@@ -132,7 +132,7 @@ impl BytesCodec for ZstdCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::test_util::{noise, sample, vector};
+    use crate::codec::test_util::{assert_decodes_vectors, noise, sample};
     use std::io::Write;
 
     #[test]
@@ -221,15 +221,10 @@ mod tests {
 
     #[test]
     fn decodes_numcodecs_frames() {
-        let c = ZstdCodec::new(0, false).unwrap();
-        for stem in ["zstd_l0", "zstd_l5_checksum", "zstd_lneg", "zstd_empty"] {
-            let enc = vector(&format!("{stem}.enc"));
-            let raw = vector(&format!("{stem}.raw"));
-            assert_eq!(c.decode(&enc).unwrap(), raw, "{stem}");
-            let mut out = vec![0u8; raw.len()];
-            c.decode_into(&enc, &mut out).unwrap();
-            assert_eq!(out, raw, "{stem}");
-        }
+        assert_decodes_vectors(
+            &ZstdCodec::new(0, false).unwrap(),
+            &["zstd_l0", "zstd_l5_checksum", "zstd_lneg", "zstd_empty"],
+        );
     }
 
     #[test]
