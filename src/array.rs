@@ -11,6 +11,7 @@ use crate::store::{join_key, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 use std::time::{Instant, SystemTime};
 
 /// Chunks changed in memory and not yet written back, with the bookkeeping around them.
@@ -91,9 +92,14 @@ pub struct ZarrArray {
     chunk_walk: Mutex<ChunkWalk>,
     /// Whether the log already says that a band of this array exceeds the cache.
     pub warned_wide_band: AtomicBool,
-    /// The band each sequential reader of a flat view is in, by file handle.
-    scan_bands: Mutex<HashMap<u64, u64>>,
+    /// The band each sequential reader of a flat view is in and when it last read, by file
+    /// handle.
+    scan_bands: Mutex<HashMap<u64, (u64, Instant)>>,
 }
+
+/// How long a sequential reader that has stopped reading (but keeps its file open) still
+/// keeps other passes from releasing the bands it has yet to read.
+pub const IDLE_READER_GRACE: Duration = Duration::from_secs(2);
 
 /// Largest grid for which the name order of chunk files is tabulated.
 const MAX_NAME_ORDER_CHUNKS: u64 = 1 << 18;
@@ -276,19 +282,23 @@ impl ZarrArray {
         walk.order
     }
 
-    /// Records that the sequential reader `fh` is in `band` (`None`: it no longer reads
-    /// sequentially); returns the lowest band another sequential reader is in, below which
-    /// chunks may be released without taking them from under that reader.
-    pub fn note_scan_band(&self, fh: u64, band: Option<u64>) -> Option<u64> {
+    /// Records that the sequential reader `fh` is in `band` at `now` (`None`: it no longer
+    /// reads sequentially); returns the lowest band another sequential reader is in, below
+    /// which chunks may be released without taking them from under that reader. Readers
+    /// idle for longer than [`IDLE_READER_GRACE`] do not count: they decode again what they
+    /// come back to.
+    pub fn note_scan_band(&self, fh: u64, band: Option<u64>, now: Instant) -> Option<u64> {
         let mut bands = self.scan_bands.lock().unwrap();
         match band {
-            Some(band) => bands.insert(fh, band),
+            Some(band) => bands.insert(fh, (band, now)),
             None => bands.remove(&fh),
         };
         bands
             .iter()
-            .filter(|(&other, _)| other != fh)
-            .map(|(_, &band)| band)
+            .filter(|(&other, &(_, seen))| {
+                other != fh && now.saturating_duration_since(seen) < IDLE_READER_GRACE
+            })
+            .map(|(_, &(band, _))| band)
             .min()
     }
 
@@ -447,6 +457,28 @@ mod tests {
         assert_eq!(open("2.0"), WalkOrder::Unknown, "a jump");
         assert_eq!(open("2.1"), WalkOrder::Unknown);
         assert_eq!(open("2.2"), WalkOrder::Grid);
+    }
+
+    #[test]
+    fn idle_sequential_readers_stop_holding_back_releases() {
+        let (_dir, a) = array(&[3, 12], &[1, 1]);
+        let t0 = Instant::now();
+        assert_eq!(a.note_scan_band(1, Some(0), t0), None, "alone");
+        assert_eq!(a.note_scan_band(2, Some(2), t0), Some(0));
+        assert_eq!(a.note_scan_band(3, Some(1), t0), Some(0));
+        // Reader 1 stops reading; the others go on: after the grace reader 1 no longer counts.
+        let mid = t0 + IDLE_READER_GRACE / 2;
+        assert_eq!(a.note_scan_band(2, Some(2), mid), Some(0));
+        assert_eq!(a.note_scan_band(3, Some(1), mid), Some(0));
+        let later = t0 + IDLE_READER_GRACE;
+        assert_eq!(a.note_scan_band(3, Some(1), later), Some(2));
+        assert_eq!(a.note_scan_band(2, Some(2), later), Some(1));
+        // Reader 1 comes back and counts again; readers that stop scanning never count.
+        assert_eq!(a.note_scan_band(1, Some(0), later), Some(1));
+        assert_eq!(a.note_scan_band(2, Some(2), later), Some(0));
+        a.note_scan_band(1, None, later);
+        a.note_scan_band(3, None, later);
+        assert_eq!(a.note_scan_band(2, Some(2), later), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::error::{FsError, FsResult};
 use crate::reader::HeldChunks;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 #[derive(Debug)]
 pub(super) enum FileTarget {
@@ -195,7 +196,7 @@ impl Tree {
         if let Some(file) = &file {
             file.held.lock().unwrap().clear(self.reader.cache());
             if let FileTarget::Flat { array, .. } = &file.target {
-                array.note_scan_band(fh, None);
+                array.note_scan_band(fh, None, Instant::now());
             }
         }
         if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
@@ -375,7 +376,7 @@ impl Tree {
         if !seq.advance(offset, end) {
             seq.prefetched_to = 0;
             seq.band = None;
-            array.note_scan_band(fh, None);
+            array.note_scan_band(fh, None, Instant::now());
             file.held.lock().unwrap().clear(self.reader.cache());
             return Admission::Keep;
         }
@@ -409,7 +410,7 @@ impl Tree {
         }
         // Bands this reader has left are released, except those another sequential reader
         // of the array has yet to pass (it releases them when it does).
-        let others = array.note_scan_band(fh, Some(band));
+        let others = array.note_scan_band(fh, Some(band), Instant::now());
         let passed_by_all = others.map_or(band, |other| other.min(band));
         if let Some(previous) = seq.band.filter(|&previous| previous < passed_by_all) {
             self.reader.release_scanned(
