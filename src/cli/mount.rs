@@ -276,15 +276,22 @@ pub fn run(args: MountArgs) -> Result<()> {
     }
 }
 
+/// Allocations from this size up get their own mapping (glibc's `M_MMAP_THRESHOLD`).
+#[cfg(target_env = "gnu")]
+const MMAP_THRESHOLD: i32 = 4 << 20;
+
 /// Mounts and serves until unmounted or signalled; writes "OK" to `ready` and closes it
 /// once the mount is live (an error before that is left for the caller to report).
 pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
-    // Chunk-sized buffers are mapped and unmapped rather than kept in malloc's heaps, so the
-    // daemon's memory follows the cache budget (evicted buffers are recycled instead).
+    // Buffers of large chunks are mapped and unmapped rather than kept in malloc's heaps, so
+    // the daemon's memory follows the cache budget (evicted buffers are recycled instead).
+    // Smaller blocks stay in the heaps: among them the temporaries c-blosc allocates on every
+    // decode (three blocks, at most 3 MiB with its own block sizes), which as fresh mappings
+    // cost page faults and a TLB shootdown per chunk.
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only tunes the allocator; called before any worker thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
     let store = Arc::new(DirectoryStore::open(&config.store)?);
     let reader = Arc::new(ChunkReader::with_budget(
