@@ -12,7 +12,7 @@ import pathlib
 
 import numcodecs
 import numpy as np
-from numcodecs import GZip, LZ4, Blosc, Zlib, Zstd
+from numcodecs import GZip, LZ4, Blosc, Zlib, Zstd, blosc
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data" / "codec"
 
@@ -67,6 +67,20 @@ def main():
     )
     empty = np.zeros(0, dtype="u1")
     write("blosc_lz4_empty", b"", Blosc().encode(empty))
+    # Compressed by several threads: blocks land in the frame in the order they finish.
+    arr = sample(4, 1 << 18)
+    blosc.set_nthreads(4)
+    blosc.use_threads = True
+    for _ in range(100):
+        enc = Blosc(cname="lz4", clevel=5, shuffle=1, blocksize=16384).encode(arr)
+        nblocks = -(-len(arr.tobytes()) // 16384)
+        starts = np.frombuffer(enc[16:16 + 4 * nblocks], dtype="<u4")
+        if np.any(np.diff(starts.astype(np.int64)) < 0):
+            break
+    else:
+        raise SystemExit("blosc kept the blocks in order; no out-of-order frame to test")
+    blosc.use_threads = None
+    write("blosc_threads", arr.tobytes(), enc)
 
     text = sample(4, 512).tobytes()
     write("zstd_l0", text, Zstd(level=0).encode(text))

@@ -92,6 +92,9 @@ pub struct ZarrArray {
     chunk_walk: Mutex<ChunkWalk>,
     /// Whether the log already says that a band of this array exceeds the cache.
     pub warned_wide_band: AtomicBool,
+    /// The size of the blocks its stored chunks decode in on their own, once a stored chunk
+    /// has told (`None`: they decode whole only).
+    pub scan_block_bytes: OnceLock<Option<usize>>,
     /// The band each sequential reader of a flat view is in and when it last read, by file
     /// handle.
     scan_bands: Mutex<HashMap<u64, (u64, Instant)>>,
@@ -136,6 +139,7 @@ impl ZarrArray {
             name_order: OnceLock::new(),
             chunk_walk: Mutex::new(ChunkWalk::default()),
             warned_wide_band: AtomicBool::new(false),
+            scan_block_bytes: OnceLock::new(),
             scan_bands: Mutex::new(HashMap::new()),
         }
     }
@@ -366,6 +370,121 @@ impl ZarrArray {
             }
             result
         })
+    }
+
+    /// The stored bytes of chunk `linear` (read into `encoded`, a reused buffer) and their
+    /// store key, for decoding in parts; `None` when the chunk is absent.
+    pub fn read_stored(
+        &self,
+        linear: u64,
+        stats: &Stats,
+        mut encoded: Vec<u8>,
+    ) -> FsResult<Option<(String, Vec<u8>)>> {
+        if let Some(reason) = self.codec_problem() {
+            Stats::add(&stats.errors, 1);
+            return Err(FsError::io(format!(
+                "{}: {reason}",
+                self.store.describe(&join_key(&self.path, ".zarray"))
+            )));
+        }
+        match self.read_encoded(linear, &mut encoded) {
+            Ok(Some(key)) => {
+                Stats::add(&stats.store_bytes_read, encoded.len() as u64);
+                Ok(Some((key, encoded)))
+            }
+            Ok(None) => {
+                Stats::add(&stats.chunks_missing, 1);
+                Ok(None)
+            }
+            Err(err) => {
+                Stats::add(&stats.errors, 1);
+                Err(err)
+            }
+        }
+    }
+
+    /// Where chunk `linear` is stored and its size; `None` when it is absent.
+    pub fn locate_stored(&self, linear: u64, stats: &Stats) -> FsResult<Option<(String, u64)>> {
+        for (key, _) in self.candidate_keys(linear) {
+            match self.store.info(&key) {
+                Ok(Some(info)) if !info.is_prefix => return Ok(Some((key, info.size))),
+                Ok(_) => continue,
+                Err(err) => {
+                    Stats::add(&stats.errors, 1);
+                    return Err(FsError::io(format!("{}: {err}", self.store.describe(&key))));
+                }
+            }
+        }
+        Stats::add(&stats.chunks_missing, 1);
+        Ok(None)
+    }
+
+    /// Reads exactly `buf.len()` bytes of the stored chunk at `key` from `offset`.
+    pub fn read_stored_range(
+        &self,
+        key: &str,
+        offset: u64,
+        buf: &mut [u8],
+        stats: &Stats,
+    ) -> FsResult<()> {
+        let fail = |why: String| {
+            Stats::add(&stats.errors, 1);
+            FsError::io(format!("chunk {}: {why}", self.store.describe(key)))
+        };
+        match self.store.read_range(key, offset, buf) {
+            Ok(Some(n)) if n == buf.len() => {
+                Stats::add(&stats.store_bytes_read, n as u64);
+                Ok(())
+            }
+            Ok(Some(n)) => Err(fail(format!(
+                "{n} of {} bytes at offset {offset}: the chunk was changed meanwhile",
+                buf.len()
+            ))),
+            Ok(None) => Err(fail("removed meanwhile".into())),
+            Err(err) => Err(fail(err.to_string())),
+        }
+    }
+
+    /// Whether the array's chunks may be stored in blocks that decode on their own (blosc in
+    /// C order), before any chunk is read.
+    pub fn may_decode_by_blocks(&self) -> bool {
+        self.pipeline
+            .as_ref()
+            .is_ok_and(ChunkPipeline::may_decode_by_blocks)
+    }
+
+    /// The size of the parts a stored chunk decodes in on its own (see
+    /// [`ChunkPipeline::block_bytes`]).
+    pub fn block_bytes(&self, encoded: &[u8]) -> Option<usize> {
+        self.pipeline.as_ref().ok()?.block_bytes(encoded)
+    }
+
+    /// Decodes a whole stored chunk read from `key` (edge padding shows the fill value).
+    pub fn decode_stored(
+        &self,
+        linear: u64,
+        key: &str,
+        encoded: &[u8],
+        stats: &Stats,
+    ) -> FsResult<ChunkBuf> {
+        let pipeline = self
+            .pipeline
+            .as_ref()
+            .map_err(|reason| FsError::io(reason.clone()))?;
+        match pipeline.decode(encoded) {
+            Ok(mut decoded) => {
+                self.mask_padding(linear, &mut decoded);
+                Stats::add(&stats.chunks_decoded, 1);
+                Ok(Arc::new(decoded))
+            }
+            Err(err) => {
+                Stats::add(&stats.errors, 1);
+                Err(FsError::io(format!(
+                    "chunk {}: {err}",
+                    self.store.describe(key)
+                )))
+            }
+        }
     }
 
     fn load_chunk_with(

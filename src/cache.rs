@@ -325,6 +325,23 @@ impl ChunkCache {
         }
     }
 
+    /// Remembers chunks a scan has passed without caching them (read by blocks), so that a
+    /// later scan keeps them as it would keep chunks released after a scan.
+    pub fn remember_scanned(&self, keys: impl IntoIterator<Item = ChunkKey>) {
+        if !self.scan_resistant.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut state = self.state.lock().unwrap();
+        for key in keys {
+            state.released.put(key, ());
+        }
+    }
+
+    /// Whether a scan of this chunk would keep it: a scan passed it not long ago.
+    pub fn remembers(&self, key: ChunkKey) -> bool {
+        self.state.lock().unwrap().released.contains(&key)
+    }
+
     /// Drops a chunk from the cache.
     pub fn invalidate(&self, key: ChunkKey) {
         let mut state = self.state.lock().unwrap();

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod array;
+pub mod blocks;
 pub mod cache;
 pub mod cli;
 pub mod codec;

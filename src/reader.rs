@@ -2,10 +2,13 @@
 //! cache, copies contiguous runs into the reply, and decodes ahead of sequential readers.
 
 use crate::array::{WalkOrder, ZarrArray};
+use crate::blocks::{BlockBuf, BlockStream};
 use crate::cache::{Admission, ChunkBuf, ChunkCache};
 use crate::error::FsResult;
+use crate::geometry::ReadPlan;
 use crate::stats::Stats;
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -38,6 +41,18 @@ impl HeldChunks {
             }
         }
     }
+}
+
+/// Where a request's bytes of one chunk come from.
+enum Source {
+    /// The whole decoded chunk.
+    Whole(ChunkBuf),
+    /// Consecutive blocks of the chunk, from block `first` on.
+    Blocks {
+        first: usize,
+        block_bytes: usize,
+        blocks: Vec<BlockBuf>,
+    },
 }
 
 /// Shared machinery for reading decoded chunk data.
@@ -180,12 +195,13 @@ impl ChunkReader {
         len: u64,
         admission: Admission,
     ) -> FsResult<Vec<u8>> {
-        self.read_flat_holding(array, offset, len, admission, None)
+        self.read_flat_holding(array, offset, len, admission, None, None)
     }
 
     /// [`Self::read_flat`] for a sequential reader that keeps the chunks it reads in `held`
     /// (taken from there first), so that a band of chunks larger than the cache is decoded
-    /// once per pass instead of once per request.
+    /// once per pass instead of once per request. With `blocks`, chunks that are neither
+    /// unsaved, held nor cached are read by the blocks the request needs.
     pub fn read_flat_holding(
         &self,
         array: &Arc<ZarrArray>,
@@ -193,10 +209,11 @@ impl ChunkReader {
         len: u64,
         admission: Admission,
         mut held: Option<&mut HeldChunks>,
+        blocks: Option<&Arc<BlockStream>>,
     ) -> FsResult<Vec<u8>> {
         let plan = array.grid.plan_in_order(offset, len);
         let total: usize = plan.pieces.iter().map(|p| p.len).sum();
-        let bufs = loop {
+        let sources = loop {
             // Unsaved chunks are taken in one snapshot; if a write-back lands meanwhile the
             // snapshot may mix versions, so it is taken again.
             let (generation, mut bufs): (u64, Vec<Option<ChunkBuf>>) = {
@@ -220,37 +237,132 @@ impl ChunkReader {
                     }
                 }
             }
-            let wanted: Vec<u64> = plan
-                .chunks
-                .iter()
-                .zip(&bufs)
-                .filter(|(_, b)| b.is_none())
-                .map(|(&chunk, _)| chunk)
-                .collect();
-            let mut stored = self.stored_chunks(array, &wanted, admission)?.into_iter();
-            for slot in bufs.iter_mut().filter(|b| b.is_none()) {
-                *slot = stored.next();
+            let mut sources: Vec<Option<Source>> = Vec::with_capacity(bufs.len());
+            if let Some(stream) = blocks {
+                stream.sync_generation(generation);
+                for (slot, &chunk) in bufs.iter_mut().zip(&plan.chunks) {
+                    if slot.is_none() {
+                        *slot = self.cache.lookup((array.id, chunk), admission);
+                    }
+                }
+                sources.extend(bufs.into_iter().map(|b| b.map(Source::Whole)));
+                self.fill_by_blocks(stream, &plan, &mut sources)?;
+            } else {
+                let wanted: Vec<u64> = plan
+                    .chunks
+                    .iter()
+                    .zip(&bufs)
+                    .filter(|(_, b)| b.is_none())
+                    .map(|(&chunk, _)| chunk)
+                    .collect();
+                let mut stored = self.stored_chunks(array, &wanted, admission)?.into_iter();
+                for slot in bufs.iter_mut().filter(|b| b.is_none()) {
+                    *slot = stored.next();
+                }
+                sources.extend(bufs.into_iter().map(|b| b.map(Source::Whole)));
             }
             if array.dirty.lock().unwrap().generation == generation {
-                break bufs
+                break sources
                     .into_iter()
                     .map(|b| b.expect("filled"))
                     .collect::<Vec<_>>();
             }
         };
         if let Some(held) = held {
-            for (chunk, buf) in plan.chunks.iter().zip(&bufs) {
-                held.chunks.entry(*chunk).or_insert_with(|| buf.clone());
+            for (chunk, source) in plan.chunks.iter().zip(&sources) {
+                if let Source::Whole(buf) = source {
+                    held.chunks.entry(*chunk).or_insert_with(|| buf.clone());
+                }
             }
         }
         // Pieces come in request order, so the reply is written once, never zeroed.
         let mut out = take_reply_buffer(total);
         for piece in &plan.pieces {
-            let buf = &bufs[piece.slot as usize];
-            out.extend_from_slice(&buf[piece.chunk_offset..piece.chunk_offset + piece.len]);
+            match &sources[piece.slot as usize] {
+                Source::Whole(buf) => {
+                    out.extend_from_slice(&buf[piece.chunk_offset..piece.chunk_offset + piece.len])
+                }
+                Source::Blocks {
+                    first,
+                    block_bytes,
+                    blocks,
+                } => {
+                    let (mut at, end) = (piece.chunk_offset, piece.chunk_offset + piece.len);
+                    while at < end {
+                        let index = at / block_bytes;
+                        let block = &blocks[index - *first];
+                        let within = at - index * block_bytes;
+                        let n = (end - at).min(block_bytes - within);
+                        let from = block.offset + within;
+                        out.extend_from_slice(&block.buf[from..from + n]);
+                        at += n;
+                    }
+                }
+            }
         }
         Stats::add(&self.stats.bytes_read, out.len() as u64);
         Ok(out)
+    }
+
+    /// Fills the empty sources of a request with the blocks of their chunks that its
+    /// pieces lie in, decoding the missing ones in parallel.
+    fn fill_by_blocks(
+        &self,
+        stream: &Arc<BlockStream>,
+        plan: &ReadPlan,
+        sources: &mut [Option<Source>],
+    ) -> FsResult<()> {
+        let block_bytes = stream.block_bytes();
+        // The bytes of each chunk the pieces touch (a chunk's pieces come in order).
+        let mut ranges: Vec<Option<(usize, usize)>> = vec![None; sources.len()];
+        for piece in &plan.pieces {
+            let slot = piece.slot as usize;
+            if sources[slot].is_none() {
+                let end = piece.chunk_offset + piece.len;
+                ranges[slot].get_or_insert((piece.chunk_offset, end)).1 = end;
+            }
+        }
+        let wanted: Vec<(usize, u64, u64)> = ranges
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, range)| range.map(|r| (slot, r)))
+            .flat_map(|(slot, (start, end))| {
+                let chunk = plan.chunks[slot];
+                stream
+                    .blocks_of(start, end)
+                    .map(move |block| (slot, chunk, block))
+            })
+            .collect();
+        let mut loaded: Vec<Option<FsResult<BlockBuf>>> = stream
+            .ready(wanted.iter().map(|&(_, chunk, block)| (chunk, block)))
+            .into_iter()
+            .map(|ready| ready.map(Ok))
+            .collect();
+        let missing: Vec<usize> = (0..wanted.len()).filter(|&i| loaded[i].is_none()).collect();
+        // The pool decodes all but the first; this thread decodes the first, then whatever
+        // the pool has not started yet, and waits for the rest (a pool thread waiting for
+        // another would leave a core idle).
+        if missing.len() > 1 {
+            let rest = missing[1..].iter().map(|&i| (wanted[i].1, wanted[i].2));
+            stream.prefetch(&self.pool, rest);
+        }
+        for &i in &missing {
+            loaded[i] = Some(stream.block(wanted[i].1, wanted[i].2));
+        }
+        let loaded = loaded.into_iter().map(|l| l.expect("filled"));
+        let mut by_slot: HashMap<usize, Vec<(u64, BlockBuf)>> = HashMap::new();
+        for (&(slot, _, block), result) in wanted.iter().zip(loaded) {
+            by_slot.entry(slot).or_default().push((block, result?));
+        }
+        for (slot, mut blocks) in by_slot {
+            blocks.sort_by_key(|(block, _)| *block);
+            sources[slot] = Some(Source::Blocks {
+                first: blocks[0].0 as usize,
+                block_bytes,
+                blocks: blocks.into_iter().map(|(_, b)| b).collect(),
+            });
+        }
+        Ok(())
     }
 
     /// Reads part of one decoded chunk (admitted to the cache as `admission` says).

@@ -33,6 +33,8 @@ counters! {
     chunks_released_after_scan,
     /// Chunks decoded from the store.
     chunks_decoded,
+    /// Blocks of chunks decoded on their own for sequential readers (blosc blocks).
+    blocks_decoded,
     /// Chunk reads that found no stored chunk (served as fill value).
     chunks_missing,
     /// Chunks decoded ahead of the reader.

@@ -41,6 +41,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
             None => Ok(false),
         }
     }
+    /// Reads bytes of an object from `offset` into `buf`; returns how many were read (fewer
+    /// than `buf.len()` only at the object's end), `Ok(None)` when the object is absent.
+    fn read_range(&self, key: &str, offset: u64, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        Ok(self.get(key)?.map(|bytes| {
+            let start = (offset as usize).min(bytes.len());
+            let n = buf.len().min(bytes.len() - start);
+            buf[..n].copy_from_slice(&bytes[start..start + n]);
+            n
+        }))
+    }
     /// Size and mtime of an object or prefix; `Ok(None)` when absent.
     fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>>;
     /// Lists the direct children of a prefix ("" is the root).
@@ -131,6 +141,23 @@ impl Store for DirectoryStore {
         }
         file.read_to_end(buf)?;
         Ok(true)
+    }
+
+    fn read_range(&self, key: &str, offset: u64, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        use std::os::unix::fs::FileExt;
+        let Some(file) = not_found_as_none(fs::File::open(self.path_of(key)))? else {
+            return Ok(None);
+        };
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(Some(done))
     }
 
     fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>> {

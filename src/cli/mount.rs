@@ -287,11 +287,14 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
     // the daemon's memory follows the cache budget (evicted buffers are recycled instead).
     // Smaller blocks stay in the heaps: among them the temporaries c-blosc allocates on every
     // decode (three blocks, at most 3 MiB with its own block sizes), which as fresh mappings
-    // cost page faults and a TLB shootdown per chunk.
+    // cost page faults and a TLB shootdown per chunk. The heaps give memory back only when
+    // twice that lies free at their top, so those temporaries are not returned and faulted
+    // in again block after block.
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only tunes the allocator; called before any worker thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD);
     }
     let store = Arc::new(DirectoryStore::open(&config.store)?);
     let reader = Arc::new(ChunkReader::with_budget(

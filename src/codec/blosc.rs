@@ -272,6 +272,190 @@ impl BloscCodec {
     }
 }
 
+/// Where the blocks of a stored c-blosc 1.x frame lie (from its header and block offsets),
+/// so that one block can be read and decoded without the rest of the frame.
+#[derive(Clone, Debug)]
+pub struct BloscBlocks {
+    header: [u8; HEADER_LEN],
+    nbytes: usize,
+    blocksize: usize,
+    memcpyed: bool,
+    /// Byte range of each block in the frame.
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+/// Header flag: blocks are not split into one stream per byte of an item.
+const DONT_SPLIT: u8 = 0x10;
+
+impl BloscBlocks {
+    /// How many bytes from the start of a frame [`Self::parse`] needs, given its first
+    /// [`HEADER_LEN`] bytes: the header and the block offsets.
+    pub fn index_len(header: &[u8]) -> Result<usize, CodecError> {
+        let (nbytes, blocksize, memcpyed) = Self::header_fields(header)?;
+        Ok(if memcpyed {
+            HEADER_LEN
+        } else {
+            HEADER_LEN + 4 * nbytes.div_ceil(blocksize)
+        })
+    }
+
+    fn header_fields(header: &[u8]) -> Result<(usize, usize, bool), CodecError> {
+        let word = |i: usize| {
+            u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]) as usize
+        };
+        if header.len() < HEADER_LEN || header[0] != VERSION_FORMAT {
+            return Err(CodecError::corrupt(CODEC, "not a blosc 1.x frame header"));
+        }
+        let (nbytes, blocksize) = (word(4), word(8));
+        if blocksize == 0 || nbytes > MAX_BUFFERSIZE || header[3] == 0 {
+            return Err(CodecError::corrupt(CODEC, "invalid frame header"));
+        }
+        Ok((nbytes, blocksize, header[2] & 0x2 != 0))
+    }
+
+    /// Parses the first [`Self::index_len`] bytes of a frame that is `frame_len` bytes long.
+    pub fn parse(head: &[u8], frame_len: usize) -> Result<Self, CodecError> {
+        let (nbytes, blocksize, memcpyed) = Self::header_fields(head)?;
+        let cbytes = u32::from_le_bytes([head[12], head[13], head[14], head[15]]) as usize;
+        if cbytes != frame_len {
+            return Err(CodecError::corrupt(
+                CODEC,
+                format!("header says the frame is {cbytes} bytes but it is {frame_len} bytes"),
+            ));
+        }
+        let nblocks = nbytes.div_ceil(blocksize);
+        let ranges = if memcpyed {
+            if cbytes != HEADER_LEN + nbytes {
+                return Err(CodecError::corrupt(
+                    CODEC,
+                    "plain-copy frame of the wrong size",
+                ));
+            }
+            (0..nblocks)
+                .map(|b| {
+                    let start = HEADER_LEN + b * blocksize;
+                    start..(start + blocksize).min(cbytes)
+                })
+                .collect()
+        } else {
+            let data_start = HEADER_LEN + 4 * nblocks;
+            if head.len() < data_start || data_start > cbytes {
+                return Err(CodecError::corrupt(CODEC, "block offsets past the frame"));
+            }
+            let starts: Vec<usize> = (0..nblocks)
+                .map(|b| {
+                    let i = HEADER_LEN + 4 * b;
+                    u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]) as usize
+                })
+                .collect();
+            // Blocks may be stored in any order (compressed by several threads): each ends
+            // where the next one in the frame starts.
+            let mut sorted = starts.clone();
+            sorted.sort_unstable();
+            if sorted.windows(2).any(|w| w[0] == w[1])
+                || sorted.first().is_some_and(|&s| s < data_start)
+                || sorted.last().is_some_and(|&s| s >= cbytes)
+            {
+                return Err(CodecError::corrupt(CODEC, "invalid block offsets"));
+            }
+            starts
+                .iter()
+                .map(|&start| {
+                    let next = sorted.partition_point(|&s| s <= start);
+                    start..sorted.get(next).copied().unwrap_or(cbytes)
+                })
+                .collect()
+        };
+        let mut header = [0u8; HEADER_LEN];
+        header.copy_from_slice(&head[..HEADER_LEN]);
+        Ok(BloscBlocks {
+            header,
+            nbytes,
+            blocksize,
+            memcpyed,
+            ranges,
+        })
+    }
+
+    /// Decoded size of the frame.
+    pub fn decoded_len(&self) -> usize {
+        self.nbytes
+    }
+
+    /// Decoded size of a block (the last one may be shorter).
+    pub fn block_size(&self) -> usize {
+        self.blocksize
+    }
+
+    /// Number of blocks.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Whether the frame holds no block.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Where block `block` lies in the frame.
+    pub fn stored_range(&self, block: usize) -> std::ops::Range<usize> {
+        self.ranges[block].clone()
+    }
+
+    /// Decodes block `block` from its stored bytes (the frame's [`Self::stored_range`])
+    /// into `out`, whose length is the block's decoded size; `scratch` is reused.
+    pub fn decode_block(
+        &self,
+        block: usize,
+        stored: &[u8],
+        scratch: &mut Vec<u8>,
+        out: &mut [u8],
+    ) -> Result<(), CodecError> {
+        let start = block * self.blocksize;
+        let len = self.blocksize.min(self.nbytes.saturating_sub(start));
+        if block >= self.ranges.len()
+            || out.len() != len
+            || stored.len() != self.ranges[block].len()
+        {
+            return Err(CodecError::corrupt(CODEC, "block outside the frame"));
+        }
+        if self.memcpyed {
+            out.copy_from_slice(stored);
+            return Ok(());
+        }
+        // A frame of this one block: the same header (a last, shorter block is never split
+        // into streams), one block offset, the block's bytes.
+        let cbytes = HEADER_LEN + 4 + stored.len();
+        scratch.clear();
+        scratch.extend_from_slice(&self.header[..4]);
+        if len < self.blocksize {
+            scratch[2] |= DONT_SPLIT;
+        }
+        for word in [len, len, cbytes, HEADER_LEN + 4] {
+            scratch.extend_from_slice(&(word as u32).to_le_bytes());
+        }
+        scratch.extend_from_slice(stored);
+        // SAFETY: `scratch` is a complete frame of `cbytes` bytes (header, one block offset
+        // pointing just past itself, the block); c-blosc bounds its reads by that size and
+        // writes at most `out.len()` bytes into `out`, a distinct buffer.
+        let rc = unsafe {
+            blosc_src::blosc_decompress_ctx(
+                scratch.as_ptr().cast::<c_void>(),
+                out.as_mut_ptr().cast::<c_void>(),
+                out.len(),
+                1,
+            )
+        };
+        if rc < 0 || rc as usize != out.len() {
+            return Err(CodecError::corrupt(
+                CODEC,
+                format!("c-blosc rejected block {block} (code {rc})"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn cname_field(config: &Value, default: &str) -> Result<BloscCompressor, CodecError> {
     match config.get("cname") {
         None | Some(Value::Null) => BloscCompressor::from_name(default),
@@ -384,6 +568,16 @@ impl BytesCodec for BloscCodec {
         }
         dest.truncate(rc as usize);
         Ok(dest)
+    }
+
+    fn stores_blocks(&self) -> bool {
+        true
+    }
+
+    fn block_bytes(&self, encoded: &[u8], decoded_len: usize) -> Option<usize> {
+        let (frame, nbytes) = Self::frame(encoded).ok()?;
+        let blocksize = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]) as usize;
+        (nbytes == decoded_len && blocksize > 0 && blocksize < nbytes).then_some(blocksize)
     }
 }
 
@@ -579,6 +773,62 @@ mod tests {
             BloscCodec::from_v3(&json!({"cname":"snappy"}), 2),
             Err(CodecError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn single_blocks_decode_like_whole_frames() {
+        let data = sample(300_000);
+        for (cname, shuffle, typesize, blocksize) in [
+            (BloscCompressor::Lz4, BloscShuffle::Byte, 4, 0),
+            (BloscCompressor::Zstd, BloscShuffle::Bit, 2, 16_384),
+            (BloscCompressor::BloscLz, BloscShuffle::None, 8, 1_000),
+            (BloscCompressor::Lz4hc, BloscShuffle::Byte, 8, 65_536),
+            (BloscCompressor::Zlib, BloscShuffle::Bit, 4, 40_000),
+        ] {
+            let c = BloscCodec::new(cname, 5, shuffle, typesize, blocksize).unwrap();
+            let frame = c.encode(&data).unwrap();
+            let need = BloscBlocks::index_len(&frame[..HEADER_LEN]).unwrap();
+            let blocks = BloscBlocks::parse(&frame[..need], frame.len()).unwrap();
+            assert_eq!(blocks.decoded_len(), data.len());
+            let mut scratch = Vec::new();
+            for b in 0..blocks.len() {
+                let start = b * blocks.block_size();
+                let end = (start + blocks.block_size()).min(data.len());
+                let mut out = vec![0u8; end - start];
+                blocks
+                    .decode_block(b, &frame[blocks.stored_range(b)], &mut scratch, &mut out)
+                    .unwrap();
+                assert_eq!(out, data[start..end], "{cname:?} block {b}");
+            }
+            assert!(BloscBlocks::parse(&frame[..need], frame.len() + 1).is_err());
+        }
+        // Frames compressed by several threads store blocks out of order.
+        let frame = vector("blosc_threads.enc");
+        let raw = vector("blosc_threads.raw");
+        let need = BloscBlocks::index_len(&frame[..HEADER_LEN]).unwrap();
+        let blocks = BloscBlocks::parse(&frame[..need], frame.len()).unwrap();
+        let mut scratch = Vec::new();
+        let mut whole = Vec::new();
+        for b in 0..blocks.len() {
+            let start = b * blocks.block_size();
+            let mut out = vec![0u8; blocks.block_size().min(raw.len() - start)];
+            blocks
+                .decode_block(b, &frame[blocks.stored_range(b)], &mut scratch, &mut out)
+                .unwrap();
+            whole.extend(out);
+        }
+        assert_eq!(whole, raw);
+        // Incompressible data is stored as a plain copy.
+        let noisy = noise(3, 100_000);
+        let c = BloscCodec::new(BloscCompressor::Lz4, 9, BloscShuffle::None, 1, 0).unwrap();
+        let frame = c.encode(&noisy).unwrap();
+        let need = BloscBlocks::index_len(&frame[..HEADER_LEN]).unwrap();
+        let blocks = BloscBlocks::parse(&frame[..need], frame.len()).unwrap();
+        let mut out = vec![0u8; blocks.block_size().min(noisy.len())];
+        blocks
+            .decode_block(0, &frame[blocks.stored_range(0)], &mut scratch, &mut out)
+            .unwrap();
+        assert_eq!(out, noisy[..out.len()]);
     }
 
     fn check_vector(stem: &str) {

@@ -16,7 +16,7 @@ mod transpose;
 mod zlib;
 mod zstd_codec;
 
-pub use blosc::{BloscCodec, BloscCompressor, BloscShuffle};
+pub use blosc::{BloscBlocks, BloscCodec, BloscCompressor, BloscShuffle};
 pub use gzip::GzipCodec;
 pub use lz4::Lz4Codec;
 pub use transpose::{c_to_f_order, f_to_c_order, try_c_to_f_order, try_f_to_c_order};
@@ -93,6 +93,16 @@ pub trait BytesCodec: Send + Sync + std::fmt::Debug {
     fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError>;
     /// Encode, producing exactly what numcodecs / zarr-python / tensorstore decode.
     fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>, CodecError>;
+    /// The size of the blocks `encoded` is stored in, each of which decodes on its own into
+    /// consecutive bytes (see [`BloscBlocks`]), when `encoded` decodes to `decoded_len`
+    /// bytes in more than one block; `None` for codecs that decode whole buffers only.
+    fn block_bytes(&self, _encoded: &[u8], _decoded_len: usize) -> Option<usize> {
+        None
+    }
+    /// Whether encoded buffers may hold several blocks (see [`Self::block_bytes`]).
+    fn stores_blocks(&self) -> bool {
+        false
+    }
 }
 
 /// Build a codec from a Zarr v2 `compressor` JSON object, e.g.

@@ -3,9 +3,11 @@
 
 use super::{Attr, CacheMode, EntryKind, NodeKind, OpenOptions, Tree, CHUNK_INO_FLAG};
 use crate::array::ZarrArray;
+use crate::blocks::BlockStream;
 use crate::cache::Admission;
 use crate::error::{FsError, FsResult};
 use crate::reader::HeldChunks;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -29,6 +31,29 @@ pub(super) struct Sequential {
     pub(super) prefetched_to: u64,
     /// Band of the previous sequential read of a flat view.
     pub(super) band: Option<u64>,
+    /// Whether that band is read by blocks.
+    pub(super) band_by_blocks: bool,
+    /// Offset in the flat view up to which blocks have been started.
+    pub(super) blocks_started_to: u64,
+}
+
+/// How many chunk positions a reader looks through for a stored chunk that tells whether
+/// the array's chunks decode by blocks.
+const PROBED_CHUNKS: u64 = 256;
+
+/// How far ahead of a reader blocks are decoded at least (bytes of the flat view).
+const BLOCKS_AHEAD_BYTES: u64 = 16 << 20;
+
+/// Whether a sequential reader of a flat view can read chunks by blocks.
+#[derive(Debug, Default)]
+pub(super) enum Blocks {
+    /// Not known yet.
+    #[default]
+    Untried,
+    /// The array's chunks do not decode by blocks.
+    Unavailable,
+    /// The reader's blocks.
+    Stream(Arc<BlockStream>),
 }
 
 impl Sequential {
@@ -48,6 +73,8 @@ pub(super) struct OpenFile {
     pub(super) sequential: Mutex<Sequential>,
     /// Chunks of the band a sequential reader of a flat view is in.
     pub(super) held: Mutex<HeldChunks>,
+    /// Blocks a sequential reader of a flat view reads chunks by.
+    pub(super) blocks: Mutex<Blocks>,
 }
 
 impl FileTarget {
@@ -163,6 +190,7 @@ impl Tree {
                 writable: write,
                 sequential: Mutex::new(Sequential::default()),
                 held: Mutex::new(HeldChunks::default()),
+                blocks: Mutex::new(Blocks::default()),
             }),
         );
         Ok((fh, options))
@@ -197,6 +225,7 @@ impl Tree {
             file.held.lock().unwrap().clear(self.reader.cache());
             if let FileTarget::Flat { array, .. } = &file.target {
                 array.note_scan_band(fh, None, Instant::now());
+                self.remember_band_read_by_blocks(array, &file.sequential.lock().unwrap(), None);
             }
         }
         if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
@@ -331,7 +360,8 @@ impl Tree {
                 }
                 let data_start = offset.max(header_len) - header_len;
                 let data_end = end.max(header_len) - header_len;
-                let admission = self.read_ahead(fh, &file, array, offset, end, data_start);
+                let (admission, blocks) =
+                    self.read_ahead(fh, &file, array, offset, end, data_start..data_end);
                 // A sequential reader keeps the chunks of its band (unless another read of
                 // the same handle is using them right now).
                 let mut held = if admission.is_scan() {
@@ -345,6 +375,7 @@ impl Tree {
                     data_end - data_start,
                     admission,
                     held.as_deref_mut(),
+                    blocks.as_ref(),
                 )?;
                 if offset >= header_len {
                     return Ok(data);
@@ -361,8 +392,10 @@ impl Tree {
     /// band and the next ones are started: with scan resistance (the default) enough bands
     /// to keep every decode thread busy and the first chunks of the band after, else as
     /// many bands as fit in a quarter of the cache. The bands the reader has left are
-    /// released. Returns how the chunks this read decodes enter the cache: as a scan's when
-    /// sequential.
+    /// released. A band of blosc chunks that a scan reads for the first time is read by
+    /// blocks instead (see [`crate::blocks`]): only the blocks of the next rows are decoded
+    /// ahead. Returns how the chunks this read decodes enter the cache (as a scan's when
+    /// sequential) and the blocks to read them by, if any.
     fn read_ahead(
         &self,
         fh: u64,
@@ -370,15 +403,18 @@ impl Tree {
         array: &Arc<ZarrArray>,
         offset: u64,
         end: u64,
-        data_start: u64,
-    ) -> Admission {
+        data: std::ops::Range<u64>,
+    ) -> (Admission, Option<Arc<BlockStream>>) {
         let mut seq = file.sequential.lock().unwrap();
         if !seq.advance(offset, end) {
+            self.remember_band_read_by_blocks(array, &seq, None);
             seq.prefetched_to = 0;
             seq.band = None;
+            seq.band_by_blocks = false;
+            seq.blocks_started_to = 0;
             array.note_scan_band(fh, None, Instant::now());
             file.held.lock().unwrap().clear(self.reader.cache());
-            return Admission::Keep;
+            return (Admission::Keep, None);
         }
         let grid = &array.grid;
         let chunks_per_band: u64 = grid.grid_shape().iter().skip(1).product();
@@ -387,17 +423,24 @@ impl Tree {
             * grid.itemsize() as u64;
         let admission = self.reader.scan_admission(array);
         if band_bytes == 0 || chunks_per_band == 0 {
-            return admission;
+            return (admission, None);
         }
-        let band = data_start / band_bytes;
+        let band = data.start / band_bytes;
         let budget = self.reader.cache().budget() as u64;
         let band_chunk_bytes = chunks_per_band * grid.chunk_bytes() as u64;
+        let band_chunks = |band: u64| band * chunks_per_band..(band + 1) * chunks_per_band;
         if seq.band != Some(band) {
-            file.held.lock().unwrap().retain(
-                band * chunks_per_band..(band + 1) * chunks_per_band,
-                self.reader.cache(),
-            );
-            if band_chunk_bytes > budget && !array.warned_wide_band.swap(true, Ordering::Relaxed) {
+            self.remember_band_read_by_blocks(array, &seq, Some(band));
+            file.held
+                .lock()
+                .unwrap()
+                .retain(band_chunks(band), self.reader.cache());
+            seq.band_by_blocks =
+                self.reads_band_by_blocks(file, array, band_chunks(band), admission);
+            if band_chunk_bytes > budget
+                && !seq.band_by_blocks
+                && !array.warned_wide_band.swap(true, Ordering::Relaxed)
+            {
                 tracing::warn!(
                     "{}: a row of chunks along the first axis holds {}, more than the {} \
                      cache; each sequential reader holds one such row while it reads it \
@@ -419,6 +462,15 @@ impl Tree {
             );
         }
         seq.band = Some(band);
+        if seq.band_by_blocks {
+            let stream = match &*file.blocks.lock().unwrap() {
+                Blocks::Stream(stream) => stream.clone(),
+                _ => unreachable!("a band read by blocks has a stream"),
+            };
+            seq.blocks_started_to =
+                self.prefetch_blocks(array, &stream, data, seq.blocks_started_to, admission);
+            return (admission, Some(stream));
+        }
         // With scan resistance the window also reaches a few chunks into the band after,
         // so that decoders have work while the reader finishes a band.
         let (bands_ahead, beyond) = if self.reader.cache().scan_resistance() {
@@ -432,6 +484,128 @@ impl Tree {
         if to > from {
             seq.prefetched_to = self.reader.prefetch_chunks(array, from, to, admission);
         }
-        admission
+        (admission, None)
+    }
+
+    /// Chunks of bands read by blocks, from the reader's band up to `until` (exclusive; the
+    /// next band when `None`), were not cached: a later scan keeps them, as it keeps chunks
+    /// released after a scan.
+    pub(super) fn remember_band_read_by_blocks(
+        &self,
+        array: &ZarrArray,
+        seq: &Sequential,
+        until: Option<u64>,
+    ) {
+        if let (true, Some(band)) = (seq.band_by_blocks, seq.band) {
+            let chunks_per_band: u64 = array.grid.grid_shape().iter().skip(1).product();
+            let until = until.unwrap_or(band + 1).max(band + 1);
+            let id = array.id;
+            self.reader.cache().remember_scanned(
+                (band * chunks_per_band..until * chunks_per_band).map(|chunk| (id, chunk)),
+            );
+        }
+    }
+
+    /// Whether the chunks `band` of a scan are read by blocks: only with scan resistance,
+    /// when the array's chunks decode by blocks and none of these chunks is cached, loading,
+    /// unsaved or (unless the array is too large to cache) kept by a scan that passed it
+    /// before.
+    fn reads_band_by_blocks(
+        &self,
+        file: &OpenFile,
+        array: &Arc<ZarrArray>,
+        band: std::ops::Range<u64>,
+        admission: Admission,
+    ) -> bool {
+        let cache = self.reader.cache();
+        let band = band.start..band.end.min(array.grid.num_chunks());
+        if !cache.scan_resistance() || band.is_empty() {
+            return false;
+        }
+        {
+            let dirty = array.dirty.lock().unwrap();
+            if band.clone().any(|chunk| dirty.chunks.contains_key(&chunk)) {
+                return false;
+            }
+        }
+        let cacheable = admission != Admission::Stream;
+        if band.clone().any(|chunk| {
+            cache.is_present_or_loading((array.id, chunk))
+                || (cacheable && cache.remembers((array.id, chunk)))
+        }) {
+            return false;
+        }
+        let mut blocks = file.blocks.lock().unwrap();
+        if let Blocks::Untried = *blocks {
+            // The first stored chunk from the band on tells (absent ones show the fill value).
+            let probes = band.start..(band.start + PROBED_CHUNKS).min(array.grid.num_chunks());
+            for chunk in probes {
+                match BlockStream::open(array, chunk, self.reader.stats()) {
+                    Ok(Some(stream)) => *blocks = Blocks::Stream(Arc::new(stream)),
+                    Ok(None) => continue,
+                    Err(()) => *blocks = Blocks::Unavailable,
+                }
+                break;
+            }
+        }
+        matches!(*blocks, Blocks::Stream(_))
+    }
+
+    /// Starts decoding the blocks a sequential reader at `data` needs next, up to two rows
+    /// of blocks ahead (a row of blocks is the same block of every chunk in a band), those
+    /// from `started_to` on being new; lets go of the blocks behind the reader. Returns the
+    /// offset up to which blocks are now started.
+    fn prefetch_blocks(
+        &self,
+        array: &Arc<ZarrArray>,
+        stream: &Arc<BlockStream>,
+        data: std::ops::Range<u64>,
+        started_to: u64,
+        admission: Admission,
+    ) -> u64 {
+        let grid = &array.grid;
+        let itemsize = grid.itemsize() as u64;
+        let inner = grid.chunk_shape().iter().skip(1).product::<u64>() * itemsize;
+        let flat_row = grid.shape().iter().skip(1).product::<u64>() * itemsize;
+        let chunk_rows = grid.chunk_shape().first().copied().unwrap_or(1);
+        let chunks_per_band: u64 = grid.grid_shape().iter().skip(1).product();
+        let rows_per_block = (stream.block_bytes() as u64 / inner.max(1)).max(1);
+        // Behind the reader: earlier bands, and the blocks of its band before its row.
+        let row = data.start / flat_row.max(1);
+        let (band, row_in_chunk) = (row / chunk_rows, row % chunk_rows);
+        let current_block = row_in_chunk * inner / stream.block_bytes() as u64;
+        stream.advance(chunks_per_band, band, current_block);
+        let ahead = (2 * rows_per_block * flat_row).max(BLOCKS_AHEAD_BYTES);
+        let target = (data.end + ahead).min(grid.total_bytes());
+        let from = started_to.max(data.start);
+        if target <= from {
+            return started_to;
+        }
+        // Rows `from..target` cover the same rows of every chunk in their bands: the blocks
+        // of those rows, block by block across each band (reply order).
+        let cache = self.reader.cache();
+        let dirty: HashSet<u64> = array.dirty.lock().unwrap().chunks.keys().copied().collect();
+        let (first_row, end_row) = (from / flat_row, target.div_ceil(flat_row));
+        let mut wanted = Vec::new();
+        for band in first_row / chunk_rows..end_row.div_ceil(chunk_rows) {
+            let band_row = band * chunk_rows;
+            let rows =
+                first_row.max(band_row) - band_row..end_row.min(band_row + chunk_rows) - band_row;
+            let band_end = ((band + 1) * chunks_per_band).min(grid.num_chunks());
+            let chunks: Vec<u64> = (band * chunks_per_band..band_end)
+                .filter(|&chunk| {
+                    !(dirty.contains(&chunk)
+                        || cache.is_present_or_loading((array.id, chunk))
+                        || (admission != Admission::Stream && cache.remembers((array.id, chunk))))
+                })
+                .collect();
+            let (start, end) = ((rows.start * inner) as usize, (rows.end * inner) as usize);
+            for block in stream.blocks_of(start, end.min(grid.chunk_bytes())) {
+                wanted.extend(chunks.iter().map(|&chunk| (chunk, block)));
+            }
+        }
+        // The window bounds the decodes in flight.
+        stream.prefetch(self.reader.pool(), wanted);
+        target
     }
 }

@@ -861,3 +861,226 @@ mod tests {
         tree.release(reader);
     }
 }
+
+#[cfg(test)]
+mod block_tests {
+    //! Sequential reads of flat views by blosc blocks against the same reads by whole chunks.
+
+    use super::*;
+    use crate::store::DirectoryStore;
+    use serde_json::json;
+
+    /// Arrays whose chunks hold several blosc blocks: (path, shape, chunks, dtype, blosc
+    /// config, fill value).
+    /// Path, shape, chunks, dtype, blosc config and fill value of an array.
+    type Spec = (
+        &'static str,
+        Vec<u64>,
+        Vec<u64>,
+        &'static str,
+        serde_json::Value,
+        i64,
+    );
+
+    fn specs() -> Vec<Spec> {
+        vec![
+            // 97,200-byte chunks in blocks of 4,096 (the last one shorter), edge chunks.
+            (
+                "volume",
+                vec![20, 90, 170],
+                vec![6, 45, 90],
+                "<f4",
+                json!({"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 4096}),
+                0,
+            ),
+            // Bit-shuffled zstd, blocks of 1,024 bytes; some chunks stay absent.
+            (
+                "plane",
+                vec![100, 130],
+                vec![32, 40],
+                ">u2",
+                json!({"id": "blosc", "cname": "zstd", "clevel": 3, "shuffle": 2, "blocksize": 1024}),
+                7,
+            ),
+        ]
+    }
+
+    fn open_tree(dir: &std::path::Path, read_only: bool, scan_resistance: bool) -> Tree {
+        let store = Arc::new(DirectoryStore::open(dir).unwrap());
+        let reader = Arc::new(ChunkReader::with_budget(1 << 26, 2).unwrap());
+        reader.cache().set_scan_resistance(scan_resistance);
+        Tree::new(
+            store,
+            reader,
+            TreeOptions {
+                read_only,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn walk(tree: &Tree, path: &str) -> Attr {
+        let mut attr = tree.getattr(ROOT_INO).unwrap();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            attr = tree.lookup(attr.ino, part).unwrap();
+        }
+        attr
+    }
+
+    fn stat(tree: &Tree, name: &str) -> u64 {
+        let text = String::from_utf8(tree.stats_text()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn read_whole(tree: &Tree, attr: &Attr, request: u32) -> Vec<u8> {
+        let (fh, _) = tree.open(attr.ino, false).unwrap();
+        let mut bytes = Vec::new();
+        while (bytes.len() as u64) < attr.size {
+            bytes.extend(tree.read(fh, bytes.len() as u64, request).unwrap());
+        }
+        tree.release(fh);
+        bytes
+    }
+
+    /// A store with the arrays of [`specs`], written through a tree (so the chunks carry
+    /// the arrays' own blosc settings); every third chunk of `plane` is left absent.
+    fn store() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+        for (path, shape, chunks, dtype, compressor, fill) in specs() {
+            std::fs::create_dir_all(dir.path().join(path)).unwrap();
+            let zarray = json!({"zarr_format": 2, "shape": shape, "chunks": chunks,
+                "dtype": dtype, "compressor": compressor, "fill_value": fill,
+                "order": "C", "filters": null});
+            std::fs::write(dir.path().join(path).join(".zarray"), zarray.to_string()).unwrap();
+        }
+        let tree = open_tree(dir.path(), false, true);
+        for (path, ..) in specs() {
+            let data = walk(&tree, &format!("{path}/data"));
+            let (fh, _) = tree.open(data.ino, true).unwrap();
+            let bytes: Vec<u8> = (0..data.size)
+                .map(|i| ((i / 3) as u8).wrapping_mul(7) ^ (i / 5000) as u8)
+                .collect();
+            tree.write(fh, 0, &bytes).unwrap();
+            tree.release(fh);
+        }
+        tree.flush_all(true).unwrap();
+        for entry in std::fs::read_dir(dir.path().join("plane")).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let sum: u64 = name.split('.').filter_map(|p| p.parse::<u64>().ok()).sum();
+            if !name.starts_with('.') && sum.is_multiple_of(3) {
+                std::fs::remove_file(dir.path().join("plane").join(name)).unwrap();
+            }
+        }
+        dir
+    }
+
+    #[test]
+    fn reads_by_blocks_match_reads_by_whole_chunks() {
+        let dir = store();
+        let reference = open_tree(dir.path(), true, false);
+        for (path, ..) in specs() {
+            for view in ["data", "data.npy"] {
+                let file = format!("{path}/{view}");
+                let expected = read_whole(&reference, &walk(&reference, &file), 1 << 20);
+                for request in [4096, 65_536 + 12, 1 << 20] {
+                    let tree = open_tree(dir.path(), true, true);
+                    let got = read_whole(&tree, &walk(&tree, &file), request);
+                    assert!(got == expected, "{file} in {request}-byte reads");
+                    assert!(
+                        stat(&tree, "blocks_decoded") > 0,
+                        "{file} in {request}-byte reads: read by blocks"
+                    );
+                    assert_eq!(stat(&tree, "errors"), 0);
+                }
+            }
+        }
+        assert_eq!(
+            stat(&reference, "blocks_decoded"),
+            0,
+            "only scans read by blocks"
+        );
+    }
+
+    #[test]
+    fn the_pass_after_a_pass_by_blocks_fills_the_cache() {
+        let dir = store();
+        let tree = open_tree(dir.path(), true, true);
+        let data = walk(&tree, "volume/data");
+        let first = read_whole(&tree, &data, 1 << 20);
+        assert_eq!(stat(&tree, "chunks_decoded"), 0);
+        // 16 chunks of two 64 KiB blocks; the last band needs the first block only (its
+        // second may still be decoded ahead).
+        let blocks = stat(&tree, "blocks_decoded");
+        assert!((12 * 2 + 4..=32).contains(&blocks), "{blocks} blocks");
+        assert_eq!(read_whole(&tree, &data, 1 << 20), first);
+        eprintln!("after pass 2: {} blocks", stat(&tree, "blocks_decoded"));
+        assert_eq!(
+            stat(&tree, "chunks_decoded"),
+            16,
+            "kept whole on the second pass"
+        );
+        assert_eq!(read_whole(&tree, &data, 1 << 20), first);
+        assert_eq!(stat(&tree, "chunks_decoded"), 16, "served from the cache");
+        let after = stat(&tree, "blocks_decoded");
+        assert!(after <= 32, "{after} blocks: no block decoded twice");
+    }
+
+    #[test]
+    fn writes_show_in_a_read_by_blocks() {
+        let dir = store();
+        let tree = open_tree(dir.path(), false, true);
+        let data = walk(&tree, "volume/data");
+        let reference = open_tree(dir.path(), true, false);
+        let mut expected = read_whole(&reference, &walk(&reference, "volume/data"), 1 << 20);
+        let (reader, _) = tree.open(data.ino, false).unwrap();
+        let (writer, _) = tree.open(data.ino, true).unwrap();
+        let mut got = tree.read(reader, 0, 100_000).unwrap();
+        // Unsaved bytes ahead of the reader, in its band and beyond.
+        for at in [150_000usize, 700_000, 1_100_000] {
+            tree.write(writer, at as u64, b"written").unwrap();
+            expected[at..at + 7].copy_from_slice(b"written");
+        }
+        got.extend(tree.read(reader, got.len() as u64, 600_000).unwrap());
+        // Stored meanwhile: the reader must not show the blocks it decoded before.
+        tree.flush_all(true).unwrap();
+        let at = 1_150_000;
+        tree.write(writer, at as u64, b"again").unwrap();
+        expected[at..at + 5].copy_from_slice(b"again");
+        tree.flush_all(true).unwrap();
+        while (got.len() as u64) < data.size {
+            got.extend(tree.read(reader, got.len() as u64, 300_000).unwrap());
+        }
+        tree.release(reader);
+        tree.release(writer);
+        assert!(got == expected);
+    }
+
+    #[test]
+    fn a_damaged_chunk_read_by_blocks_is_an_io_error() {
+        let dir = store();
+        let chunk = dir.path().join("volume").join("1.1.1");
+        let mut bytes = std::fs::read(&chunk).unwrap();
+        let half = bytes.len() / 2;
+        bytes.truncate(half);
+        std::fs::write(&chunk, &bytes).unwrap();
+        let tree = open_tree(dir.path(), true, true);
+        let data = walk(&tree, "volume/data");
+        let (fh, _) = tree.open(data.ino, false).unwrap();
+        let mut offset = 0;
+        let err = loop {
+            match tree.read(fh, offset, 1 << 20) {
+                Ok(bytes) if bytes.is_empty() => panic!("read to the end without an error"),
+                Ok(bytes) => offset += bytes.len() as u64,
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(err.errno, libc::EIO);
+        assert!(err.message.contains("1.1.1"), "{}", err.message);
+    }
+}

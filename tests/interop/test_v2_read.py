@@ -484,6 +484,43 @@ def test_concurrent_sequential_scans(mounter, tmp_path, options):
             "the 64 KiB cache" in log, log[-2000:]
 
 
+def test_sequential_reads_by_blosc_blocks(mounter, tmp_path):
+    """Chunks stored in several blosc blocks, read front to back by blocks (the first pass
+    of a scan) and whole (the pass after it), show what zarr-python decodes."""
+    from numcodecs import Blosc, Zlib  # noqa: PLC0415
+
+    root = zarr.open_group(str(tmp_path / "blocks.zarr"), mode="w", zarr_format=2)
+    specs = {
+        # 256 KB chunks in 64 KiB blocks (lz4 splits its 16 KiB blocks by byte).
+        "lz4": ((200, 3000), (64, 1000), "<f4", Blosc("lz4", 5, Blosc.SHUFFLE, blocksize=16384)),
+        # 120 KB chunks in 8 KiB blocks, the last one shorter; bit shuffle.
+        "zstd": ((40, 50, 300), (16, 25, 150), ">u2",
+                 Blosc("zstd", 3, Blosc.BITSHUFFLE, blocksize=8192)),
+        "zlib": ((90, 700), (30, 700), "<f8", Blosc("zlib", 1, Blosc.NOSHUFFLE, blocksize=32768)),
+    }
+    rng = np.random.default_rng(5)
+    for name, (shape, chunks, dtype, compressor) in specs.items():
+        arr = root.create_array(name, shape=shape, chunks=chunks, dtype=dtype,
+                                compressors=compressor, fill_value=3)
+        values = (rng.standard_normal(shape) * 100).astype(dtype)
+        # The first chunk along the first axis stays absent.
+        arr[chunks[0]:] = values[chunks[0]:]
+    m = mounter(tmp_path / "blocks.zarr")
+    for name in specs:
+        exp = zarr_read(zarr.open_array(str(tmp_path / "blocks.zarr" / name), mode="r")).tobytes()
+        for request in (4096, 100_000, 1 << 20, 1 << 20):
+            with open(m.mnt / name / "data", "rb", buffering=0) as f:
+                got = bytearray()
+                while chunk := f.read(request):
+                    got += chunk
+            assert bytes(got) == exp, f"{name}: data in {request}-byte reads"
+        npy = read_bytes(m.mnt / name / "data.npy")
+        assert npy.endswith(exp), f"{name}: data.npy"
+    stats = read_stats(m.mnt)
+    assert stats["blocks_decoded"] > 0
+    assert stats["errors"] == 0
+
+
 def test_store_root_is_array(mounter, tmp_path):
     store = tmp_path / "rootarray.zarr"
     arr = zarr.create_array(str(store), shape=(7, 5), chunks=(3, 2), dtype=">f4", zarr_format=2,

@@ -1,0 +1,367 @@
+//! Block-by-block decoding for sequential readers. A blosc chunk is stored as blocks that
+//! decode on their own into consecutive parts of the C-order chunk; a reader walking an
+//! array in C order needs, at any moment, the same few rows of every chunk in a row of
+//! chunks. Decoding just those blocks, right before they are copied into replies, keeps
+//! the decoded bytes in the CPU's caches, where whole chunks (a row of them is often tens
+//! of MiB) have left them by the time the reader gets to their last rows. Blocks are held
+//! by the reader's [`BlockStream`], not by the chunk cache.
+
+use crate::array::ZarrArray;
+use crate::cache::ChunkBuf;
+use crate::codec::BloscBlocks;
+use crate::error::{FsError, FsResult};
+use crate::stats::Stats;
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Bytes read first from a stored chunk: its header and, for most chunks, all its block
+/// offsets.
+const HEADER_BYTES: usize = 4096;
+
+thread_local! {
+    /// A block's stored bytes and the one-block frame built from them, per decoding thread.
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Whether block `block` of chunk `chunk` lies behind a reader at `position` (chunks per
+/// band, band, block of the reader's rows in that band).
+fn behind((per_band, band, current): (u64, u64, u64), chunk: u64, block: u64) -> bool {
+    let chunk_band = chunk / per_band;
+    chunk_band < band || (chunk_band == band && block < current)
+}
+
+/// One block of a decoded chunk: the bytes of `buf` from `offset` on (a decoded block, or a
+/// window into a whole chunk when the chunk could not be decoded by blocks).
+#[derive(Clone, Debug)]
+pub struct BlockBuf {
+    /// The bytes.
+    pub buf: ChunkBuf,
+    /// Where the block starts in `buf`.
+    pub offset: usize,
+}
+
+/// A chunk's stored form as far as a stream needs it.
+#[derive(Clone, Debug)]
+enum Frame {
+    /// Absent: every block shows the fill value.
+    Missing,
+    /// Decodable by blocks of the stream's size: its store key and where its blocks lie.
+    Blocks(Arc<(String, BloscBlocks)>),
+    /// Decoded whole (its blocks differ from the stream's): the decoded chunk.
+    Whole(ChunkBuf),
+}
+
+#[derive(Debug)]
+enum Slot<T> {
+    Loading,
+    Ready(T),
+}
+
+#[derive(Debug, Default)]
+struct StreamState {
+    /// Write-back generation of the array the held blocks belong to.
+    generation: u64,
+    /// Where the reader is: chunks per band, its band and the block of its rows there.
+    position: Option<(u64, u64, u64)>,
+    frames: HashMap<u64, Slot<Frame>>,
+    blocks: HashMap<(u64, u64), Slot<BlockBuf>>,
+}
+
+/// The blocks one sequential reader of an array is about to read, decoded on demand or
+/// ahead on a thread pool; each block is decoded once while held.
+#[derive(Debug)]
+pub struct BlockStream {
+    array: Arc<ZarrArray>,
+    stats: Arc<Stats>,
+    /// Decoded size of a block (the first stored chunk's blosc block size).
+    block_bytes: usize,
+    state: Mutex<StreamState>,
+    changed: Condvar,
+    /// Buffers of blocks let go of, for the next decodes.
+    spare: Mutex<Vec<Vec<u8>>>,
+}
+
+impl BlockStream {
+    /// A stream over `array` when its chunks decode by blocks, of the size the stored chunk
+    /// `probe` uses (learnt once per array). `Ok(None)` when that chunk is absent (another
+    /// may tell), `Err(())` when the array's chunks decode whole only.
+    #[allow(clippy::result_unit_err)]
+    pub fn open(
+        array: &Arc<ZarrArray>,
+        probe: u64,
+        stats: &Arc<Stats>,
+    ) -> Result<Option<Self>, ()> {
+        if !array.may_decode_by_blocks() {
+            return Err(());
+        }
+        let block_bytes = match array.scan_block_bytes.get() {
+            Some(known) => *known,
+            None => {
+                let Some((_, encoded)) = array
+                    .read_stored(probe, stats, Vec::new())
+                    .map_err(|_| ())?
+                else {
+                    return Ok(None);
+                };
+                *array
+                    .scan_block_bytes
+                    .get_or_init(|| array.block_bytes(&encoded))
+            }
+        };
+        Ok(Some(BlockStream {
+            array: array.clone(),
+            stats: stats.clone(),
+            block_bytes: block_bytes.ok_or(())?,
+            state: Mutex::new(StreamState::default()),
+            changed: Condvar::new(),
+            spare: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Decoded bytes per block (the last block of a chunk may be shorter).
+    pub fn block_bytes(&self) -> usize {
+        self.block_bytes
+    }
+
+    /// The blocks holding bytes `start..end` of a decoded chunk, as block indices.
+    pub fn blocks_of(&self, start: usize, end: usize) -> std::ops::Range<u64> {
+        if end <= start {
+            return 0..0;
+        }
+        (start / self.block_bytes) as u64..end.div_ceil(self.block_bytes) as u64
+    }
+
+    /// Forgets every held block if the array's write-back generation is no longer
+    /// `generation` (blocks decoded before a write-back may show superseded bytes).
+    pub fn sync_generation(&self, generation: u64) {
+        let mut state = self.state.lock().unwrap();
+        if state.generation != generation {
+            state.generation = generation;
+            state.frames.clear();
+            state.blocks.clear();
+            self.changed.notify_all();
+        }
+    }
+
+    /// Block `block` of chunk `linear`, decoding it (and reading the chunk) if needed.
+    pub fn block(&self, linear: u64, block: u64) -> FsResult<BlockBuf> {
+        self.get_or_load(
+            |s| &mut s.blocks,
+            (linear, block),
+            || self.load_block(linear, block),
+        )
+    }
+
+    /// Starts decoding the listed blocks on `pool` (those not held or loading already), in
+    /// order; the caller bounds how many it lists.
+    pub fn prefetch(
+        self: &Arc<Self>,
+        pool: &rayon::ThreadPool,
+        blocks: impl IntoIterator<Item = (u64, u64)>,
+    ) {
+        for key in blocks {
+            if self.state.lock().unwrap().blocks.contains_key(&key) {
+                continue;
+            }
+            let stream = self.clone();
+            pool.spawn(move || {
+                // The reader may have passed it while the decode waited for a thread.
+                if !stream.is_behind(key.0, key.1) {
+                    if let Err(err) = stream.block(key.0, key.1) {
+                        tracing::warn!("read-ahead: {}", err.message);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Records that the reader is at block `block` of the chunks of band `band` (bands of
+    /// `chunks_per_band` chunks) and lets go of the blocks behind it.
+    pub fn advance(&self, chunks_per_band: u64, band: u64, block: u64) {
+        let position = (chunks_per_band.max(1), band, block);
+        self.state.lock().unwrap().position = Some(position);
+        self.retain(|chunk, b| !behind(position, chunk, b));
+    }
+
+    /// Whether the reader has passed block `block` of chunk `chunk`.
+    fn is_behind(&self, chunk: u64, block: u64) -> bool {
+        let position = self.state.lock().unwrap().position;
+        position.is_some_and(|position| behind(position, chunk, block))
+    }
+
+    /// Lets go of the blocks for which `keep(chunk, block)` is false and of the stored
+    /// chunks left without blocks (those being decoded stay).
+    fn retain(&self, keep: impl Fn(u64, u64) -> bool) {
+        let mut state = self.state.lock().unwrap();
+        let mut dropped = Vec::new();
+        state.blocks.retain(|&(chunk, block), slot| {
+            let kept = matches!(slot, Slot::Loading) || keep(chunk, block);
+            if let (false, Slot::Ready(block)) = (kept, &*slot) {
+                dropped.push(block.buf.clone());
+            }
+            kept
+        });
+        let mut spare = self.spare.lock().unwrap();
+        for buf in dropped {
+            if let Ok(buf) = Arc::try_unwrap(buf) {
+                if buf.capacity() >= self.block_bytes && spare.len() < 64 {
+                    spare.push(buf);
+                }
+            }
+        }
+        drop(spare);
+        let chunks: HashSet<u64> = state.blocks.keys().map(|&(chunk, _)| chunk).collect();
+        state
+            .frames
+            .retain(|chunk, slot| matches!(slot, Slot::Loading) || chunks.contains(chunk));
+    }
+
+    /// The listed blocks that are decoded already, in the same order (`None` for the
+    /// others).
+    pub fn ready(&self, blocks: impl IntoIterator<Item = (u64, u64)>) -> Vec<Option<BlockBuf>> {
+        let state = self.state.lock().unwrap();
+        blocks
+            .into_iter()
+            .map(|key| match state.blocks.get(&key) {
+                Some(Slot::Ready(block)) => Some(block.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn frame(&self, linear: u64) -> FsResult<Frame> {
+        self.get_or_load(|s| &mut s.frames, linear, || self.load_frame(linear))
+    }
+
+    /// Reads where a stored chunk's blocks lie (its header and block offsets only); a chunk
+    /// whose blocks differ from the stream's is decoded whole.
+    fn load_frame(&self, linear: u64) -> FsResult<Frame> {
+        let array = &self.array;
+        let Some((key, size)) = array.locate_stored(linear, &self.stats)? else {
+            return Ok(Frame::Missing);
+        };
+        let corrupt = |err: crate::codec::CodecError| {
+            Stats::add(&self.stats.errors, 1);
+            FsError::io(format!("chunk {}: {err}", array.describe_chunk(linear)))
+        };
+        let mut head = vec![0u8; HEADER_BYTES.min(size as usize)];
+        array.read_stored_range(&key, 0, &mut head, &self.stats)?;
+        let need = BloscBlocks::index_len(&head).map_err(corrupt)?;
+        if need > size as usize {
+            return Err(corrupt(crate::codec::CodecError::corrupt(
+                "blosc",
+                "block offsets past the end of the chunk",
+            )));
+        }
+        if need > head.len() {
+            head.resize(need, 0);
+            array.read_stored_range(&key, 0, &mut head, &self.stats)?;
+        }
+        let blocks = BloscBlocks::parse(&head[..need], size as usize).map_err(corrupt)?;
+        if blocks.decoded_len() == array.grid.chunk_bytes()
+            && blocks.block_size() == self.block_bytes
+        {
+            return Ok(Frame::Blocks(Arc::new((key, blocks))));
+        }
+        let Some((key, encoded)) = array.read_stored(linear, &self.stats, Vec::new())? else {
+            return Ok(Frame::Missing);
+        };
+        Ok(Frame::Whole(array.decode_stored(
+            linear,
+            &key,
+            &encoded,
+            &self.stats,
+        )?))
+    }
+
+    fn load_block(&self, linear: u64, block: u64) -> FsResult<BlockBuf> {
+        let chunk_bytes = self.array.grid.chunk_bytes();
+        let start = block as usize * self.block_bytes;
+        if start >= chunk_bytes {
+            return Err(FsError::io(format!(
+                "block {block} lies beyond chunk {}",
+                self.array.describe_chunk(linear)
+            )));
+        }
+        let len = self.block_bytes.min(chunk_bytes - start);
+        Ok(match self.frame(linear)? {
+            Frame::Missing => BlockBuf {
+                buf: self.array.fill_chunk(),
+                offset: start,
+            },
+            Frame::Whole(buf) => BlockBuf { buf, offset: start },
+            Frame::Blocks(stored) => {
+                let (key, blocks) = &*stored;
+                let mut out = match self.spare.lock().unwrap().pop() {
+                    Some(buf) => buf,
+                    None => vec![0u8; self.block_bytes],
+                };
+                out.resize(len, 0);
+                // Edge padding is left as stored: flat views never show it.
+                SCRATCH.with(|scratch| -> FsResult<()> {
+                    let (stored_bytes, frame) = &mut *scratch.borrow_mut();
+                    let range = blocks.stored_range(block as usize);
+                    stored_bytes.resize(range.len(), 0);
+                    self.array.read_stored_range(
+                        key,
+                        range.start as u64,
+                        stored_bytes,
+                        &self.stats,
+                    )?;
+                    blocks
+                        .decode_block(block as usize, stored_bytes, frame, &mut out)
+                        .map_err(|err| {
+                            Stats::add(&self.stats.errors, 1);
+                            FsError::io(format!(
+                                "chunk {}: {err}",
+                                self.array.describe_chunk(linear)
+                            ))
+                        })
+                })?;
+                Stats::add(&self.stats.blocks_decoded, 1);
+                BlockBuf {
+                    buf: Arc::new(out),
+                    offset: 0,
+                }
+            }
+        })
+    }
+
+    /// Single-flight lookup in one of the state's maps: waits for a load in progress, or
+    /// loads in this thread. A load that finishes after the generation changed is returned
+    /// but not kept.
+    fn get_or_load<K: Hash + Eq + Copy, T: Clone>(
+        &self,
+        map: fn(&mut StreamState) -> &mut HashMap<K, Slot<T>>,
+        key: K,
+        load: impl FnOnce() -> FsResult<T>,
+    ) -> FsResult<T> {
+        let mut state = self.state.lock().unwrap();
+        loop {
+            match map(&mut state).get(&key) {
+                Some(Slot::Ready(value)) => return Ok(value.clone()),
+                Some(Slot::Loading) => state = self.changed.wait(state).unwrap(),
+                None => break,
+            }
+        }
+        map(&mut state).insert(key, Slot::Loading);
+        let generation = state.generation;
+        drop(state);
+        let result = load();
+        let mut state = self.state.lock().unwrap();
+        if state.generation == generation {
+            match &result {
+                Ok(value) => {
+                    map(&mut state).insert(key, Slot::Ready(value.clone()));
+                }
+                Err(_) => {
+                    map(&mut state).remove(&key);
+                }
+            }
+        }
+        self.changed.notify_all();
+        result
+    }
+}
