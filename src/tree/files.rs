@@ -462,11 +462,11 @@ impl Tree {
             );
         }
         seq.band = Some(band);
-        if seq.band_by_blocks {
-            let stream = match &*file.blocks.lock().unwrap() {
-                Blocks::Stream(stream) => stream.clone(),
-                _ => unreachable!("a band read by blocks has a stream"),
-            };
+        let stream = match &*file.blocks.lock().unwrap() {
+            Blocks::Stream(stream) if seq.band_by_blocks => Some(stream.clone()),
+            _ => None,
+        };
+        if let Some(stream) = stream {
             seq.blocks_started_to =
                 self.prefetch_blocks(array, &stream, data, seq.blocks_started_to, admission);
             return (admission, Some(stream));
