@@ -571,7 +571,7 @@ mod tests {
         (dir, tree)
     }
 
-    fn walk(tree: &Tree, path: &str) -> Attr {
+    pub(super) fn walk(tree: &Tree, path: &str) -> Attr {
         let mut ino = ROOT_INO;
         let mut attr = tree.getattr(ino).unwrap();
         for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -705,7 +705,7 @@ mod tests {
     }
 
     /// One counter of `.zarrfs/stats`.
-    fn stat(tree: &Tree, name: &str) -> u64 {
+    pub(super) fn stat(tree: &Tree, name: &str) -> u64 {
         let text = String::from_utf8(tree.stats_text()).unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
@@ -715,7 +715,7 @@ mod tests {
     }
 
     /// Reads a file from start to end in `request`-byte reads on one handle.
-    fn read_whole(tree: &Tree, attr: &Attr, request: u32) -> Vec<u8> {
+    pub(super) fn read_whole(tree: &Tree, attr: &Attr, request: u32) -> Vec<u8> {
         let (fh, _) = tree.open(attr.ino, false).unwrap();
         let mut bytes = Vec::new();
         while (bytes.len() as u64) < attr.size {
@@ -866,6 +866,7 @@ mod tests {
 mod block_tests {
     //! Sequential reads of flat views by blosc blocks against the same reads by whole chunks.
 
+    use super::tests::{read_whole, stat, walk};
     use super::*;
     use crate::store::DirectoryStore;
     use serde_json::json;
@@ -918,33 +919,6 @@ mod block_tests {
             },
         )
         .unwrap()
-    }
-
-    fn walk(tree: &Tree, path: &str) -> Attr {
-        let mut attr = tree.getattr(ROOT_INO).unwrap();
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            attr = tree.lookup(attr.ino, part).unwrap();
-        }
-        attr
-    }
-
-    fn stat(tree: &Tree, name: &str) -> u64 {
-        let text = String::from_utf8(tree.stats_text()).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-
-    fn read_whole(tree: &Tree, attr: &Attr, request: u32) -> Vec<u8> {
-        let (fh, _) = tree.open(attr.ino, false).unwrap();
-        let mut bytes = Vec::new();
-        while (bytes.len() as u64) < attr.size {
-            bytes.extend(tree.read(fh, bytes.len() as u64, request).unwrap());
-        }
-        tree.release(fh);
-        bytes
     }
 
     /// A store with the arrays of [`specs`], written through a tree (so the chunks carry
