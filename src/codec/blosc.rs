@@ -436,24 +436,34 @@ impl BloscBlocks {
         }
         scratch.extend_from_slice(stored);
         // SAFETY: `scratch` is a complete frame of `cbytes` bytes (header, one block offset
-        // pointing just past itself, the block); c-blosc bounds its reads by that size and
-        // writes at most `out.len()` bytes into `out`, a distinct buffer.
-        let rc = unsafe {
-            blosc_src::blosc_decompress_ctx(
-                scratch.as_ptr().cast::<c_void>(),
-                out.as_mut_ptr().cast::<c_void>(),
-                out.len(),
-                1,
-            )
-        };
-        if rc < 0 || rc as usize != out.len() {
-            return Err(CodecError::corrupt(
-                CODEC,
-                format!("c-blosc rejected block {block} (code {rc})"),
-            ));
-        }
-        Ok(())
+        // pointing just past itself, the block).
+        unsafe { decompress_frame(scratch, out) }.map_err(|rc| {
+            CodecError::corrupt(CODEC, format!("c-blosc rejected block {block} (code {rc})"))
+        })
     }
+}
+
+/// Decodes a whole frame into `out` with c-blosc (one thread); `Err` carries c-blosc's code
+/// when it fails or decodes another size than `out.len()`.
+///
+/// # Safety
+/// `frame` must be a blosc 1.x frame whose header's compressed size is `frame.len()`:
+/// c-blosc bounds every block offset and length it reads by that size, and writes at most
+/// `out.len()` bytes into `out` (a distinct buffer).
+unsafe fn decompress_frame(frame: &[u8], out: &mut [u8]) -> Result<(), c_int> {
+    // SAFETY: as the caller guarantees (see above).
+    let rc = unsafe {
+        blosc_src::blosc_decompress_ctx(
+            frame.as_ptr().cast::<c_void>(),
+            out.as_mut_ptr().cast::<c_void>(),
+            out.len(),
+            1,
+        )
+    };
+    if rc < 0 || rc as usize != out.len() {
+        return Err(rc);
+    }
+    Ok(())
 }
 
 fn cname_field(config: &Value, default: &str) -> Result<BloscCompressor, CodecError> {
@@ -508,26 +518,11 @@ impl BytesCodec for BloscCodec {
         if nbytes == 0 {
             return Ok(());
         }
-        // SAFETY: `frame` was validated above: at least 16 bytes, format
-        // version 2, and its header's compressed size equals `frame.len()`.
-        // c-blosc bounds every block offset and length read against that size
-        // and writes at most `out.len()` bytes into `out`; the buffers are
-        // distinct slices and so cannot overlap.
-        let rc = unsafe {
-            blosc_src::blosc_decompress_ctx(
-                frame.as_ptr().cast::<c_void>(),
-                out.as_mut_ptr().cast::<c_void>(),
-                out.len(),
-                1,
-            )
-        };
-        if rc < 0 || rc as usize != out.len() {
-            return Err(CodecError::corrupt(
-                CODEC,
-                format!("c-blosc rejected the frame (code {rc})"),
-            ));
-        }
-        Ok(())
+        // SAFETY: `frame` was validated above: at least 16 bytes, format version 2, and its
+        // header's compressed size equals `frame.len()`.
+        unsafe { decompress_frame(frame, out) }.map_err(|rc| {
+            CodecError::corrupt(CODEC, format!("c-blosc rejected the frame (code {rc})"))
+        })
     }
 
     fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>, CodecError> {
