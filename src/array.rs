@@ -372,14 +372,15 @@ impl ZarrArray {
         })
     }
 
-    /// The stored bytes of chunk `linear` (read into `encoded`, a reused buffer) and their
-    /// store key, for decoding in parts; `None` when the chunk is absent.
+    /// Reads the stored bytes of chunk `linear` into `encoded` (a reused buffer); returns
+    /// their store key, `None` when the chunk is absent. Fails when the array's codecs are
+    /// not supported.
     pub fn read_stored(
         &self,
         linear: u64,
         stats: &Stats,
-        mut encoded: Vec<u8>,
-    ) -> FsResult<Option<(String, Vec<u8>)>> {
+        encoded: &mut Vec<u8>,
+    ) -> FsResult<Option<String>> {
         if let Some(reason) = self.codec_problem() {
             Stats::add(&stats.errors, 1);
             return Err(FsError::io(format!(
@@ -387,10 +388,10 @@ impl ZarrArray {
                 self.store.describe(&join_key(&self.path, ".zarray"))
             )));
         }
-        match self.read_encoded(linear, &mut encoded) {
+        match self.read_encoded(linear, encoded) {
             Ok(Some(key)) => {
                 Stats::add(&stats.store_bytes_read, encoded.len() as u64);
-                Ok(Some((key, encoded)))
+                Ok(Some(key))
             }
             Ok(None) => {
                 Stats::add(&stats.chunks_missing, 1);
@@ -453,29 +454,30 @@ impl ZarrArray {
             .is_ok_and(ChunkPipeline::may_decode_by_blocks)
     }
 
-    /// The size of the parts a stored chunk decodes in on its own (see
-    /// [`ChunkPipeline::block_bytes`]).
-    pub fn block_bytes(&self, encoded: &[u8]) -> Option<usize> {
-        self.pipeline.as_ref().ok()?.block_bytes(encoded)
-    }
-
-    /// Decodes a whole stored chunk read from `key` (edge padding shows the fill value).
+    /// Decodes a whole stored chunk read from `key` into `buffer` (a recycled chunk buffer
+    /// when it has the chunk's size); edge padding shows the fill value.
     pub fn decode_stored(
         &self,
         linear: u64,
         key: &str,
         encoded: &[u8],
+        buffer: Vec<u8>,
         stats: &Stats,
-    ) -> FsResult<ChunkBuf> {
+    ) -> FsResult<Vec<u8>> {
         let pipeline = self
             .pipeline
             .as_ref()
             .map_err(|reason| FsError::io(reason.clone()))?;
-        match pipeline.decode(encoded) {
+        let buffer = if buffer.len() == self.grid.chunk_bytes() {
+            buffer
+        } else {
+            vec![0u8; self.grid.chunk_bytes()]
+        };
+        match pipeline.decode_reusing(encoded, buffer) {
             Ok(mut decoded) => {
                 self.mask_padding(linear, &mut decoded);
                 Stats::add(&stats.chunks_decoded, 1);
-                Ok(Arc::new(decoded))
+                Ok(decoded)
             }
             Err(err) => {
                 Stats::add(&stats.errors, 1);
@@ -494,47 +496,16 @@ impl ZarrArray {
         buffer: Vec<u8>,
         encoded: &mut Vec<u8>,
     ) -> FsResult<Loaded> {
-        if let Some(reason) = self.codec_problem() {
-            Stats::add(&stats.errors, 1);
-            return Err(FsError::io(format!(
-                "{}: {reason}",
-                self.store.describe(&join_key(&self.path, ".zarray"))
-            )));
-        }
-        let Some(key) = self.read_encoded(linear, encoded).inspect_err(|_| {
-            Stats::add(&stats.errors, 1);
-        })?
-        else {
-            Stats::add(&stats.chunks_missing, 1);
+        let Some(key) = self.read_stored(linear, stats, encoded)? else {
             return Ok(Loaded {
                 buf: self.fill_chunk(),
                 cacheable: false,
             });
         };
-        Stats::add(&stats.store_bytes_read, encoded.len() as u64);
-        let pipeline = self.pipeline.as_ref().expect("checked above");
-        let buffer = if buffer.len() == self.grid.chunk_bytes() {
-            buffer
-        } else {
-            vec![0u8; self.grid.chunk_bytes()]
-        };
-        match pipeline.decode_reusing(encoded, buffer) {
-            Ok(mut decoded) => {
-                self.mask_padding(linear, &mut decoded);
-                Stats::add(&stats.chunks_decoded, 1);
-                Ok(Loaded {
-                    buf: Arc::new(decoded),
-                    cacheable: true,
-                })
-            }
-            Err(err) => {
-                Stats::add(&stats.errors, 1);
-                Err(FsError::io(format!(
-                    "chunk {}: {err}",
-                    self.store.describe(&key)
-                )))
-            }
-        }
+        Ok(Loaded {
+            buf: Arc::new(self.decode_stored(linear, &key, encoded, buffer, stats)?),
+            cacheable: true,
+        })
     }
 }
 

@@ -32,6 +32,37 @@ fn behind((per_band, band, current): (u64, u64, u64), chunk: u64, block: u64) ->
     chunk_band < band || (chunk_band == band && block < current)
 }
 
+/// Where the blocks of stored chunk `linear` lie, read from its header and block offsets
+/// only, with its store key; `None` when the chunk is absent.
+fn read_index(
+    array: &ZarrArray,
+    linear: u64,
+    stats: &Stats,
+) -> FsResult<Option<(String, BloscBlocks)>> {
+    let Some((key, size)) = array.locate_stored(linear, stats)? else {
+        return Ok(None);
+    };
+    let corrupt = |err: crate::codec::CodecError| {
+        Stats::add(&stats.errors, 1);
+        FsError::io(format!("chunk {}: {err}", array.describe_chunk(linear)))
+    };
+    let mut head = vec![0u8; HEADER_BYTES.min(size as usize)];
+    array.read_stored_range(&key, 0, &mut head, stats)?;
+    let need = BloscBlocks::index_len(&head).map_err(corrupt)?;
+    if need > size as usize {
+        return Err(corrupt(crate::codec::CodecError::corrupt(
+            "blosc",
+            "block offsets past the end of the chunk",
+        )));
+    }
+    if need > head.len() {
+        head.resize(need, 0);
+        array.read_stored_range(&key, 0, &mut head, stats)?;
+    }
+    let blocks = BloscBlocks::parse(&head[..need], size as usize).map_err(corrupt)?;
+    Ok(Some((key, blocks)))
+}
+
 /// One block of a decoded chunk: the bytes of `buf` from `offset` on (a decoded block, or a
 /// window into a whole chunk when the chunk could not be decoded by blocks).
 #[derive(Clone, Debug)]
@@ -99,15 +130,14 @@ impl BlockStream {
         let block_bytes = match array.scan_block_bytes.get() {
             Some(known) => *known,
             None => {
-                let Some((_, encoded)) = array
-                    .read_stored(probe, stats, Vec::new())
-                    .map_err(|_| ())?
-                else {
+                let Some((_, blocks)) = read_index(array, probe, stats).map_err(|_| ())? else {
                     return Ok(None);
                 };
-                *array
-                    .scan_block_bytes
-                    .get_or_init(|| array.block_bytes(&encoded))
+                let chunk_bytes = array.grid.chunk_bytes();
+                *array.scan_block_bytes.get_or_init(|| {
+                    (blocks.decoded_len() == chunk_bytes && blocks.block_size() < chunk_bytes)
+                        .then_some(blocks.block_size())
+                })
             }
         };
         Ok(Some(BlockStream {
@@ -239,41 +269,20 @@ impl BlockStream {
     /// whose blocks differ from the stream's is decoded whole.
     fn load_frame(&self, linear: u64) -> FsResult<Frame> {
         let array = &self.array;
-        let Some((key, size)) = array.locate_stored(linear, &self.stats)? else {
+        let Some((key, blocks)) = read_index(array, linear, &self.stats)? else {
             return Ok(Frame::Missing);
         };
-        let corrupt = |err: crate::codec::CodecError| {
-            Stats::add(&self.stats.errors, 1);
-            FsError::io(format!("chunk {}: {err}", array.describe_chunk(linear)))
-        };
-        let mut head = vec![0u8; HEADER_BYTES.min(size as usize)];
-        array.read_stored_range(&key, 0, &mut head, &self.stats)?;
-        let need = BloscBlocks::index_len(&head).map_err(corrupt)?;
-        if need > size as usize {
-            return Err(corrupt(crate::codec::CodecError::corrupt(
-                "blosc",
-                "block offsets past the end of the chunk",
-            )));
-        }
-        if need > head.len() {
-            head.resize(need, 0);
-            array.read_stored_range(&key, 0, &mut head, &self.stats)?;
-        }
-        let blocks = BloscBlocks::parse(&head[..need], size as usize).map_err(corrupt)?;
         if blocks.decoded_len() == array.grid.chunk_bytes()
             && blocks.block_size() == self.block_bytes
         {
             return Ok(Frame::Blocks(Arc::new((key, blocks))));
         }
-        let Some((key, encoded)) = array.read_stored(linear, &self.stats, Vec::new())? else {
+        let mut encoded = Vec::new();
+        let Some(key) = array.read_stored(linear, &self.stats, &mut encoded)? else {
             return Ok(Frame::Missing);
         };
-        Ok(Frame::Whole(array.decode_stored(
-            linear,
-            &key,
-            &encoded,
-            &self.stats,
-        )?))
+        let decoded = array.decode_stored(linear, &key, &encoded, Vec::new(), &self.stats)?;
+        Ok(Frame::Whole(Arc::new(decoded)))
     }
 
     fn load_block(&self, linear: u64, block: u64) -> FsResult<BlockBuf> {

@@ -568,12 +568,6 @@ impl BytesCodec for BloscCodec {
     fn stores_blocks(&self) -> bool {
         true
     }
-
-    fn block_bytes(&self, encoded: &[u8], decoded_len: usize) -> Option<usize> {
-        let (frame, nbytes) = Self::frame(encoded).ok()?;
-        let blocksize = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]) as usize;
-        (nbytes == decoded_len && blocksize > 0 && blocksize < nbytes).then_some(blocksize)
-    }
 }
 
 #[cfg(test)]

@@ -93,13 +93,8 @@ pub trait BytesCodec: Send + Sync + std::fmt::Debug {
     fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError>;
     /// Encode, producing exactly what numcodecs / zarr-python / tensorstore decode.
     fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>, CodecError>;
-    /// The size of the blocks `encoded` is stored in, each of which decodes on its own into
-    /// consecutive bytes (see [`BloscBlocks`]), when `encoded` decodes to `decoded_len`
-    /// bytes in more than one block; `None` for codecs that decode whole buffers only.
-    fn block_bytes(&self, _encoded: &[u8], _decoded_len: usize) -> Option<usize> {
-        None
-    }
-    /// Whether encoded buffers may hold several blocks (see [`Self::block_bytes`]).
+    /// Whether encoded buffers may be stored in blocks that decode on their own (see
+    /// [`BloscBlocks`]).
     fn stores_blocks(&self) -> bool {
         false
     }

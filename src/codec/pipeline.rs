@@ -102,25 +102,13 @@ impl ChunkPipeline {
         })
     }
 
-    /// Whether stored chunks may decode by blocks (see [`Self::block_bytes`]).
+    /// Whether stored chunks may decode by blocks: blosc frames, in C order.
     pub fn may_decode_by_blocks(&self) -> bool {
         !(self.order == Order::F && self.chunk_shape.len() > 1)
             && self
                 .compressor
                 .as_ref()
                 .is_some_and(|codec| codec.stores_blocks())
-    }
-
-    /// The size of the parts of a stored chunk that decode on their own into consecutive
-    /// parts of the C-order chunk (a blosc frame's blocks, in C order), when there is more
-    /// than one and the frame holds exactly one chunk.
-    pub fn block_bytes(&self, encoded: &[u8]) -> Option<usize> {
-        if self.order == Order::F && self.chunk_shape.len() > 1 {
-            return None;
-        }
-        self.compressor
-            .as_ref()?
-            .block_bytes(encoded, self.chunk_bytes)
     }
 
     /// Encodes a C-order chunk buffer into the stored representation.
