@@ -8,7 +8,6 @@ use crate::error::FsResult;
 use crate::geometry::ReadPlan;
 use crate::stats::Stats;
 use rayon::prelude::*;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -322,19 +321,19 @@ impl ChunkReader {
                 ranges[slot].get_or_insert((piece.chunk_offset, end)).1 = end;
             }
         }
-        let wanted: Vec<(usize, u64, u64)> = ranges
+        // Each chunk's blocks in order, chunk after chunk.
+        let wanted: Vec<(u64, u64)> = ranges
             .iter()
-            .enumerate()
-            .filter_map(|(slot, range)| range.map(|r| (slot, r)))
-            .flat_map(|(slot, (start, end))| {
-                let chunk = plan.chunks[slot];
+            .zip(&plan.chunks)
+            .filter_map(|(range, &chunk)| range.map(|r| (chunk, r)))
+            .flat_map(|(chunk, (start, end))| {
                 stream
                     .blocks_of(start, end)
-                    .map(move |block| (slot, chunk, block))
+                    .map(move |block| (chunk, block))
             })
             .collect();
         let mut loaded: Vec<Option<FsResult<BlockBuf>>> = stream
-            .ready(wanted.iter().map(|&(_, chunk, block)| (chunk, block)))
+            .ready(wanted.iter().copied())
             .into_iter()
             .map(|ready| ready.map(Ok))
             .collect();
@@ -343,23 +342,20 @@ impl ChunkReader {
         // the pool has not started yet, and waits for the rest (a pool thread waiting for
         // another would leave a core idle).
         if missing.len() > 1 {
-            let rest = missing[1..].iter().map(|&i| (wanted[i].1, wanted[i].2));
-            stream.prefetch(&self.pool, rest);
+            stream.prefetch(&self.pool, missing[1..].iter().map(|&i| wanted[i]));
         }
         for &i in &missing {
-            loaded[i] = Some(stream.block(wanted[i].1, wanted[i].2));
+            loaded[i] = Some(stream.block(wanted[i].0, wanted[i].1));
         }
-        let loaded = loaded.into_iter().map(|l| l.expect("filled"));
-        let mut by_slot: HashMap<usize, Vec<(u64, BlockBuf)>> = HashMap::new();
-        for (&(slot, _, block), result) in wanted.iter().zip(loaded) {
-            by_slot.entry(slot).or_default().push((block, result?));
-        }
-        for (slot, mut blocks) in by_slot {
-            blocks.sort_by_key(|(block, _)| *block);
+        let mut loaded = loaded.into_iter().map(|l| l.expect("filled"));
+        for (slot, range) in ranges.iter().enumerate() {
+            let Some((start, end)) = *range else { continue };
+            let blocks = stream.blocks_of(start, end);
+            let count = (blocks.end - blocks.start) as usize;
             sources[slot] = Some(Source::Blocks {
-                first: blocks[0].0 as usize,
+                first: blocks.start as usize,
                 block_bytes,
-                blocks: blocks.into_iter().map(|(_, b)| b).collect(),
+                blocks: loaded.by_ref().take(count).collect::<FsResult<_>>()?,
             });
         }
         Ok(())
