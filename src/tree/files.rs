@@ -506,6 +506,15 @@ impl Tree {
         }
     }
 
+    /// Whether a scan admitting chunks as `admission` says takes this chunk whole: it is
+    /// cached or loading, or (unless the array is too large to cache) a scan passed it not
+    /// long ago, so this one keeps it.
+    fn read_whole_by_scans(&self, array: &ZarrArray, chunk: u64, admission: Admission) -> bool {
+        let cache = self.reader.cache();
+        cache.is_present_or_loading((array.id, chunk))
+            || (admission != Admission::Stream && cache.remembers((array.id, chunk)))
+    }
+
     /// Whether the chunks `band` of a scan are read by blocks: only with scan resistance,
     /// when the array's chunks decode by blocks and none of these chunks is cached, loading,
     /// unsaved or (unless the array is too large to cache) kept by a scan that passed it
@@ -528,11 +537,10 @@ impl Tree {
                 return false;
             }
         }
-        let cacheable = admission != Admission::Stream;
-        if band.clone().any(|chunk| {
-            cache.is_present_or_loading((array.id, chunk))
-                || (cacheable && cache.remembers((array.id, chunk)))
-        }) {
+        if band
+            .clone()
+            .any(|chunk| self.read_whole_by_scans(array, chunk, admission))
+        {
             return false;
         }
         let mut blocks = file.blocks.lock().unwrap();
@@ -583,7 +591,6 @@ impl Tree {
         }
         // Rows `from..target` cover the same rows of every chunk in their bands: the blocks
         // of those rows, block by block across each band (reply order).
-        let cache = self.reader.cache();
         let dirty: HashSet<u64> = array.dirty.lock().unwrap().chunks.keys().copied().collect();
         let (first_row, end_row) = (from / flat_row, target.div_ceil(flat_row));
         let mut wanted = Vec::new();
@@ -594,9 +601,7 @@ impl Tree {
             let band_end = ((band + 1) * chunks_per_band).min(grid.num_chunks());
             let chunks: Vec<u64> = (band * chunks_per_band..band_end)
                 .filter(|&chunk| {
-                    !(dirty.contains(&chunk)
-                        || cache.is_present_or_loading((array.id, chunk))
-                        || (admission != Admission::Stream && cache.remembers((array.id, chunk))))
+                    !dirty.contains(&chunk) && !self.read_whole_by_scans(array, chunk, admission)
                 })
                 .collect();
             let (start, end) = ((rows.start * inner) as usize, (rows.end * inner) as usize);
