@@ -208,44 +208,41 @@ impl BlockStream {
     }
 
     /// Records that the reader is at block `block` of the chunks of band `band` (bands of
-    /// `chunks_per_band` chunks) and lets go of the blocks behind it.
+    /// `chunks_per_band` chunks) and lets go of the decoded blocks behind it, and of the
+    /// stored chunks left without blocks; the buffers serve the next decodes.
     pub fn advance(&self, chunks_per_band: u64, band: u64, block: u64) {
         let position = (chunks_per_band.max(1), band, block);
-        self.state.lock().unwrap().position = Some(position);
-        self.retain(|chunk, b| !behind(position, chunk, b));
+        let mut state = self.state.lock().unwrap();
+        state.position = Some(position);
+        let passed: Vec<BlockBuf> = state
+            .blocks
+            .extract_if(|&(chunk, b), slot| {
+                matches!(slot, Slot::Ready(_)) && behind(position, chunk, b)
+            })
+            .filter_map(|(_, slot)| match slot {
+                Slot::Ready(block) => Some(block),
+                Slot::Loading => None,
+            })
+            .collect();
+        let chunks: HashSet<u64> = state.blocks.keys().map(|&(chunk, _)| chunk).collect();
+        state
+            .frames
+            .retain(|chunk, slot| matches!(slot, Slot::Loading) || chunks.contains(chunk));
+        drop(state);
+        let mut spare = self.spare.lock().unwrap();
+        for block in passed {
+            if let Ok(buf) = Arc::try_unwrap(block.buf) {
+                if buf.capacity() >= self.block_bytes && spare.len() < 64 {
+                    spare.push(buf);
+                }
+            }
+        }
     }
 
     /// Whether the reader has passed block `block` of chunk `chunk`.
     fn is_behind(&self, chunk: u64, block: u64) -> bool {
         let position = self.state.lock().unwrap().position;
         position.is_some_and(|position| behind(position, chunk, block))
-    }
-
-    /// Lets go of the blocks for which `keep(chunk, block)` is false and of the stored
-    /// chunks left without blocks (those being decoded stay).
-    fn retain(&self, keep: impl Fn(u64, u64) -> bool) {
-        let mut state = self.state.lock().unwrap();
-        let mut dropped = Vec::new();
-        state.blocks.retain(|&(chunk, block), slot| {
-            let kept = matches!(slot, Slot::Loading) || keep(chunk, block);
-            if let (false, Slot::Ready(block)) = (kept, &*slot) {
-                dropped.push(block.buf.clone());
-            }
-            kept
-        });
-        let mut spare = self.spare.lock().unwrap();
-        for buf in dropped {
-            if let Ok(buf) = Arc::try_unwrap(buf) {
-                if buf.capacity() >= self.block_bytes && spare.len() < 64 {
-                    spare.push(buf);
-                }
-            }
-        }
-        drop(spare);
-        let chunks: HashSet<u64> = state.blocks.keys().map(|&(chunk, _)| chunk).collect();
-        state
-            .frames
-            .retain(|chunk, slot| matches!(slot, Slot::Loading) || chunks.contains(chunk));
     }
 
     /// The listed blocks that are decoded already, in the same order (`None` for the
