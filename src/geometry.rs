@@ -156,6 +156,22 @@ impl ChunkGrid {
         self.itemsize as usize
     }
 
+    /// Chunks in a band: a row of chunks along the first axis, which a C-order reader
+    /// crosses all at once.
+    pub fn chunks_per_band(&self) -> u64 {
+        self.grid_shape.iter().skip(1).product()
+    }
+
+    /// Bytes of the flat view per index along the first axis.
+    pub fn row_bytes(&self) -> u64 {
+        self.shape.iter().skip(1).product::<u64>() * self.itemsize
+    }
+
+    /// Bytes of a decoded chunk per index along its first axis.
+    pub fn chunk_row_bytes(&self) -> u64 {
+        self.chunk_shape.iter().skip(1).product::<u64>() * self.itemsize
+    }
+
     /// Size of the flat view in bytes.
     pub fn total_bytes(&self) -> u64 {
         self.shape.iter().product::<u64>() * self.itemsize

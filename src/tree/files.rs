@@ -417,10 +417,8 @@ impl Tree {
             return (Admission::Keep, None);
         }
         let grid = &array.grid;
-        let chunks_per_band: u64 = grid.grid_shape().iter().skip(1).product();
-        let band_bytes = grid.chunk_shape().first().copied().unwrap_or(1)
-            * grid.shape().iter().skip(1).product::<u64>()
-            * grid.itemsize() as u64;
+        let chunks_per_band = grid.chunks_per_band();
+        let band_bytes = grid.chunk_shape().first().copied().unwrap_or(1) * grid.row_bytes();
         let admission = self.reader.scan_admission(array);
         if band_bytes == 0 || chunks_per_band == 0 {
             return (admission, None);
@@ -497,7 +495,7 @@ impl Tree {
         until: Option<u64>,
     ) {
         if let (true, Some(band)) = (seq.band_by_blocks, seq.band) {
-            let chunks_per_band: u64 = array.grid.grid_shape().iter().skip(1).product();
+            let chunks_per_band = array.grid.chunks_per_band();
             let until = until.unwrap_or(band + 1).max(band + 1);
             let id = array.id;
             self.reader.cache().remember_scanned(
@@ -572,11 +570,9 @@ impl Tree {
         admission: Admission,
     ) -> u64 {
         let grid = &array.grid;
-        let itemsize = grid.itemsize() as u64;
-        let inner = grid.chunk_shape().iter().skip(1).product::<u64>() * itemsize;
-        let flat_row = grid.shape().iter().skip(1).product::<u64>() * itemsize;
+        let (inner, flat_row) = (grid.chunk_row_bytes(), grid.row_bytes());
         let chunk_rows = grid.chunk_shape().first().copied().unwrap_or(1);
-        let chunks_per_band: u64 = grid.grid_shape().iter().skip(1).product();
+        let chunks_per_band = grid.chunks_per_band();
         let rows_per_block = (stream.block_bytes() as u64 / inner.max(1)).max(1);
         // Behind the reader: earlier bands, and the blocks of its band before its row.
         let row = data.start / flat_row.max(1);
