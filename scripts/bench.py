@@ -92,20 +92,29 @@ PERF_PATHS = [
 
 
 # Run-time levers measured on A and D (cold and warm `cat data`): key, label, mount arguments,
-# kernel read-ahead (read_ahead_kb of the mount's bdi) to set after mounting, or None.
+# kernel read-ahead (read_ahead_kb of the mount's bdi) to set after mounting, or None; the
+# kernel's fs.fuse.max_pages_limit while mounting, or None for the run's setting.
 RUNTIME_LEVERS = [
-    ("default", "default: writable mount (direct I/O, chunk cache only)", [], None),
-    ("ro", "`--read-only` (page cache + keep_cache)", ["--read-only"], None),
-    ("ro_ra1024", "`--read-only`, bdi `read_ahead_kb` raised to 1024", ["--read-only"], 1024),
-    ("ro_direct", "`--read-only -o direct_io`", ["--read-only", "-o", "direct_io"], None),
+    ("default", "default: writable mount (direct I/O, chunk cache only)", [], None, None),
+    ("pages256", "default mount, kernel's default request limit "
+     "(`fs.fuse.max_pages_limit` 256: 1 MiB requests)", [], None, 256),
+    ("ro", "`--read-only` (page cache + keep_cache)", ["--read-only"], None, None),
+    ("ro_ra1024", "`--read-only`, bdi `read_ahead_kb` raised to 1024", ["--read-only"], 1024,
+     None),
+    ("ro_direct", "`--read-only -o direct_io`", ["--read-only", "-o", "direct_io"], None, None),
     ("kernel_cache", "`-o kernel_cache` (writable, page cache, no keep_cache)",
-     ["-o", "kernel_cache"], None),
-    ("threads1", "`--threads 1` (1 decode thread, 2 FUSE threads)", ["--threads", "1"], None),
-    ("threads4", "`--threads 4` (4 decode + 4 FUSE threads on 2 cores)", ["--threads", "4"], None),
-    ("cache128", "`--cache-size 128MiB`", ["--cache-size", "128MiB"], None),
+     ["-o", "kernel_cache"], None, None),
+    ("threads1", "`--threads 1` (1 decode thread, 2 FUSE threads)", ["--threads", "1"], None,
+     None),
+    ("threads4", "`--threads 4` (4 decode + 4 FUSE threads on 2 cores)", ["--threads", "4"],
+     None, None),
+    ("cache128", "`--cache-size 128MiB`", ["--cache-size", "128MiB"], None, None),
     ("keep_scans", "`--keep-scans` (plain LRU: a pass caches every chunk it decodes)",
-     ["--keep-scans"], None),
+     ["--keep-scans"], None, None),
 ]
+# The kernel's limit on the pages one FUSE request carries (Linux >= 6.13); read when a
+# connection is created.
+MAX_PAGES_LIMIT = Path("/proc/sys/fs/fuse/max_pages_limit")
 LEVER_DATASETS = ("A", "D")
 PEER_LIBS = ("zarr", "zarrs", "tensorstore")
 LEVERS_DOC = ROOT / "docs" / "bench-levers.md"
@@ -401,13 +410,14 @@ class Mount:
     """A zarrfs daemon serving ``store`` on ``mountpoint`` (fresh each time: cold cache)."""
 
     def __init__(self, bench: "Bench", store: Path, *extra: str, binary: Path | None = None,
-                 read_ahead_kb: int | None = None):
+                 read_ahead_kb: int | None = None, max_pages_limit: int | None = None):
         self.bench = bench
         self.store = store
         self.path = bench.mnt
         self.extra = list(extra)
         self.binary = binary or bench.zarrfs
         self.read_ahead_kb = read_ahead_kb
+        self.max_pages_limit = max_pages_limit
         self.saved_read_ahead: tuple[Path, str] | None = None
         self.pid = 0
         self.last_cpu = 0.0
@@ -417,7 +427,13 @@ class Mount:
             subprocess.run([str(self.binary), "umount", str(self.path)], check=False)
         cmd = [str(self.binary), "mount", str(self.store), str(self.path),
                "--log", str(self.bench.work / "zarrfs.log"), *self.extra]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if self.max_pages_limit is None:
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+        else:
+            # The kernel reads the limit when the connection is created, so it is set for
+            # this mount only and put back once the mount is up.
+            with max_pages_limit(self.max_pages_limit):
+                proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise BenchError(f"zarrfs mount failed: {proc.stderr.strip()}")
         self.pid = self._find_daemon()
@@ -498,6 +514,33 @@ class Mount:
 
     def __exit__(self, *exc) -> None:
         self.unmount()
+
+
+def read_max_pages_limit() -> int | None:
+    """The kernel's ``fs.fuse.max_pages_limit``, or None where it has no such setting."""
+    try:
+        return int(MAX_PAGES_LIMIT.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class max_pages_limit:
+    """Context manager: the kernel's ``fs.fuse.max_pages_limit`` is ``pages`` meanwhile (no-op
+    where the kernel has no such setting)."""
+
+    def __init__(self, pages: int):
+        self.pages = pages
+        self.saved: str | None = None
+
+    def __enter__(self):
+        if MAX_PAGES_LIMIT.exists():
+            self.saved = MAX_PAGES_LIMIT.read_text().strip()
+            MAX_PAGES_LIMIT.write_text(f"{self.pages}\n")
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            MAX_PAGES_LIMIT.write_text(self.saved + "\n")
 
 
 class pinned_to_one_cpu:
@@ -1100,9 +1143,9 @@ class Bench:
     # -- levers ------------------------------------------------------------------------------
 
     def _lever_block(self, name: str, configs: list[tuple[str, list[str], Path | None,
-                                                          int | None]]) -> dict:
+                                                          int | None, int | None]]) -> dict:
         """Cold and warm `cat data` of ``name`` under each configuration (key, mount arguments,
-        binary, kernel read-ahead), interleaved run by run so that drift affects them alike:
+        binary, kernel read-ahead, kernel request limit), interleaved run by run so that drift affects them alike:
         every round mounts each configuration fresh for one cold read; the last round also
         re-reads ``repeats`` times on the same mount (warm)."""
         spec = self.specs[name]
@@ -1113,8 +1156,9 @@ class Bench:
         hwm: dict[str, int] = {k: 0 for k, *_ in configs}
         ra: dict[str, int | None] = {}
         for rep in range(self.repeats):
-            for key, extra, binary, read_ahead_kb in configs:
-                with Mount(self, store, *extra, binary=binary, read_ahead_kb=read_ahead_kb) as m:
+            for key, extra, binary, read_ahead_kb, pages in configs:
+                with Mount(self, store, *extra, binary=binary, read_ahead_kb=read_ahead_kb,
+                           max_pages_limit=pages) as m:
                     ra[key] = m.read_ahead()
                     cold[key].append(run_timed(["cat", str(m.path / "data")], m))
                     hwm[key] = max(hwm[key], m.hwm())
@@ -1129,14 +1173,16 @@ class Bench:
         return out
 
     def runtime_levers(self, name: str) -> None:
-        res = self._lever_block(name, [(k, args, None, kb) for k, _, args, kb in RUNTIME_LEVERS])
+        res = self._lever_block(name, [(k, args, None, kb, pages)
+                                       for k, _, args, kb, pages in RUNTIME_LEVERS])
         self.results.setdefault("levers", {}).setdefault("runtime", {})[name] = res
         log(f"{name}: levers: " + ", ".join(
             f"{k} {v['cold']['seconds']:.3f}/{v['warm']['seconds']:.3f}s" for k, v in res.items()))
 
     def commit_levers(self, name: str) -> None:
         builds = self.results["levers"]["builds"]
-        res = self._lever_block(name, [(b["sha"], [], Path(b["binary"]), None) for b in builds])
+        res = self._lever_block(name, [(b["sha"], [], Path(b["binary"]), None, None)
+                                       for b in builds])
         self.results["levers"].setdefault("commits", {})[name] = res
         log(f"{name}: commits: " + ", ".join(
             f"{k[:7]} {v['cold']['seconds']:.3f}/{v['warm']['seconds']:.3f}s"
@@ -1578,6 +1624,16 @@ def write_report(r: dict, md_path: Path, png_path: Path, command: str) -> None:
             f"others used ≥ {FOREIGN_LIMIT} cores is measured again once the machine is idle. "
             f"Blocks measured again: {', '.join(again) if again else 'none'}; highest "
             f"remaining foreign load: {fl[worst]['cores']:.2f} cores ({worst}).")
+    limit = m.get("max_pages_limit") or {}
+    if limit.get("machine"):
+        page_kib = os.sysconf("SC_PAGESIZE") // 1024
+        add(f"- FUSE request size: the kernel's `fs.fuse.max_pages_limit` was "
+            + (f"raised from {limit['machine']} to {limit['run']} for the run and put back at "
+               f"the end" if limit["run"] != limit["machine"] else f"{limit['run']}")
+            + f", so reads of the flat views arrive in requests of up to "
+            f"{min(limit['run'] * page_kib, 4096) // 1024} MiB (zarrfs asks for 4 MiB). The "
+            "run-time levers below show the default mount under the kernel's default of 256 "
+            "pages (1 MiB).")
     add(f"- zarrfs {m['zarrfs_revision']}, release build; Python {m['python']}, "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     add("")
@@ -2018,6 +2074,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--levers-only", action="store_true",
                    help="measure only the levers; write them to levers.md in the work dir "
                    "(BENCHMARKS.md is left alone)")
+    p.add_argument("--max-pages-limit", type=int, default=1024, metavar="PAGES",
+                   help="the kernel's fs.fuse.max_pages_limit during the run, put back at the "
+                        "end (1024: reads of flat views arrive in 4 MiB requests; 0 leaves the "
+                        "machine's setting)")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report and chart from the work dir's results.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -2053,14 +2113,22 @@ def main(argv: list[str]) -> int:
         raise BenchError("/dev/fuse is not usable: run as root or install fuse3")
     bench = Bench(args)
     failed = None
+    machine_limit = read_max_pages_limit()
     try:
-        bench.run()
+        if args.max_pages_limit > 0:
+            with max_pages_limit(args.max_pages_limit):
+                bench.run()
+        else:
+            bench.run()
     except BenchError as e:
         failed = str(e)
     finally:
         if mounted(bench.mnt):
             subprocess.run([str(bench.zarrfs), "umount", str(bench.mnt)], check=False)
     bench.results["command"] = command
+    bench.results.setdefault("machine", {})["max_pages_limit"] = {
+        "machine": machine_limit,
+        "run": args.max_pages_limit if args.max_pages_limit > 0 and machine_limit else machine_limit}
     results_path.write_text(json.dumps(bench.results, indent=1, default=str))
     if failed:
         log(f"FAILED: {failed} (raw results in {results_path})")

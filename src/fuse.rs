@@ -15,8 +15,11 @@ use std::time::Duration;
 use std::time::SystemTime;
 
 const TTL: Duration = Duration::from_secs(1);
-/// Largest request size negotiated with the kernel.
-pub const MAX_IO_SIZE: u32 = 1 << 20;
+/// Largest request size asked of the kernel; it grants at most its `fs.fuse.max_pages_limit`
+/// pages (1 MiB by default).
+pub const MAX_IO_SIZE: u32 = 4 << 20;
+/// Where the kernel publishes the most pages one FUSE request may carry (Linux ≥ 6.13).
+const MAX_PAGES_LIMIT_PATH: &str = "/proc/sys/fs/fuse/max_pages_limit";
 
 /// A mounted [`Tree`].
 #[derive(Debug)]
@@ -83,6 +86,39 @@ impl ZarrFs {
     }
 }
 
+/// Logs how large a request the kernel lets a read or write carry, with the setting that
+/// raises it when it is below [`MAX_IO_SIZE`].
+fn log_request_size_limit() {
+    let Some(pages) = std::fs::read_to_string(MAX_PAGES_LIMIT_PATH)
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+    else {
+        return;
+    };
+    let limit = pages * page_size();
+    if limit < u64::from(MAX_IO_SIZE) {
+        tracing::info!(
+            "the kernel caps FUSE requests at {} (fs.fuse.max_pages_limit = {pages}); \
+             raising it to {} lets sequential reads and writes arrive in {} requests",
+            crate::units::format_size(limit),
+            u64::from(MAX_IO_SIZE) / page_size(),
+            crate::units::format_size(u64::from(MAX_IO_SIZE)),
+        );
+    } else {
+        tracing::info!(
+            "FUSE requests carry up to {}",
+            crate::units::format_size(u64::from(MAX_IO_SIZE))
+        );
+    }
+}
+
+/// The size of a memory page.
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
 impl Filesystem for ZarrFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         if let Err(nearest) = config.set_max_readahead(MAX_IO_SIZE) {
@@ -92,6 +128,7 @@ impl Filesystem for ZarrFs {
             let _ = config.set_max_write(nearest);
         }
         let _ = config.set_max_background(64);
+        log_request_size_limit();
         // O_TRUNC arrives with open() instead of as a truncate to 0, so that overwriting a
         // file of the same size (cp, shell redirection) works on fixed-size files.
         let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
