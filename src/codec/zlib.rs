@@ -78,44 +78,81 @@ fn truncated(codec: &str) -> CodecError {
 /// from the start of `input` into `out`, which must not be overrun: output
 /// beyond `out.len()` is an error. Returns (input bytes consumed, bytes
 /// written). The stream must end (and, for zlib, its checksum verify).
+///
+/// Whole-buffer inflate (libdeflate): with the output size known it decodes
+/// without a sliding window, about twice as fast as a streaming inflater.
 pub(crate) fn inflate_slice(
     codec: &str,
     zlib_header: bool,
     input: &[u8],
     out: &mut [u8],
 ) -> Result<(usize, usize), CodecError> {
-    let mut d = Decompress::new(zlib_header);
-    loop {
-        let in_pos = d.total_in() as usize;
-        let out_pos = d.total_out() as usize;
-        let rest = &input[in_pos..];
-        let status = if out_pos < out.len() {
-            d.decompress(rest, &mut out[out_pos..], FlushDecompress::None)
-                .map_err(|e| inflate_error(codec, e))?
-        } else {
-            // Output is full: the stream may only end here, producing nothing more.
-            let mut probe = [0u8; 1];
-            let status = d
-                .decompress(rest, &mut probe, FlushDecompress::None)
-                .map_err(|e| inflate_error(codec, e))?;
-            if d.total_out() as usize != out_pos {
-                return Err(CodecError::corrupt(
-                    codec,
-                    format!(
-                        "decoded data exceeds the expected size of {} bytes",
-                        out.len()
-                    ),
-                ));
-            }
-            status
+    let result = DECOMPRESSOR.with(|decompressor| {
+        let Some(decompressor) = decompressor.0 else {
+            return Err(CodecError::corrupt(codec, "no memory for an inflater"));
         };
-        if status == Status::StreamEnd {
-            return Ok((d.total_in() as usize, d.total_out() as usize));
+        let inflate = if zlib_header {
+            libdeflate_sys::libdeflate_zlib_decompress_ex
+        } else {
+            libdeflate_sys::libdeflate_deflate_decompress_ex
+        };
+        let (mut consumed, mut written) = (0usize, 0usize);
+        // SAFETY: the decompressor is this thread's own; the pointers and lengths describe
+        // `input` and `out`, which libdeflate reads and writes only within those lengths.
+        let status = unsafe {
+            inflate(
+                decompressor.as_ptr(),
+                input.as_ptr().cast(),
+                input.len(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut consumed,
+                &mut written,
+            )
+        };
+        Ok((status, consumed, written))
+    })?;
+    match result {
+        (libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS, consumed, written) => {
+            Ok((consumed, written))
         }
-        if d.total_in() as usize == in_pos && d.total_out() as usize == out_pos {
-            return Err(truncated(codec));
+        (libdeflate_sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE, ..) => {
+            Err(CodecError::corrupt(
+                codec,
+                format!(
+                    "decoded data exceeds the expected size of {} bytes",
+                    out.len()
+                ),
+            ))
+        }
+        _ => Err(CodecError::corrupt(
+            codec,
+            if zlib_header {
+                "invalid or truncated zlib stream (or checksum mismatch)"
+            } else {
+                "invalid or truncated deflate data"
+            },
+        )),
+    }
+}
+
+/// A libdeflate decompressor (None when it could not be allocated), freed with its thread.
+struct Inflater(Option<std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>>);
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        if let Some(decompressor) = self.0 {
+            // SAFETY: allocated by libdeflate_alloc_decompressor and freed only here.
+            unsafe { libdeflate_sys::libdeflate_free_decompressor(decompressor.as_ptr()) }
         }
     }
+}
+
+thread_local! {
+    /// Each decoding thread's inflater (its tables are reused from one chunk to the next).
+    static DECOMPRESSOR: Inflater =
+        // SAFETY: no preconditions; a null result is kept as None.
+        Inflater(std::ptr::NonNull::new(unsafe { libdeflate_sys::libdeflate_alloc_decompressor() }));
 }
 
 /// Inflate one complete deflate stream (zlib-wrapped when `zlib_header`)
