@@ -306,6 +306,16 @@ impl ZarrArray {
             .min()
     }
 
+    /// Whether the sequential reader `fh` is in a band after the one holding chunk `linear`.
+    pub fn scan_has_passed(&self, fh: u64, linear: u64) -> bool {
+        let band = linear / self.grid.chunks_per_band().max(1);
+        self.scan_bands
+            .lock()
+            .unwrap()
+            .get(&fh)
+            .is_some_and(|&(reader_band, _)| reader_band > band)
+    }
+
     /// The store location of a chunk, for log lines.
     pub fn describe_chunk(&self, linear: u64) -> String {
         self.store.describe(&self.chunk_store_key(linear))

@@ -118,6 +118,19 @@ impl ChunkReader {
         &self.stats
     }
 
+    /// Waits until no decode started ahead of a reader is queued or running.
+    #[cfg(test)]
+    pub fn wait_for_prefetches(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.pending_prefetches.load(Ordering::Relaxed) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "prefetches never ended"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// The thread pool used for decoding and encoding.
     pub fn pool(&self) -> &Arc<rayon::ThreadPool> {
         &self.pool
@@ -149,7 +162,7 @@ impl ChunkReader {
         linear: u64,
         admission: Admission,
     ) -> FsResult<ChunkBuf> {
-        load_through_cache(&self.cache, &self.stats, array, linear, admission)
+        load_through_cache(&self.cache, &self.stats, array, linear, admission, || true)
     }
 
     /// Loads several stored chunks, in parallel when more than one is missing from the cache.
@@ -379,28 +392,34 @@ impl ChunkReader {
         Ok(out)
     }
 
-    /// Starts background decodes of the chunks `from..to` (linear grid positions) that are
-    /// neither cached nor loading. Returns the position up to which every chunk has been
-    /// started: less than `to` when enough decodes are already pending.
+    /// Starts background decodes, for the sequential reader `fh`, of the chunks `from..to`
+    /// (linear grid positions) that are neither cached nor loading. Returns the position up
+    /// to which every chunk has been started: less than `to` when enough decodes are
+    /// already pending.
     pub fn prefetch_chunks(
         &self,
         array: &Arc<ZarrArray>,
+        fh: u64,
         from: u64,
         to: u64,
         admission: Admission,
     ) -> u64 {
         let to = to.min(array.grid.num_chunks());
-        self.prefetch_list(array, from..to, admission).unwrap_or(to)
+        self.prefetch_list(array, from..to, admission, Some(fh))
+            .unwrap_or(to)
     }
 
     /// Starts background decodes of the listed chunks that are neither cached, loading nor
     /// written. Decodes in flight hold memory beyond the cache, so at most an eighth of the
-    /// budget is in flight: returns the first chunk left out for that reason.
+    /// budget is in flight: returns the first chunk left out for that reason. A decode
+    /// started for the sequential reader `scan` is dropped if that reader has passed the
+    /// chunk's band by the time a decoder is free (it read the chunk itself).
     pub fn prefetch_list(
         &self,
         array: &Arc<ZarrArray>,
         chunks: impl IntoIterator<Item = u64>,
         admission: Admission,
+        scan: Option<u64>,
     ) -> Option<u64> {
         let by_memory = self.cache.budget() / 8 / array.grid.chunk_bytes().max(1);
         let limit = self.max_pending_prefetches.min(by_memory.max(1));
@@ -422,7 +441,12 @@ impl ChunkReader {
             );
             let array = array.clone();
             self.pool.spawn(move || {
-                if let Err(err) = load_through_cache(&cache, &stats, &array, linear, admission) {
+                let wanted = || !scan.is_some_and(|fh| array.scan_has_passed(fh, linear));
+                if !wanted() {
+                    Stats::add(&stats.prefetches_dropped, 1);
+                } else if let Err(err) =
+                    load_through_cache(&cache, &stats, &array, linear, admission, wanted)
+                {
                     tracing::warn!("read-ahead: {}", err.message);
                 }
                 pending.fetch_sub(1, Ordering::Relaxed);
@@ -443,7 +467,12 @@ impl ChunkReader {
         };
         let by_grid = (linear + 1..array.grid.num_chunks()).take(grid_depth);
         let by_name = array.chunks_after_in_name_order(linear, name_depth);
-        self.prefetch_list(array, by_grid.chain(by_name), self.scan_admission(array));
+        self.prefetch_list(
+            array,
+            by_grid.chain(by_name),
+            self.scan_admission(array),
+            None,
+        );
     }
 
     /// Tells the cache that a sequential reader has passed these chunks of `array`: those
@@ -485,20 +514,23 @@ pub fn recycle_reply_buffer(buf: Vec<u8>) {
 }
 
 /// Loads a stored chunk through the cache. A decode that raced with a write-back of the
-/// same array is returned but not cached, so the cache never holds a superseded version.
+/// same array is returned but not cached, so the cache never holds a superseded version;
+/// nor is one that `still_wanted` no longer wants once decoded (a decode ahead of a
+/// sequential reader that read the chunk itself meanwhile: its pass released the chunk).
 fn load_through_cache(
     cache: &ChunkCache,
     stats: &Stats,
     array: &ZarrArray,
     linear: u64,
     admission: Admission,
+    still_wanted: impl Fn() -> bool,
 ) -> FsResult<ChunkBuf> {
     let key = (array.id, linear);
     cache.get_or_load(key, admission, || {
         let generation = array.dirty.lock().unwrap().generation;
         let buffer = cache.take_buffer(array.grid.chunk_bytes());
         let loaded = array.load_chunk_reusing(linear, stats, buffer)?;
-        if loaded.cacheable {
+        if loaded.cacheable && still_wanted() {
             let dirty = array.dirty.lock().unwrap();
             if dirty.generation == generation {
                 cache.admit(key, loaded.buf.clone(), admission);

@@ -39,6 +39,8 @@ counters! {
     chunks_missing,
     /// Chunks decoded ahead of the reader.
     chunks_prefetched,
+    /// Decodes ahead of a sequential reader dropped because it had read past them first.
+    prefetches_dropped,
     /// Compressed bytes read from the store.
     store_bytes_read,
     /// Bytes returned to readers.

@@ -480,7 +480,7 @@ impl Tree {
         let from = seq.prefetched_to.max(band * chunks_per_band);
         let to = (band + 1 + bands_ahead.max(1)) * chunks_per_band + beyond;
         if to > from {
-            seq.prefetched_to = self.reader.prefetch_chunks(array, from, to, admission);
+            seq.prefetched_to = self.reader.prefetch_chunks(array, fh, from, to, admission);
         }
         (admission, None)
     }

@@ -811,6 +811,47 @@ mod tests {
     }
 
     #[test]
+    fn decodes_ahead_that_a_scan_has_outrun_are_dropped() {
+        let (_dir, tree) = tree(true);
+        let stat = |name: &str| stat(&tree, name);
+        // Keep every decoder busy so that the reader reads each chunk itself before the
+        // decodes started ahead of it get a thread.
+        let pool = tree.reader.pool().clone();
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let blocked = Arc::new(Mutex::new(blocked));
+        for _ in 0..pool.current_num_threads() {
+            let blocked = blocked.clone();
+            pool.spawn(move || {
+                let _ = blocked.lock().unwrap().recv();
+            });
+        }
+        let counts = walk(&tree, "counts/data"); // 1000 int32 in 4 chunks of 256
+        let (fh, _) = tree.open(counts.ino, false).unwrap();
+        let mut bytes = Vec::new();
+        for offset in (0..4000).step_by(1024) {
+            bytes.extend(tree.read(fh, offset, 1024).unwrap());
+        }
+        assert_eq!(stat("chunks_decoded"), 4);
+        assert_eq!(
+            stat("chunks_prefetched"),
+            4,
+            "queued behind the busy decoders"
+        );
+        drop(release);
+        tree.reader.wait_for_prefetches();
+        assert_eq!(
+            stat("chunks_decoded"),
+            4,
+            "chunks the reader already read are not decoded again"
+        );
+        assert_eq!(stat("prefetches_dropped"), 3, "chunks 0–2 (3 is cached)");
+        assert_eq!(stat("chunks_released_after_scan"), 3);
+        assert_eq!(tree.reader.cache().len(), 1, "chunk 3, still being read");
+        tree.release(fh);
+        assert_eq!(bytes, read_whole(&tree, &counts, 4096));
+    }
+
+    #[test]
     fn a_chunk_file_read_to_its_end_is_released_and_eof_decodes_nothing() {
         let (_dir, tree) = tree(true);
         let stat = |name: &str| stat(&tree, name);
