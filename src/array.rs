@@ -7,7 +7,7 @@ use crate::error::{FsError, FsResult};
 use crate::geometry::ChunkGrid;
 use crate::metadata::{ArrayMeta, ChunkKeyEncoding};
 use crate::stats::Stats;
-use crate::store::{join_key, Store};
+use crate::store::{join_key, OpenObject, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -414,12 +414,17 @@ impl ZarrArray {
         }
     }
 
-    /// Where chunk `linear` is stored and its size; `None` when it is absent.
-    pub fn locate_stored(&self, linear: u64, stats: &Stats) -> FsResult<Option<(String, u64)>> {
+    /// Opens stored chunk `linear` for reads of parts of it, all of the version opened, with
+    /// its store key; `None` when it is absent.
+    pub fn open_stored(
+        &self,
+        linear: u64,
+        stats: &Stats,
+    ) -> FsResult<Option<(String, Box<dyn OpenObject>)>> {
         for (key, _) in self.candidate_keys(linear) {
-            match self.store.info(&key) {
-                Ok(Some(info)) if !info.is_prefix => return Ok(Some((key, info.size))),
-                Ok(_) => continue,
+            match self.store.open(&key) {
+                Ok(Some(object)) => return Ok(Some((key, object))),
+                Ok(None) => continue,
                 Err(err) => {
                     Stats::add(&stats.errors, 1);
                     return Err(FsError::io(format!("{}: {err}", self.store.describe(&key))));
@@ -430,10 +435,10 @@ impl ZarrArray {
         Ok(None)
     }
 
-    /// Reads exactly `buf.len()` bytes of the stored chunk at `key` from `offset`.
-    pub fn read_stored_range(
+    /// Reads exactly `buf.len()` bytes from `offset` of the stored chunk opened from `key`.
+    pub fn read_stored_at(
         &self,
-        key: &str,
+        (key, object): (&str, &dyn OpenObject),
         offset: u64,
         buf: &mut [u8],
         stats: &Stats,
@@ -442,16 +447,15 @@ impl ZarrArray {
             Stats::add(&stats.errors, 1);
             FsError::io(format!("chunk {}: {why}", self.store.describe(key)))
         };
-        match self.store.read_range(key, offset, buf) {
-            Ok(Some(n)) if n == buf.len() => {
+        match object.read_at(offset, buf) {
+            Ok(n) if n == buf.len() => {
                 Stats::add(&stats.store_bytes_read, n as u64);
                 Ok(())
             }
-            Ok(Some(n)) => Err(fail(format!(
-                "{n} of {} bytes at offset {offset}: the chunk was changed meanwhile",
+            Ok(n) => Err(fail(format!(
+                "{n} of {} bytes at offset {offset}: the chunk ends before",
                 buf.len()
             ))),
-            Ok(None) => Err(fail("removed meanwhile".into())),
             Err(err) => Err(fail(err.to_string())),
         }
     }

@@ -11,6 +11,7 @@ use crate::cache::ChunkBuf;
 use crate::codec::BloscBlocks;
 use crate::error::{FsError, FsResult};
 use crate::stats::Stats;
+use crate::store::OpenObject;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::{Arc, Condvar, Mutex};
@@ -32,22 +33,28 @@ fn behind((per_band, band, current): (u64, u64, u64), chunk: u64, block: u64) ->
     chunk_band < band || (chunk_band == band && block < current)
 }
 
-/// Where the blocks of stored chunk `linear` lie, read from its header and block offsets
-/// only, with its store key; `None` when the chunk is absent.
-fn read_index(
-    array: &ZarrArray,
-    linear: u64,
-    stats: &Stats,
-) -> FsResult<Option<(String, BloscBlocks)>> {
-    let Some((key, size)) = array.locate_stored(linear, stats)? else {
+/// A stored chunk opened for reads of its blocks: its store key, the open object (every
+/// block is read from the version whose header was read) and where its blocks lie.
+#[derive(Debug)]
+struct StoredBlocks {
+    key: String,
+    object: Box<dyn OpenObject>,
+    blocks: BloscBlocks,
+}
+
+/// Opens stored chunk `linear` and reads where its blocks lie, from its header and block
+/// offsets only; `None` when the chunk is absent.
+fn read_index(array: &ZarrArray, linear: u64, stats: &Stats) -> FsResult<Option<StoredBlocks>> {
+    let Some((key, object)) = array.open_stored(linear, stats)? else {
         return Ok(None);
     };
+    let size = object.len();
     let corrupt = |err: crate::codec::CodecError| {
         Stats::add(&stats.errors, 1);
         FsError::io(format!("chunk {}: {err}", array.describe_chunk(linear)))
     };
     let mut head = vec![0u8; HEADER_BYTES.min(size as usize)];
-    array.read_stored_range(&key, 0, &mut head, stats)?;
+    array.read_stored_at((&key, &*object), 0, &mut head, stats)?;
     let need = BloscBlocks::index_len(&head).map_err(corrupt)?;
     if need > size as usize {
         return Err(corrupt(crate::codec::CodecError::corrupt(
@@ -57,10 +64,14 @@ fn read_index(
     }
     if need > head.len() {
         head.resize(need, 0);
-        array.read_stored_range(&key, 0, &mut head, stats)?;
+        array.read_stored_at((&key, &*object), 0, &mut head, stats)?;
     }
     let blocks = BloscBlocks::parse(&head[..need], size as usize).map_err(corrupt)?;
-    Ok(Some((key, blocks)))
+    Ok(Some(StoredBlocks {
+        key,
+        object,
+        blocks,
+    }))
 }
 
 /// One block of a decoded chunk: the bytes of `buf` from `offset` on (a decoded block, or a
@@ -78,8 +89,8 @@ pub struct BlockBuf {
 enum Frame {
     /// Absent: every block shows the fill value.
     Missing,
-    /// Decodable by blocks of the stream's size: its store key and where its blocks lie.
-    Blocks(Arc<(String, BloscBlocks)>),
+    /// Decodable by blocks of the stream's size: the chunk, open, and where its blocks lie.
+    Blocks(Arc<StoredBlocks>),
     /// Decoded whole (its blocks differ from the stream's): the decoded chunk.
     Whole(ChunkBuf),
 }
@@ -130,7 +141,9 @@ impl BlockStream {
         let block_bytes = match array.scan_block_bytes.get() {
             Some(known) => *known,
             None => {
-                let Some((_, blocks)) = read_index(array, probe, stats).map_err(|_| ())? else {
+                let Some(StoredBlocks { blocks, .. }) =
+                    read_index(array, probe, stats).map_err(|_| ())?
+                else {
                     return Ok(None);
                 };
                 let chunk_bytes = array.grid.chunk_bytes();
@@ -209,7 +222,8 @@ impl BlockStream {
 
     /// Records that the reader is at block `block` of the chunks of band `band` (bands of
     /// `chunks_per_band` chunks) and lets go of the decoded blocks behind it, and of the
-    /// stored chunks left without blocks; the buffers serve the next decodes.
+    /// stored chunks (closing them) of bands it has passed; the buffers serve the next
+    /// decodes.
     pub fn advance(&self, chunks_per_band: u64, band: u64, block: u64) {
         let position = (chunks_per_band.max(1), band, block);
         let mut state = self.state.lock().unwrap();
@@ -224,10 +238,13 @@ impl BlockStream {
                 Slot::Loading => None,
             })
             .collect();
+        // A chunk stays open while the reader is in its band, so that all its blocks are
+        // read from one version of it.
         let chunks: HashSet<u64> = state.blocks.keys().map(|&(chunk, _)| chunk).collect();
-        state
-            .frames
-            .retain(|chunk, slot| matches!(slot, Slot::Loading) || chunks.contains(chunk));
+        let band_start = band * position.0;
+        state.frames.retain(|&chunk, slot| {
+            matches!(slot, Slot::Loading) || chunk >= band_start || chunks.contains(&chunk)
+        });
         drop(state);
         let mut spare = self.spare.lock().unwrap();
         for block in passed {
@@ -266,13 +283,13 @@ impl BlockStream {
     /// whose blocks differ from the stream's is decoded whole.
     fn load_frame(&self, linear: u64) -> FsResult<Frame> {
         let array = &self.array;
-        let Some((key, blocks)) = read_index(array, linear, &self.stats)? else {
+        let Some(stored) = read_index(array, linear, &self.stats)? else {
             return Ok(Frame::Missing);
         };
-        if blocks.decoded_len() == array.grid.chunk_bytes()
-            && blocks.block_size() == self.block_bytes
+        if stored.blocks.decoded_len() == array.grid.chunk_bytes()
+            && stored.blocks.block_size() == self.block_bytes
         {
-            return Ok(Frame::Blocks(Arc::new((key, blocks))));
+            return Ok(Frame::Blocks(Arc::new(stored)));
         }
         let mut encoded = Vec::new();
         let Some(key) = array.read_stored(linear, &self.stats, &mut encoded)? else {
@@ -299,7 +316,11 @@ impl BlockStream {
             },
             Frame::Whole(buf) => BlockBuf { buf, offset: start },
             Frame::Blocks(stored) => {
-                let (key, blocks) = &*stored;
+                let StoredBlocks {
+                    key,
+                    object,
+                    blocks,
+                } = &*stored;
                 let mut out = match self.spare.lock().unwrap().pop() {
                     Some(buf) => buf,
                     None => vec![0u8; self.block_bytes],
@@ -310,8 +331,8 @@ impl BlockStream {
                     let (stored_bytes, frame) = &mut *scratch.borrow_mut();
                     let range = blocks.stored_range(block as usize);
                     stored_bytes.resize(range.len(), 0);
-                    self.array.read_stored_range(
-                        key,
+                    self.array.read_stored_at(
+                        (key, &**object),
                         range.start as u64,
                         stored_bytes,
                         &self.stats,
@@ -369,5 +390,75 @@ impl BlockStream {
         }
         self.changed.notify_all();
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::v2::parse_zarray;
+    use crate::store::DirectoryStore;
+    use serde_json::json;
+    use std::time::SystemTime;
+
+    /// Values of a float32 chunk of 262,144 values (1 MiB: c-blosc makes it four 256 KiB
+    /// blocks, the forced block size times the type size).
+    fn chunk(seed: u32) -> Vec<u8> {
+        (0..1u32 << 18)
+            .flat_map(|i| {
+                let noise = i.wrapping_mul(2_654_435_761).rotate_left(seed) % 1000;
+                ((i / 64 * seed) as f32 + noise as f32 / 1000.0).to_le_bytes()
+            })
+            .collect()
+    }
+
+    /// Every block of chunk 0 read through `stream`, the first one before `between` runs.
+    fn read_blocks(stream: &BlockStream, between: impl FnOnce()) -> Vec<u8> {
+        let blocks = stream.blocks_of(0, 1 << 20);
+        assert_eq!(blocks, 0..4);
+        let mut got = Vec::new();
+        let mut between = Some(between);
+        for block in blocks {
+            let block = stream.block(0, block).unwrap();
+            got.extend_from_slice(&block.buf[block.offset..block.offset + stream.block_bytes()]);
+            if let Some(between) = between.take() {
+                between();
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn a_chunk_replaced_while_read_by_blocks_reads_as_the_version_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = parse_zarray(
+            &json!({"zarr_format": 2, "shape": [1 << 19], "chunks": [1 << 18], "dtype": "<f4",
+                    "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
+                                   "blocksize": 1 << 16},
+                    "fill_value": 0, "order": "C", "filters": null}),
+            json!({}),
+        )
+        .unwrap();
+        let store = Arc::new(DirectoryStore::open(dir.path()).unwrap());
+        let array = Arc::new(ZarrArray::new(0, store, "", meta, SystemTime::now()));
+        let stats = Arc::new(Stats::default());
+        let (old, new) = (chunk(3), chunk(17));
+        array.write_back_chunk(0, &old, false).unwrap();
+        let stream = BlockStream::open(&array, 0, &stats).unwrap().unwrap();
+        // Another writer renames a new version over the chunk after the first block was
+        // read: the new version's blocks lie elsewhere.
+        let got = read_blocks(&stream, || {
+            array.write_back_chunk(0, &new, false).unwrap();
+        });
+        assert!(
+            got == old,
+            "every block of the version whose header was read"
+        );
+        assert_eq!(stats.errors.load(std::sync::atomic::Ordering::Relaxed), 0);
+        let stream = BlockStream::open(&array, 0, &stats).unwrap().unwrap();
+        assert!(
+            read_blocks(&stream, || ()) == new,
+            "a stream opened later reads the new one"
+        );
     }
 }

@@ -25,6 +25,36 @@ pub struct ListEntry {
     pub is_prefix: bool,
 }
 
+/// A stored object opened for reads at offsets: every read sees the version that was opened,
+/// even when the object is replaced meanwhile.
+pub trait OpenObject: Send + Sync + std::fmt::Debug {
+    /// The object's size in bytes.
+    fn len(&self) -> u64;
+    /// Whether the object is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Reads from `offset` into `buf`; returns how many bytes were read (fewer than
+    /// `buf.len()` only at the object's end).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+/// An object held in memory.
+impl OpenObject for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.as_slice().len());
+        let n = buf.len().min(self.as_slice().len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
 /// A Zarr store: objects addressed by '/'-separated keys.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Reads a whole object; `Ok(None)` when it does not exist.
@@ -41,15 +71,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
             None => Ok(false),
         }
     }
-    /// Reads bytes of an object from `offset` into `buf`; returns how many were read (fewer
-    /// than `buf.len()` only at the object's end), `Ok(None)` when the object is absent.
-    fn read_range(&self, key: &str, offset: u64, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        Ok(self.get(key)?.map(|bytes| {
-            let start = (offset as usize).min(bytes.len());
-            let n = buf.len().min(bytes.len() - start);
-            buf[..n].copy_from_slice(&bytes[start..start + n]);
-            n
-        }))
+    /// Opens an object for reads at offsets, all of the version opened; `Ok(None)` when
+    /// the object is absent. By default the object is read whole into memory.
+    fn open(&self, key: &str) -> io::Result<Option<Box<dyn OpenObject>>> {
+        Ok(self
+            .get(key)?
+            .map(|bytes| Box::new(bytes) as Box<dyn OpenObject>))
     }
     /// Size and mtime of an object or prefix; `Ok(None)` when absent.
     fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>>;
@@ -65,6 +92,34 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Removes temporary objects left by an interrupted writer of an earlier session;
     /// returns how many were removed.
     fn remove_stale_temporaries(&self) -> io::Result<usize>;
+}
+
+/// A file of a directory store, open: replacing the file (the store's writers rename a new
+/// file over it) leaves the open one as it was.
+#[derive(Debug)]
+struct OpenFile {
+    file: fs::File,
+    len: u64,
+}
+
+impl OpenObject for OpenFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(done)
+    }
 }
 
 /// Marker inside the names of temporary files written before an atomic rename.
@@ -143,21 +198,18 @@ impl Store for DirectoryStore {
         Ok(true)
     }
 
-    fn read_range(&self, key: &str, offset: u64, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        use std::os::unix::fs::FileExt;
+    fn open(&self, key: &str) -> io::Result<Option<Box<dyn OpenObject>>> {
         let Some(file) = not_found_as_none(fs::File::open(self.path_of(key)))? else {
             return Ok(None);
         };
-        let mut done = 0;
-        while done < buf.len() {
-            match file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
-            }
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Ok(None);
         }
-        Ok(Some(done))
+        Ok(Some(Box::new(OpenFile {
+            file,
+            len: meta.len(),
+        })))
     }
 
     fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>> {

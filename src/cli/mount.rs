@@ -280,6 +280,29 @@ pub fn run(args: MountArgs) -> Result<()> {
 #[cfg(target_env = "gnu")]
 const MMAP_THRESHOLD: i32 = 4 << 20;
 
+/// Lets the daemon hold as many open files as its hard limit allows: a sequential reader of
+/// a flat view keeps every chunk of a band it reads by blocks open (one file per chunk
+/// across the array's width), so that each chunk is read as one version.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct passed; no other effects.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!(
+                    "could not raise the open file limit: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+}
+
 /// Mounts and serves until unmounted or signalled; writes "OK" to `ready` and closes it
 /// once the mount is live (an error before that is left for the caller to report).
 pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
@@ -296,6 +319,7 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD);
     }
+    raise_open_file_limit();
     let store = Arc::new(DirectoryStore::open(&config.store)?);
     let reader = Arc::new(ChunkReader::with_budget(
         config.cache_size as usize,

@@ -1034,7 +1034,6 @@ mod block_tests {
         let blocks = stat(&tree, "blocks_decoded");
         assert!((12 * 2 + 4..=32).contains(&blocks), "{blocks} blocks");
         assert_eq!(read_whole(&tree, &data, 1 << 20), first);
-        eprintln!("after pass 2: {} blocks", stat(&tree, "blocks_decoded"));
         assert_eq!(
             stat(&tree, "chunks_decoded"),
             16,
