@@ -334,6 +334,31 @@ pub fn join_key(prefix: &str, name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Reads of an open object: a middle part, a part crossing the end, past the end.
+    fn assert_reads_parts(object: &dyn OpenObject) {
+        assert_eq!(object.len(), 10);
+        let mut buf = [0u8; 4];
+        assert_eq!(object.read_at(3, &mut buf).unwrap(), 4);
+        assert_eq!(&buf, b"3456");
+        assert_eq!(object.read_at(8, &mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"89");
+        assert_eq!(object.read_at(12, &mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn open_objects_read_the_version_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirectoryStore::open(dir.path()).unwrap();
+        store.put("a/0", b"0123456789", false).unwrap();
+        let object = store.open("a/0").unwrap().unwrap();
+        store.put("a/0", b"abc", false).unwrap();
+        assert_reads_parts(&*object);
+        assert_eq!(store.open("a/0").unwrap().unwrap().len(), 3);
+        assert!(store.open("a/1").unwrap().is_none());
+        assert!(store.open("a").unwrap().is_none(), "a prefix is no object");
+        assert_reads_parts(&b"0123456789".to_vec());
+    }
+
     #[test]
     fn get_info_list_roundtrip() {
         let dir = tempfile::tempdir().unwrap();
