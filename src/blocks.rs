@@ -14,6 +14,7 @@ use crate::stats::Stats;
 use crate::store::OpenObject;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Bytes read first from a stored chunk: its header and, for most chunks, all its block
@@ -40,6 +41,23 @@ struct StoredBlocks {
     key: String,
     object: Box<dyn OpenObject>,
     blocks: BloscBlocks,
+}
+
+/// Chunks one stream keeps open at most; further chunks of its bands are decoded whole (a
+/// band across a very wide array would otherwise hold a file per chunk).
+const MAX_OPEN_CHUNKS: usize = 512;
+
+/// A stored chunk a stream holds open, counted among the stream's open chunks until dropped.
+#[derive(Debug)]
+struct OpenChunk {
+    stored: StoredBlocks,
+    open_chunks: Arc<AtomicUsize>,
+}
+
+impl Drop for OpenChunk {
+    fn drop(&mut self) {
+        self.open_chunks.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Opens stored chunk `linear` and reads where its blocks lie, from its header and block
@@ -90,7 +108,7 @@ enum Frame {
     /// Absent: every block shows the fill value.
     Missing,
     /// Decodable by blocks of the stream's size: the chunk, open, and where its blocks lie.
-    Blocks(Arc<StoredBlocks>),
+    Blocks(Arc<OpenChunk>),
     /// Decoded whole (its blocks differ from the stream's): the decoded chunk.
     Whole(ChunkBuf),
 }
@@ -123,6 +141,9 @@ pub struct BlockStream {
     changed: Condvar,
     /// Buffers of blocks let go of, for the next decodes.
     spare: Mutex<Vec<Vec<u8>>>,
+    /// Stored chunks held open (see [`MAX_OPEN_CHUNKS`]).
+    open_chunks: Arc<AtomicUsize>,
+    max_open_chunks: usize,
 }
 
 impl BlockStream {
@@ -160,6 +181,8 @@ impl BlockStream {
             state: Mutex::new(StreamState::default()),
             changed: Condvar::new(),
             spare: Mutex::new(Vec::new()),
+            open_chunks: Arc::new(AtomicUsize::new(0)),
+            max_open_chunks: MAX_OPEN_CHUNKS,
         }))
     }
 
@@ -279,17 +302,24 @@ impl BlockStream {
         self.get_or_load(|s| &mut s.frames, linear, || self.load_frame(linear))
     }
 
-    /// Reads where a stored chunk's blocks lie (its header and block offsets only); a chunk
-    /// whose blocks differ from the stream's is decoded whole.
+    /// Reads where a stored chunk's blocks lie (its header and block offsets only) and keeps
+    /// it open; a chunk whose blocks differ from the stream's, or one found while the stream
+    /// holds [`MAX_OPEN_CHUNKS`] open, is decoded whole.
     fn load_frame(&self, linear: u64) -> FsResult<Frame> {
         let array = &self.array;
-        let Some(stored) = read_index(array, linear, &self.stats)? else {
-            return Ok(Frame::Missing);
-        };
-        if stored.blocks.decoded_len() == array.grid.chunk_bytes()
-            && stored.blocks.block_size() == self.block_bytes
-        {
-            return Ok(Frame::Blocks(Arc::new(stored)));
+        if self.open_chunks.load(Ordering::Relaxed) < self.max_open_chunks {
+            let Some(stored) = read_index(array, linear, &self.stats)? else {
+                return Ok(Frame::Missing);
+            };
+            if stored.blocks.decoded_len() == array.grid.chunk_bytes()
+                && stored.blocks.block_size() == self.block_bytes
+            {
+                self.open_chunks.fetch_add(1, Ordering::Relaxed);
+                return Ok(Frame::Blocks(Arc::new(OpenChunk {
+                    stored,
+                    open_chunks: self.open_chunks.clone(),
+                })));
+            }
         }
         let mut encoded = Vec::new();
         let Some(key) = array.read_stored(linear, &self.stats, &mut encoded)? else {
@@ -320,7 +350,7 @@ impl BlockStream {
                     key,
                     object,
                     blocks,
-                } = &*stored;
+                } = &stored.stored;
                 let mut out = match self.spare.lock().unwrap().pop() {
                     Some(buf) => buf,
                     None => vec![0u8; self.block_bytes],
@@ -428,8 +458,8 @@ mod tests {
         got
     }
 
-    #[test]
-    fn a_chunk_replaced_while_read_by_blocks_reads_as_the_version_opened() {
+    /// A float32 array of two such chunks, blosc-lz4 compressed.
+    fn blosc_array() -> (tempfile::TempDir, Arc<ZarrArray>) {
         let dir = tempfile::tempdir().unwrap();
         let meta = parse_zarray(
             &json!({"zarr_format": 2, "shape": [1 << 19], "chunks": [1 << 18], "dtype": "<f4",
@@ -441,6 +471,12 @@ mod tests {
         .unwrap();
         let store = Arc::new(DirectoryStore::open(dir.path()).unwrap());
         let array = Arc::new(ZarrArray::new(0, store, "", meta, SystemTime::now()));
+        (dir, array)
+    }
+
+    #[test]
+    fn a_chunk_replaced_while_read_by_blocks_reads_as_the_version_opened() {
+        let (_dir, array) = blosc_array();
         let stats = Arc::new(Stats::default());
         let (old, new) = (chunk(3), chunk(17));
         array.write_back_chunk(0, &old, false).unwrap();
@@ -459,6 +495,36 @@ mod tests {
         assert!(
             read_blocks(&stream, || ()) == new,
             "a stream opened later reads the new one"
+        );
+    }
+
+    #[test]
+    fn chunks_beyond_the_open_limit_are_decoded_whole() {
+        let (_dir, array) = blosc_array();
+        let stats = Arc::new(Stats::default());
+        let chunks = [chunk(3), chunk(17)];
+        for (linear, bytes) in chunks.iter().enumerate() {
+            array.write_back_chunk(linear as u64, bytes, false).unwrap();
+        }
+        let mut stream = BlockStream::open(&array, 0, &stats).unwrap().unwrap();
+        stream.max_open_chunks = 1;
+        for (linear, expected) in chunks.iter().enumerate() {
+            let mut got = Vec::new();
+            for block in 0..4 {
+                let block = stream.block(linear as u64, block).unwrap();
+                got.extend_from_slice(&block.buf[block.offset..block.offset + (1 << 18)]);
+            }
+            assert!(&got == expected, "chunk {linear}");
+        }
+        let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        assert_eq!(count(&stats.blocks_decoded), 4, "chunk 0 by blocks");
+        assert_eq!(count(&stats.chunks_decoded), 1, "chunk 1 whole");
+        assert_eq!(stream.open_chunks.load(Ordering::Relaxed), 1);
+        stream.advance(2, 1, 0);
+        assert_eq!(
+            stream.open_chunks.load(Ordering::Relaxed),
+            0,
+            "closed once passed"
         );
     }
 }
