@@ -280,9 +280,9 @@ pub fn run(args: MountArgs) -> Result<()> {
 #[cfg(target_env = "gnu")]
 const MMAP_THRESHOLD: i32 = 4 << 20;
 
-/// Lets the daemon hold as many open files as its hard limit allows: a sequential reader of
-/// a flat view keeps every chunk of a band it reads by blocks open (one file per chunk
-/// across the array's width), so that each chunk is read as one version.
+/// Lets the daemon hold as many open files as its hard limit allows: each sequential reader
+/// of a flat view keeps the chunks of the band it reads by blocks open (up to 512), so that
+/// each chunk is read as one version.
 fn raise_open_file_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
