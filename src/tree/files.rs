@@ -35,6 +35,12 @@ pub(super) struct Sequential {
     pub(super) band_by_blocks: bool,
     /// Offset in the flat view up to which blocks have been started.
     pub(super) blocks_started_to: u64,
+    /// Band of the last byte the latest sequential read reached (past `band` when a read
+    /// spans bands).
+    pub(super) reached_band: u64,
+    /// Whether read-ahead may decode whole chunks beyond the band being read (whole): the
+    /// next band is taken whole too, or the array's chunks do not decode by blocks.
+    pub(super) whole_beyond_band: bool,
 }
 
 /// How many chunk positions a reader looks through for a stored chunk that tells whether
@@ -435,6 +441,11 @@ impl Tree {
                 .retain(band_chunks(band), self.reader.cache());
             seq.band_by_blocks =
                 self.reads_band_by_blocks(file, array, band_chunks(band), admission);
+            // A band read whole (say, one chunk was cached) does not make the next ones
+            // whole: read-ahead stops at its end unless the next is taken whole anyway.
+            seq.whole_beyond_band = !seq.band_by_blocks
+                && (!self.may_read_by_blocks(file, array)
+                    || self.band_taken_whole(array, band_chunks(band + 1), admission));
             if band_chunk_bytes > budget
                 && !seq.band_by_blocks
                 && !array.warned_wide_band.swap(true, Ordering::Relaxed)
@@ -460,6 +471,7 @@ impl Tree {
             );
         }
         seq.band = Some(band);
+        seq.reached_band = data.end.saturating_sub(1).max(data.start) / band_bytes;
         let stream = match &*file.blocks.lock().unwrap() {
             Blocks::Stream(stream) if seq.band_by_blocks => Some(stream.clone()),
             _ => None,
@@ -478,16 +490,31 @@ impl Tree {
             (budget / 4 / band_bytes.max(band_chunk_bytes), 0)
         };
         let from = seq.prefetched_to.max(band * chunks_per_band);
-        let to = (band + 1 + bands_ahead.max(1)) * chunks_per_band + beyond;
+        let to = if seq.whole_beyond_band {
+            (band + 1 + bands_ahead.max(1)) * chunks_per_band + beyond
+        } else {
+            (band + 1) * chunks_per_band
+        };
         if to > from {
             seq.prefetched_to = self.reader.prefetch_chunks(array, fh, from, to, admission);
+        }
+        // A read reaching into a next band that is not taken whole reads that band's chunks
+        // by blocks (this band's are cached or held by then), so as not to make it whole.
+        let reaches_next = data.end > (band + 1) * band_bytes;
+        if reaches_next
+            && !seq.whole_beyond_band
+            && self.reads_band_by_blocks(file, array, band_chunks(band + 1), admission)
+        {
+            if let Blocks::Stream(stream) = &*file.blocks.lock().unwrap() {
+                return (admission, Some(stream.clone()));
+            }
         }
         (admission, None)
     }
 
-    /// Chunks of bands read by blocks, from the reader's band up to `until` (exclusive; the
-    /// next band when `None`), were not cached: a later scan keeps them, as it keeps chunks
-    /// released after a scan.
+    /// Chunks of bands read by blocks, from the reader's band up to `until` (exclusive; when
+    /// `None`, up to the last band its latest read reached), were not cached: a later scan
+    /// keeps them, as it keeps chunks released after a scan.
     pub(super) fn remember_band_read_by_blocks(
         &self,
         array: &ZarrArray,
@@ -496,7 +523,7 @@ impl Tree {
     ) {
         if let (true, Some(band)) = (seq.band_by_blocks, seq.band) {
             let chunks_per_band = array.grid.chunks_per_band();
-            let until = until.unwrap_or(band + 1).max(band + 1);
+            let until = until.unwrap_or(seq.reached_band + 1).max(band + 1);
             let id = array.id;
             self.reader.cache().remember_scanned(
                 (band * chunks_per_band..until * chunks_per_band).map(|chunk| (id, chunk)),
@@ -513,6 +540,33 @@ impl Tree {
             || (admission != Admission::Stream && cache.remembers((array.id, chunk)))
     }
 
+    /// Whether a scan of this file could read bands by blocks: with scan resistance, when
+    /// the array's chunks may decode by blocks and the file has not found they do not.
+    fn may_read_by_blocks(&self, file: &OpenFile, array: &ZarrArray) -> bool {
+        self.reader.cache().scan_resistance()
+            && array.may_decode_by_blocks()
+            && !matches!(*file.blocks.lock().unwrap(), Blocks::Unavailable)
+    }
+
+    /// Whether a scan takes the chunks `band` whole: one of them is unsaved, or taken whole
+    /// by scans (see [`Self::read_whole_by_scans`]).
+    fn band_taken_whole(
+        &self,
+        array: &ZarrArray,
+        band: std::ops::Range<u64>,
+        admission: Admission,
+    ) -> bool {
+        let band = band.start..band.end.min(array.grid.num_chunks());
+        {
+            let dirty = array.dirty.lock().unwrap();
+            if band.clone().any(|chunk| dirty.chunks.contains_key(&chunk)) {
+                return true;
+            }
+        }
+        band.into_iter()
+            .any(|chunk| self.read_whole_by_scans(array, chunk, admission))
+    }
+
     /// Whether the chunks `band` of a scan are read by blocks: only with scan resistance,
     /// when the array's chunks decode by blocks and none of these chunks is cached, loading,
     /// unsaved or (unless the array is too large to cache) kept by a scan that passed it
@@ -524,20 +578,10 @@ impl Tree {
         band: std::ops::Range<u64>,
         admission: Admission,
     ) -> bool {
-        let cache = self.reader.cache();
         let band = band.start..band.end.min(array.grid.num_chunks());
-        if !cache.scan_resistance() || band.is_empty() {
-            return false;
-        }
-        {
-            let dirty = array.dirty.lock().unwrap();
-            if band.clone().any(|chunk| dirty.chunks.contains_key(&chunk)) {
-                return false;
-            }
-        }
-        if band
-            .clone()
-            .any(|chunk| self.read_whole_by_scans(array, chunk, admission))
+        if !self.may_read_by_blocks(file, array)
+            || band.is_empty()
+            || self.band_taken_whole(array, band.clone(), admission)
         {
             return false;
         }

@@ -1046,6 +1046,31 @@ mod block_tests {
     }
 
     #[test]
+    fn a_band_read_whole_leaves_the_next_bands_to_blocks() {
+        let dir = store();
+        let reference = open_tree(dir.path(), true, false);
+        let expected = read_whole(&reference, &walk(&reference, "volume/data"), 1 << 20);
+        let tree = open_tree(dir.path(), true, true);
+        let data = walk(&tree, "volume/data");
+        // A read at random caches the first chunk: the first band is read whole.
+        let (fh, _) = tree.open(data.ino, false).unwrap();
+        tree.read(fh, 100, 100).unwrap();
+        tree.release(fh);
+        assert_eq!(stat(&tree, "chunks_decoded"), 1);
+        assert_eq!(read_whole(&tree, &data, 64 << 10), expected);
+        // 4 bands of 4 chunks: the rest of the first band whole, the others by blocks.
+        assert_eq!(
+            stat(&tree, "chunks_decoded"),
+            4,
+            "only the first band whole"
+        );
+        assert!(
+            stat(&tree, "blocks_decoded") >= 3 * 4,
+            "later bands by blocks"
+        );
+    }
+
+    #[test]
     fn writes_show_in_a_read_by_blocks() {
         let dir = store();
         let tree = open_tree(dir.path(), false, true);
