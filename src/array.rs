@@ -7,7 +7,7 @@ use crate::error::{FsError, FsResult};
 use crate::geometry::ChunkGrid;
 use crate::metadata::{ArrayMeta, ChunkKeyEncoding};
 use crate::stats::Stats;
-use crate::store::{join_key, OpenObject, Store};
+use crate::store::{join_key, ObjectInfo, OpenObject, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -170,46 +170,62 @@ impl ZarrArray {
         }
     }
 
-    /// The store key holding a chunk (the first candidate when none exists yet).
-    pub fn chunk_store_key(&self, linear: u64) -> String {
-        let candidates = self.candidate_keys(linear);
-        for (key, _) in &candidates {
-            if let Ok(Some(_)) = self.store.info(key) {
-                return key.clone();
-            }
-        }
-        candidates.into_iter().next().expect("at least one key").0
-    }
-
-    /// Modification time of a chunk object, or of the array metadata when absent.
-    pub fn chunk_mtime(&self, linear: u64) -> SystemTime {
-        self.candidate_keys(linear)
-            .iter()
-            .find_map(|(key, _)| self.store.info(key).ok().flatten())
-            .map(|info| info.mtime)
-            .unwrap_or(self.mtime)
-    }
-
-    /// Reads the stored bytes of a chunk into `buf`; returns its key, `Ok(None)` when the
-    /// chunk is absent.
-    pub fn read_encoded(&self, linear: u64, buf: &mut Vec<u8>) -> FsResult<Option<String>> {
+    /// The first of a chunk's candidate keys at which `probe` finds it, with what it found
+    /// there; learns from it which separator the array's chunks use. An error names the key.
+    fn find_stored<T>(
+        &self,
+        linear: u64,
+        mut probe: impl FnMut(&str) -> std::io::Result<Option<T>>,
+    ) -> FsResult<Option<(String, T)>> {
         let candidates = self.candidate_keys(linear);
         let probing = candidates.len() > 1;
         for (key, sep) in candidates {
-            match self.store.get_into(&key, buf) {
-                Ok(true) => {
+            match probe(&key) {
+                Ok(Some(found)) => {
                     if probing {
                         self.legacy_separator.store(sep, Ordering::Relaxed);
                     }
-                    return Ok(Some(key));
+                    return Ok(Some((key, found)));
                 }
-                Ok(false) => continue,
+                Ok(None) => continue,
                 Err(err) => {
                     return Err(FsError::io(format!("{}: {err}", self.store.describe(&key))))
                 }
             }
         }
         Ok(None)
+    }
+
+    /// Size and modification time of a stored chunk object (`None` when absent).
+    fn chunk_info(&self, linear: u64) -> FsResult<Option<(String, ObjectInfo)>> {
+        self.find_stored(linear, |key| {
+            Ok(self.store.info(key)?.filter(|info| !info.is_prefix))
+        })
+    }
+
+    /// The store key holding a chunk (the first candidate when none exists yet).
+    pub fn chunk_store_key(&self, linear: u64) -> String {
+        match self.chunk_info(linear) {
+            Ok(Some((key, _))) => key,
+            _ => self.candidate_keys(linear).swap_remove(0).0,
+        }
+    }
+
+    /// Modification time of a chunk object, or of the array metadata when absent.
+    pub fn chunk_mtime(&self, linear: u64) -> SystemTime {
+        match self.chunk_info(linear) {
+            Ok(Some((_, info))) => info.mtime,
+            _ => self.mtime,
+        }
+    }
+
+    /// Reads the stored bytes of a chunk into `buf`; returns its key, `Ok(None)` when the
+    /// chunk is absent.
+    pub fn read_encoded(&self, linear: u64, buf: &mut Vec<u8>) -> FsResult<Option<String>> {
+        let found = self.find_stored(linear, |key| {
+            Ok(self.store.get_into(key, buf)?.then_some(()))
+        })?;
+        Ok(found.map(|(key, ())| key))
     }
 
     /// A chunk-sized buffer filled with the fill value, shared by all absent chunks.
@@ -421,18 +437,13 @@ impl ZarrArray {
         linear: u64,
         stats: &Stats,
     ) -> FsResult<Option<(String, Box<dyn OpenObject>)>> {
-        for (key, _) in self.candidate_keys(linear) {
-            match self.store.open(&key) {
-                Ok(Some(object)) => return Ok(Some((key, object))),
-                Ok(None) => continue,
-                Err(err) => {
-                    Stats::add(&stats.errors, 1);
-                    return Err(FsError::io(format!("{}: {err}", self.store.describe(&key))));
-                }
-            }
+        let found = self
+            .find_stored(linear, |key| self.store.open(key))
+            .inspect_err(|_| Stats::add(&stats.errors, 1))?;
+        if found.is_none() {
+            Stats::add(&stats.chunks_missing, 1);
         }
-        Stats::add(&stats.chunks_missing, 1);
-        Ok(None)
+        Ok(found)
     }
 
     /// Reads exactly `buf.len()` bytes from `offset` of the stored chunk opened from `key`.
