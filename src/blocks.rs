@@ -442,14 +442,15 @@ mod tests {
             .collect()
     }
 
-    /// Every block of chunk 0 read through `stream`, the first one before `between` runs.
-    fn read_blocks(stream: &BlockStream, between: impl FnOnce()) -> Vec<u8> {
+    /// Every block of chunk `linear` read through `stream`, the first one before `between`
+    /// runs.
+    fn read_blocks(stream: &BlockStream, linear: u64, between: impl FnOnce()) -> Vec<u8> {
         let blocks = stream.blocks_of(0, 1 << 20);
         assert_eq!(blocks, 0..4);
         let mut got = Vec::new();
         let mut between = Some(between);
         for block in blocks {
-            let block = stream.block(0, block).unwrap();
+            let block = stream.block(linear, block).unwrap();
             got.extend_from_slice(&block.buf[block.offset..block.offset + stream.block_bytes()]);
             if let Some(between) = between.take() {
                 between();
@@ -483,7 +484,7 @@ mod tests {
         let stream = BlockStream::open(&array, 0, &stats).unwrap().unwrap();
         // Another writer renames a new version over the chunk after the first block was
         // read: the new version's blocks lie elsewhere.
-        let got = read_blocks(&stream, || {
+        let got = read_blocks(&stream, 0, || {
             array.write_back_chunk(0, &new, false).unwrap();
         });
         assert!(
@@ -493,7 +494,7 @@ mod tests {
         assert_eq!(stats.errors.load(std::sync::atomic::Ordering::Relaxed), 0);
         let stream = BlockStream::open(&array, 0, &stats).unwrap().unwrap();
         assert!(
-            read_blocks(&stream, || ()) == new,
+            read_blocks(&stream, 0, || ()) == new,
             "a stream opened later reads the new one"
         );
     }
@@ -509,12 +510,10 @@ mod tests {
         let mut stream = BlockStream::open(&array, 0, &stats).unwrap().unwrap();
         stream.max_open_chunks = 1;
         for (linear, expected) in chunks.iter().enumerate() {
-            let mut got = Vec::new();
-            for block in 0..4 {
-                let block = stream.block(linear as u64, block).unwrap();
-                got.extend_from_slice(&block.buf[block.offset..block.offset + (1 << 18)]);
-            }
-            assert!(&got == expected, "chunk {linear}");
+            assert!(
+                &read_blocks(&stream, linear as u64, || ()) == expected,
+                "chunk {linear}"
+            );
         }
         let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
         assert_eq!(count(&stats.blocks_decoded), 4, "chunk 0 by blocks");
