@@ -1,10 +1,11 @@
 //! `zarrfs info STORE`: one line per array.
 
 use crate::geometry::ChunkGrid;
-use crate::metadata::{self, ArrayMeta, NodeMeta};
+use crate::metadata::{self, ArrayMeta, Catalog, NodeMeta};
 use crate::store::{join_key, DirectoryStore, Store};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Stored size and count of the chunk objects under an array.
 fn chunk_objects(store: &dyn Store, prefix: &str) -> Result<(u64, u64)> {
@@ -51,32 +52,27 @@ pub fn describe_array(store: &dyn Store, path: &str, meta: &ArrayMeta) -> Result
 
 /// Walks the store and prints a line per array.
 pub fn run(store_dir: &Path) -> Result<()> {
-    let store = DirectoryStore::open(store_dir)
-        .with_context(|| format!("cannot open store {}", store_dir.display()))?;
-    match metadata::read_node(&store, "")? {
-        None => bail!("{} is not a Zarr store", store_dir.display()),
-        Some(root) => {
-            let mut pending = vec![(String::new(), root)];
-            while let Some((path, node)) = pending.pop() {
-                match node {
-                    NodeMeta::Array(meta) => println!("{}", describe_array(&store, &path, &meta)?),
-                    NodeMeta::Group { .. } => {
-                        let mut children = Vec::new();
-                        for entry in store.list(&path)? {
-                            if !entry.is_prefix || entry.name.starts_with('.') {
-                                continue;
-                            }
-                            let child = join_key(&path, &entry.name);
-                            match metadata::read_node(&store, &child) {
-                                Ok(Some(node)) => children.push((child, node)),
-                                Ok(None) => {}
-                                Err(err) => eprintln!("zarrfs: warning: {err}"),
-                            }
-                        }
-                        children.reverse();
-                        pending.extend(children);
+    let store: Arc<dyn Store> = Arc::new(
+        DirectoryStore::open(store_dir)
+            .with_context(|| format!("cannot open store {}", store_dir.display()))?,
+    );
+    let catalog = Catalog::open(store.clone());
+    let mut pending = vec![(String::new(), catalog.root()?.meta)];
+    while let Some((path, node)) = pending.pop() {
+        match node {
+            NodeMeta::Array(meta) => println!("{}", describe_array(store.as_ref(), &path, &meta)?),
+            NodeMeta::Group { .. } => {
+                let mut children = Vec::new();
+                for name in catalog.child_names(&path)? {
+                    let child = join_key(&path, &name);
+                    match catalog.node(&child) {
+                        Ok(Some(node)) => children.push((child, node.meta)),
+                        Ok(None) => {}
+                        Err(err) => eprintln!("zarrfs: warning: {err}"),
                     }
                 }
+                children.reverse();
+                pending.extend(children);
             }
         }
     }

@@ -157,13 +157,8 @@ pub fn is_mount_point(path: &Path) -> bool {
 pub fn check(config: &MountConfig) -> Result<()> {
     let store = DirectoryStore::open(&config.store)
         .map_err(|e| anyhow!("store {}: {e}", config.store.display()))?;
-    match metadata::read_node(&store, "") {
-        Ok(Some(_)) => {}
-        Ok(None) => bail!(
-            "{} is not a Zarr store (no .zgroup, .zarray or zarr.json)",
-            config.store.display()
-        ),
-        Err(err) => bail!("{err}"),
+    if let Err(err) = metadata::Catalog::open(Arc::new(store)).root() {
+        bail!("{err}");
     }
     if !config.mountpoint.is_dir() {
         bail!(

@@ -115,13 +115,75 @@ pub fn v2_compressor(config: &Value, itemsize: usize) -> Result<Box<dyn BytesCod
         .get("id")
         .and_then(Value::as_str)
         .ok_or_else(|| CodecError::config("compressor", "missing string field \"id\""))?;
+    let empty = Value::Object(Default::default());
     match id {
-        "blosc" => Ok(Box::new(BloscCodec::from_v2(config, itemsize)?)),
-        "zstd" => Ok(Box::new(ZstdCodec::from_config("zstd", config)?)),
-        "gzip" => Ok(Box::new(GzipCodec::from_config("gzip", config)?)),
-        "zlib" => Ok(Box::new(ZlibCodec::from_config("zlib", config)?)),
-        "lz4" => Ok(Box::new(Lz4Codec::from_config("lz4", config)?)),
+        "blosc" => decode_whatever_the_settings(
+            BloscCodec::from_v2(config, itemsize),
+            BloscCodec::from_v2(&empty, itemsize),
+        ),
+        "zstd" => decode_whatever_the_settings(
+            ZstdCodec::from_config(id, config),
+            ZstdCodec::from_config(id, &empty),
+        ),
+        "gzip" => decode_whatever_the_settings(
+            GzipCodec::from_config(id, config),
+            GzipCodec::from_config(id, &empty),
+        ),
+        "zlib" => decode_whatever_the_settings(
+            ZlibCodec::from_config(id, config),
+            ZlibCodec::from_config(id, &empty),
+        ),
+        "lz4" => decode_whatever_the_settings(
+            Lz4Codec::from_config(id, config),
+            Lz4Codec::from_config(id, &empty),
+        ),
         other => Err(CodecError::Unsupported(other.to_string())),
+    }
+}
+
+/// A codec whose stored frames describe themselves, configured with settings that only an
+/// encoder uses and that cannot be encoded with (numcodecs could not either): it decodes
+/// like the codec and refuses to encode, saying why.
+#[derive(Debug)]
+struct DecodeOnly {
+    codec: Box<dyn BytesCodec>,
+    reason: String,
+}
+
+impl BytesCodec for DecodeOnly {
+    fn describe(&self) -> String {
+        format!("{} (decode only: {})", self.codec.describe(), self.reason)
+    }
+    fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        self.codec.decode(encoded)
+    }
+    fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
+        self.codec.decode_into(encoded, out)
+    }
+    fn encode(&self, _decoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        Err(CodecError::Encode {
+            codec: self.codec.describe(),
+            reason: self.reason.clone(),
+        })
+    }
+    fn stores_blocks(&self) -> bool {
+        self.codec.stores_blocks()
+    }
+}
+
+/// `configured` when its settings are valid; otherwise, for codecs whose decoding needs none
+/// of them, `with_defaults` made decode-only: decoders never reject a setting they do not use.
+fn decode_whatever_the_settings<C: BytesCodec + 'static>(
+    configured: Result<C, CodecError>,
+    with_defaults: Result<C, CodecError>,
+) -> Result<Box<dyn BytesCodec>, CodecError> {
+    match configured {
+        Ok(codec) => Ok(Box::new(codec)),
+        Err(err @ CodecError::Config { .. }) => Ok(Box::new(DecodeOnly {
+            codec: Box::new(with_defaults?),
+            reason: err.to_string(),
+        })),
+        Err(err) => Err(err),
     }
 }
 
@@ -143,9 +205,18 @@ pub fn v3_bytes_codec(
         ));
     }
     match name {
-        "blosc" => Ok(Box::new(BloscCodec::from_v3(configuration, itemsize)?)),
-        "zstd" => Ok(Box::new(ZstdCodec::from_config("zstd", configuration)?)),
-        "gzip" => Ok(Box::new(GzipCodec::from_config("gzip", configuration)?)),
+        "blosc" => decode_whatever_the_settings(
+            BloscCodec::from_v3(configuration, itemsize),
+            BloscCodec::from_v3(&Value::Null, itemsize),
+        ),
+        "zstd" => decode_whatever_the_settings(
+            ZstdCodec::from_config(name, configuration),
+            ZstdCodec::from_config(name, &Value::Null),
+        ),
+        "gzip" => decode_whatever_the_settings(
+            GzipCodec::from_config(name, configuration),
+            GzipCodec::from_config(name, &Value::Null),
+        ),
         other => Err(CodecError::Unsupported(other.to_string())),
     }
 }
@@ -314,18 +385,6 @@ mod tests {
             "{err}"
         );
         assert!(matches!(
-            v2_compressor(&json!({"id":"blosc","clevel":"high"}), 1),
-            Err(CodecError::Config { .. })
-        ));
-        assert!(matches!(
-            v2_compressor(&json!({"id":"blosc","shuffle":7}), 1),
-            Err(CodecError::Config { .. })
-        ));
-        assert!(matches!(
-            v2_compressor(&json!({"id":"gzip","level":12}), 1),
-            Err(CodecError::Config { .. })
-        ));
-        assert!(matches!(
             v2_compressor(&json!(null), 1),
             Err(CodecError::Config { .. })
         ));
@@ -362,13 +421,64 @@ mod tests {
             Err(CodecError::Unsupported(_))
         ));
         assert!(matches!(
-            v3_bytes_codec("blosc", &json!({"shuffle":true}), 1),
-            Err(CodecError::Config { .. })
-        ));
-        assert!(matches!(
             v3_bytes_codec("gzip", &json!([1]), 1),
             Err(CodecError::Config { .. })
         ));
+    }
+
+    /// Settings only an encoder uses never stop decoding; those numcodecs maps are mapped the
+    /// same way for writing, the others refuse to encode.
+    #[test]
+    fn encoder_settings_never_stop_decoding() {
+        let data = test_util::sample(10_000);
+        let decode_only = [
+            json!({"id":"blosc","clevel":"high"}),
+            json!({"id":"blosc","clevel":12}),
+            json!({"id":"blosc","shuffle":7}),
+            json!({"id":"blosc","blocksize":-3}),
+            json!({"id":"gzip","level":12}),
+            json!({"id":"zlib","level":-2}),
+            json!({"id":"lz4","acceleration":"fast"}),
+            json!({"id":"zstd","checksum":"yes"}),
+        ];
+        for config in &decode_only {
+            let id = config["id"].as_str().unwrap();
+            let codec = v2_compressor(config, 4).unwrap();
+            let reference = v2_compressor(&json!({ "id": id }), 4).unwrap();
+            let stored = reference.encode(&data).unwrap();
+            assert_eq!(codec.decode(&stored).unwrap(), data, "{config}");
+            let mut out = vec![0; data.len()];
+            codec.decode_into(&stored, &mut out).unwrap();
+            assert_eq!(out, data, "{config}");
+            assert!(
+                matches!(codec.encode(&data), Err(CodecError::Encode { .. })),
+                "{config}"
+            );
+        }
+        let shuffled = v3_bytes_codec("blosc", &json!({"shuffle": true}), 4).unwrap();
+        let stored = v3_bytes_codec("blosc", &json!({}), 4)
+            .unwrap()
+            .encode(&data)
+            .unwrap();
+        assert_eq!(shuffled.decode(&stored).unwrap(), data);
+        assert!(shuffled.encode(&data).is_err());
+        // Mapped as numcodecs maps them: zlib's default level, libzstd's clamped range.
+        for (config, described) in [
+            (json!({"id":"gzip","level":-1}), "gzip(level=6)"),
+            (json!({"id":"zlib","level":-1}), "zlib(level=6)"),
+            (
+                json!({"id":"zstd","level":100}),
+                "zstd(level=22,checksum=false)",
+            ),
+            (
+                json!({"id":"zstd","level":-1_000_000}),
+                "zstd(level=-131072,checksum=false)",
+            ),
+        ] {
+            let codec = v2_compressor(&config, 4).unwrap();
+            assert_eq!(codec.describe(), described);
+            assert_eq!(codec.decode(&codec.encode(&data).unwrap()).unwrap(), data);
+        }
     }
 
     #[test]

@@ -29,8 +29,13 @@ impl ZlibCodec {
     }
 
     /// From a config object with optional integer "level" (default 1).
+    /// Level -1 is zlib's default, 6, as Python's `zlib` and `gzip` modules (and so numcodecs)
+    /// take it.
     pub(crate) fn from_config(codec: &str, config: &Value) -> Result<Self, CodecError> {
-        let level = int_field_in(codec, config, "level", 0, 9)?.unwrap_or(1);
+        let level = match int_field_in(codec, config, "level", -1, 9)?.unwrap_or(1) {
+            -1 => 6,
+            level => level,
+        };
         Self::new(level as u32)
     }
 }

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use zstd::zstd_safe;
 
-use super::{alloc_zeroed, bool_field, int_field_in, size_mismatch, BytesCodec, CodecError};
+use super::{alloc_zeroed, bool_field, int_field, size_mismatch, BytesCodec, CodecError};
 
 const CODEC: &str = "zstd";
 
@@ -39,14 +39,11 @@ impl ZstdCodec {
     /// From a config object with optional "level" (default 0) and
     /// "checksum" (default false).
     pub(crate) fn from_config(codec: &str, config: &Value) -> Result<Self, CodecError> {
-        let level = int_field_in(
-            codec,
-            config,
-            "level",
-            i64::from(i32::MIN),
-            i64::from(i32::MAX),
-        )?
-        .unwrap_or(0);
+        // libzstd clamps levels to its range, for numcodecs as for zarrs.
+        let range = i64::from(zstd_safe::min_c_level())..=i64::from(zstd_safe::max_c_level());
+        let level = int_field(codec, config, "level")?
+            .unwrap_or(0)
+            .clamp(*range.start(), *range.end());
         let checksum = bool_field(codec, config, "checksum")?.unwrap_or(false);
         Self::new(level as i32, checksum)
     }

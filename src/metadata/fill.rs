@@ -4,6 +4,9 @@ use super::dtype::{DataType, DtypeKind, Endian};
 use serde_json::Value;
 
 fn float_from_json(value: &Value) -> Result<f64, String> {
+    if let Some(special) = super::json::non_finite(value) {
+        return Ok(special);
+    }
     match value {
         Value::Number(n) => n.as_f64().ok_or_else(|| format!("bad number {n}")),
         Value::String(s) => match s.as_str() {

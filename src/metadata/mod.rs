@@ -1,11 +1,14 @@
 //! Zarr metadata: discovering groups and arrays in a store and normalising them into
 //! [`ArrayMeta`], whatever the on-disk format.
 
+pub mod catalog;
 pub mod dtype;
 pub mod fill;
+pub mod json;
 pub mod v2;
 
 use crate::store::{join_key, Store};
+pub use catalog::{Catalog, Located, Origin};
 pub use dtype::{DataType, DtypeKind, Endian};
 use serde_json::{json, Value};
 
@@ -143,7 +146,7 @@ impl ArrayMeta {
             "shape": self.shape,
             "chunks": self.chunk_shape,
             "dtype": self.dtype.numpy_str(),
-            "fill_value": self.fill_value,
+            "fill_value": json::with_named_non_finite(&self.fill_value),
             "order": match self.order { Order::C => "C", Order::F => "F" },
             "codecs": self.codecs.to_json(),
         })
@@ -186,12 +189,10 @@ pub(crate) fn read_json(store: &dyn Store, key: &str) -> Result<Option<Value>, M
     })?;
     match bytes {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| MetadataError {
-                path: store.describe(key),
-                reason: format!("invalid JSON: {e}"),
-            }),
+        Some(bytes) => json::parse(&bytes).map(Some).map_err(|e| MetadataError {
+            path: store.describe(key),
+            reason: format!("invalid JSON: {e}"),
+        }),
     }
 }
 

@@ -7,39 +7,60 @@ use super::{
 use crate::store::{join_key, Store};
 use serde_json::{Map, Value};
 
-fn attributes(store: &dyn Store, path: &str) -> Result<Value, MetadataError> {
+/// Where the documents of v2 nodes come from: the store's own files, or the store's
+/// consolidated `.zmetadata`. `read` gives a document by key (`Ok(None)` when absent) and
+/// `describe` names a key for messages.
+pub struct Documents<'a> {
+    /// Reads the JSON document stored under a key.
+    pub read: &'a dyn Fn(&str) -> Result<Option<Value>, MetadataError>,
+    /// Names a key for messages.
+    pub describe: &'a dyn Fn(&str) -> String,
+}
+
+fn attributes(docs: &Documents, path: &str) -> Result<Value, MetadataError> {
     let key = join_key(path, ".zattrs");
-    match read_json(store, &key)? {
+    match (docs.read)(&key)? {
         None => Ok(Value::Object(Map::new())),
         Some(v @ Value::Object(_)) => Ok(v),
         Some(_) => Err(MetadataError {
-            path: store.describe(&key),
+            path: (docs.describe)(&key),
             reason: "attributes are not a JSON object".into(),
         }),
     }
 }
 
-/// Reads a v2 node: an array when `.zarray` exists, a group when `.zgroup` exists.
+/// Reads a v2 node from its own files in the store.
 pub fn read_node(store: &dyn Store, path: &str) -> Result<Option<NodeMeta>, MetadataError> {
+    read_node_from(
+        &Documents {
+            read: &|key| read_json(store, key),
+            describe: &|key| store.describe(key),
+        },
+        path,
+    )
+}
+
+/// Reads a v2 node: an array when `.zarray` exists, a group when `.zgroup` exists.
+pub fn read_node_from(docs: &Documents, path: &str) -> Result<Option<NodeMeta>, MetadataError> {
     let array_key = join_key(path, ".zarray");
-    if let Some(doc) = read_json(store, &array_key)? {
+    if let Some(doc) = (docs.read)(&array_key)? {
         let err = |reason: String| MetadataError {
-            path: store.describe(&array_key),
+            path: (docs.describe)(&array_key),
             reason,
         };
-        let meta = parse_zarray(&doc, attributes(store, path)?).map_err(err)?;
+        let meta = parse_zarray(&doc, attributes(docs, path)?).map_err(err)?;
         return Ok(Some(NodeMeta::Array(Box::new(meta))));
     }
     let group_key = join_key(path, ".zgroup");
-    if let Some(doc) = read_json(store, &group_key)? {
+    if let Some(doc) = (docs.read)(&group_key)? {
         if doc.get("zarr_format").and_then(Value::as_u64) != Some(2) {
             return Err(MetadataError {
-                path: store.describe(&group_key),
+                path: (docs.describe)(&group_key),
                 reason: "zarr_format is not 2".into(),
             });
         }
         return Ok(Some(NodeMeta::Group {
-            attributes: attributes(store, path)?,
+            attributes: attributes(docs, path)?,
         }));
     }
     Ok(None)

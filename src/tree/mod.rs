@@ -15,7 +15,7 @@ pub use sync::Invalidation;
 
 use crate::array::ZarrArray;
 use crate::error::{FsError, FsResult};
-use crate::metadata::{self, NodeMeta};
+use crate::metadata::{self, Catalog, Located, NodeMeta, Origin};
 use crate::reader::ChunkReader;
 use crate::store::{join_key, Store};
 use crate::writer::ChunkWriter;
@@ -139,6 +139,7 @@ pub struct TreeOptions {
 #[derive(Debug)]
 pub struct Tree {
     store: Arc<dyn Store>,
+    catalog: Catalog,
     options: TreeOptions,
     reader: Arc<ChunkReader>,
     nodes: RwLock<Vec<Arc<Node>>>,
@@ -155,10 +156,10 @@ pub struct Tree {
     direct_io_allowed: std::sync::atomic::AtomicBool,
 }
 
+/// A JSON document served as a file: pretty, numbers exactly as the store holds them,
+/// non-finite numbers bare as Python writes them.
 fn json_document(value: &Value) -> Arc<Vec<u8>> {
-    let mut text = serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"{}".to_vec());
-    text.push(b'\n');
-    Arc::new(text)
+    Arc::new(metadata::json::to_python_text(value))
 }
 
 fn chunk_ino(array_id: u32, linear: u64) -> FsResult<u64> {
@@ -176,6 +177,7 @@ impl Tree {
         options: TreeOptions,
     ) -> FsResult<Self> {
         let tree = Tree {
+            catalog: Catalog::open(store.clone()),
             store,
             options,
             writer: ChunkWriter::new(reader.clone()),
@@ -190,14 +192,8 @@ impl Tree {
             next_fh: AtomicU64::new(1),
             mount_time: SystemTime::now(),
         };
-        let root = match metadata::read_node(tree.store.as_ref(), "") {
-            Ok(Some(node)) => tree.node_kind_for("", node)?,
-            Ok(None) => {
-                return Err(FsError::invalid(format!(
-                    "{} is not a Zarr store (no .zgroup, .zarray or zarr.json)",
-                    tree.store.describe("")
-                )))
-            }
+        let root = match tree.catalog.root() {
+            Ok(node) => tree.node_kind_for("", node)?,
             Err(err) => return Err(FsError::invalid(err.to_string())),
         };
         if let NodeKind::ArrayDir { array } = &root {
@@ -229,16 +225,26 @@ impl Tree {
             .unwrap_or(self.mount_time)
     }
 
-    fn node_kind_for(&self, path: &str, node: NodeMeta) -> FsResult<NodeKind> {
-        Ok(match node {
+    fn node_kind_for(&self, path: &str, node: Located) -> FsResult<NodeKind> {
+        let mtime = match &node.origin {
+            Origin::Document(key) => self.mtime_of(key),
+            Origin::Consolidated => self.mtime_of(".zmetadata"),
+            Origin::Implicit => {
+                tracing::info!(
+                    "{}: no Zarr metadata; shown as an implicit group",
+                    self.store.describe(path)
+                );
+                self.mtime_of(path)
+            }
+        };
+        Ok(match node.meta {
             NodeMeta::Group { .. } => NodeKind::Group {
                 path: path.to_string(),
-                mtime: self.mtime_of(&join_key(path, ".zgroup")),
+                mtime,
             },
             NodeMeta::Array(meta) => {
                 let mut arrays = self.arrays.write().unwrap();
                 let id = arrays.len() as u32;
-                let mtime = self.mtime_of(&join_key(path, ".zarray"));
                 let array = Arc::new(ZarrArray::new(id, self.store.clone(), path, *meta, mtime));
                 arrays.push(array.clone());
                 NodeKind::ArrayDir { array }
@@ -278,8 +284,11 @@ impl Tree {
     }
 
     fn group_attributes(&self, path: &str) -> FsResult<Value> {
-        match metadata::read_node(self.store.as_ref(), path) {
-            Ok(Some(NodeMeta::Group { attributes })) => Ok(attributes),
+        match self.catalog.node(path) {
+            Ok(Some(Located {
+                meta: NodeMeta::Group { attributes },
+                ..
+            })) => Ok(attributes),
             Ok(_) => Ok(Value::Object(Default::default())),
             Err(err) => Err(FsError::io(err.to_string())),
         }
@@ -297,7 +306,7 @@ impl Tree {
                 _ if name.starts_with('.') || metadata::is_metadata_name(name) => None,
                 _ => {
                     let child = join_key(path, name);
-                    match metadata::read_node(self.store.as_ref(), &child) {
+                    match self.catalog.node(&child) {
                         Ok(Some(meta)) => Some(self.node_kind_for(&child, meta)?),
                         Ok(None) => None,
                         Err(err) => {
@@ -496,15 +505,10 @@ impl Tree {
                 if ino == ROOT_INO {
                     names.push(".zarrfs".to_string());
                 }
-                let listed = self
-                    .store
-                    .list(path)
-                    .map_err(|e| FsError::from_io(&self.store.describe(path), &e))?;
                 names.extend(
-                    listed
-                        .into_iter()
-                        .filter(|e| e.is_prefix && !e.name.starts_with('.'))
-                        .map(|e| e.name),
+                    self.catalog
+                        .child_names(path)
+                        .map_err(|e| FsError::from_io(&self.store.describe(path), &e))?,
                 );
                 names
             }

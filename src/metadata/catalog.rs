@@ -1,0 +1,305 @@
+//! Finding the nodes of a store: a node's own metadata documents first; where a node has
+//! none, the store's consolidated metadata (`.zmetadata`); a directory with neither is an
+//! implicit group.
+
+use super::{read_json, v2, MetadataError, NodeMeta};
+use crate::store::{join_key, Store};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Where a node's metadata came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The node's own document, stored under this key.
+    Document(String),
+    /// The store's consolidated metadata (the node's own documents are missing).
+    Consolidated,
+    /// No metadata at all: a directory shown as a group because zarr-python opens the arrays
+    /// beneath it.
+    Implicit,
+}
+
+/// A node with where its metadata came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located {
+    /// The node's metadata.
+    pub meta: NodeMeta,
+    /// Its source.
+    pub origin: Origin,
+}
+
+/// The nodes of one store.
+#[derive(Debug)]
+pub struct Catalog {
+    store: Arc<dyn Store>,
+    /// Documents of the consolidated `.zmetadata` at the root, by key (`a/b/.zarray`).
+    consolidated: HashMap<String, Value>,
+    /// Names of the child nodes of each node path, per the consolidated metadata.
+    consolidated_children: HashMap<String, BTreeSet<String>>,
+}
+
+const CONSOLIDATED_V2: &str = ".zmetadata";
+
+/// How many directories of a root without metadata are searched for a Zarr node.
+pub const ROOT_SEARCH_DIRECTORIES: usize = 64;
+
+impl Catalog {
+    /// Opens the catalog of a store, reading its consolidated metadata if it has any. Damaged
+    /// consolidated metadata is reported once and ignored.
+    pub fn open(store: Arc<dyn Store>) -> Self {
+        let consolidated = match read_json(store.as_ref(), CONSOLIDATED_V2) {
+            Ok(Some(doc)) => consolidated_v2_documents(&doc).unwrap_or_else(|reason| {
+                tracing::warn!(
+                    "{}: {reason}; consolidated metadata ignored",
+                    store.describe(CONSOLIDATED_V2)
+                );
+                HashMap::new()
+            }),
+            Ok(None) => HashMap::new(),
+            Err(err) => {
+                tracing::warn!("{err}; consolidated metadata ignored");
+                HashMap::new()
+            }
+        };
+        let mut consolidated_children: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for key in consolidated.keys() {
+            let Some((node, _document)) = key.rsplit_once('/') else {
+                continue;
+            };
+            let (parent, name) = node.rsplit_once('/').unwrap_or(("", node));
+            consolidated_children
+                .entry(parent.to_string())
+                .or_default()
+                .insert(name.to_string());
+        }
+        if !consolidated.is_empty() {
+            tracing::info!(
+                "{}: consolidated metadata of {} nodes, used for nodes whose own metadata \
+                 files are missing",
+                store.describe(CONSOLIDATED_V2),
+                consolidated_children
+                    .values()
+                    .map(BTreeSet::len)
+                    .sum::<usize>()
+                    + 1
+            );
+        }
+        Catalog {
+            store,
+            consolidated,
+            consolidated_children,
+        }
+    }
+
+    /// The store the catalog reads.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The node at `path` ("" for the root) from its own documents or the consolidated
+    /// metadata; `Ok(None)` when neither describes it.
+    fn described_node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
+        if let Some(meta) = v2::read_node(self.store.as_ref(), path)? {
+            let document = match &meta {
+                NodeMeta::Array(_) => ".zarray",
+                NodeMeta::Group { .. } => ".zgroup",
+            };
+            return Ok(Some(Located {
+                meta,
+                origin: Origin::Document(join_key(path, document)),
+            }));
+        }
+        if self.consolidated.is_empty() {
+            return Ok(None);
+        }
+        let docs = v2::Documents {
+            read: &|key| Ok(self.consolidated.get(key).cloned()),
+            describe: &|key| format!("{} ({key})", self.store.describe(CONSOLIDATED_V2)),
+        };
+        Ok(v2::read_node_from(&docs, path)?.map(|meta| Located {
+            meta,
+            origin: Origin::Consolidated,
+        }))
+    }
+
+    /// The node at `path` below the root: described by metadata, or an implicit group when
+    /// the store holds a directory there. `Ok(None)` when there is nothing.
+    pub fn node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
+        if let Some(found) = self.described_node(path)? {
+            return Ok(Some(found));
+        }
+        let is_prefix = self
+            .store
+            .info(path)
+            .map_err(|e| MetadataError {
+                path: self.store.describe(path),
+                reason: e.to_string(),
+            })?
+            .is_some_and(|info| info.is_prefix);
+        Ok(is_prefix.then(|| Located {
+            meta: NodeMeta::Group {
+                attributes: Value::Object(Default::default()),
+            },
+            origin: Origin::Implicit,
+        }))
+    }
+
+    /// The root node. A root without metadata is an implicit group when a Zarr node lies in
+    /// one of its directories (the first [`ROOT_SEARCH_DIRECTORIES`] directories, breadth
+    /// first, are searched); otherwise the store is no Zarr store and the error says what
+    /// was looked for.
+    pub fn root(&self) -> Result<Located, MetadataError> {
+        if let Some(found) = self.described_node("")? {
+            return Ok(found);
+        }
+        let mut pending = std::collections::VecDeque::from([String::new()]);
+        let mut searched = 0;
+        while let Some(dir) = pending.pop_front() {
+            searched += 1;
+            if searched > ROOT_SEARCH_DIRECTORIES {
+                break;
+            }
+            for name in self.child_names(&dir).unwrap_or_default() {
+                let path = join_key(&dir, &name);
+                if let Ok(Some(_)) = self.described_node(&path) {
+                    return Ok(Located {
+                        meta: NodeMeta::Group {
+                            attributes: Value::Object(Default::default()),
+                        },
+                        origin: Origin::Implicit,
+                    });
+                }
+                pending.push_back(path);
+            }
+        }
+        Err(MetadataError {
+            path: self.store.describe(""),
+            reason: "not a Zarr store: no zarr.json, .zgroup, .zarray or .zmetadata there, \
+                     nor in its directories"
+                .into(),
+        })
+    }
+
+    /// Names of the possible child nodes of the node at `path`: its directories in the store
+    /// and the children the consolidated metadata lists, sorted, without duplicates. Names
+    /// starting with '.' are left out.
+    pub fn child_names(&self, path: &str) -> std::io::Result<Vec<String>> {
+        let mut names: BTreeSet<String> = self
+            .store
+            .list(path)?
+            .into_iter()
+            .filter(|e| e.is_prefix && !e.name.starts_with('.'))
+            .map(|e| e.name)
+            .collect();
+        if let Some(children) = self.consolidated_children.get(path) {
+            names.extend(children.iter().filter(|n| !n.starts_with('.')).cloned());
+        }
+        Ok(names.into_iter().collect())
+    }
+}
+
+/// The documents of a v2 `.zmetadata`, by key.
+fn consolidated_v2_documents(doc: &Value) -> Result<HashMap<String, Value>, String> {
+    if doc.get("zarr_consolidated_format").and_then(Value::as_u64) != Some(1) {
+        return Err("zarr_consolidated_format is not 1".into());
+    }
+    let metadata = doc
+        .get("metadata")
+        .and_then(Value::as_object)
+        .ok_or("missing \"metadata\" object")?;
+    Ok(metadata
+        .iter()
+        .filter(|(key, _)| {
+            matches!(
+                key.rsplit('/').next(),
+                Some(".zarray" | ".zgroup" | ".zattrs")
+            )
+        })
+        .map(|(key, value)| (key.trim_start_matches('/').to_string(), value.clone()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DirectoryStore;
+    use std::fs;
+
+    fn zarray() -> Value {
+        serde_json::json!({"zarr_format": 2, "shape": [4], "chunks": [2], "dtype": "<i4",
+            "compressor": null, "fill_value": 0, "order": "C", "filters": null})
+    }
+
+    fn catalog(dir: &std::path::Path) -> Catalog {
+        Catalog::open(Arc::new(DirectoryStore::open(dir).unwrap()))
+    }
+
+    #[test]
+    fn directories_without_metadata_are_implicit_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("a/b/arr")).unwrap();
+        fs::write(dir.path().join("a/b/arr/.zarray"), zarray().to_string()).unwrap();
+        let catalog = catalog(dir.path());
+        let root = catalog.root().unwrap();
+        assert_eq!(root.origin, Origin::Implicit);
+        assert_eq!(catalog.node("a").unwrap().unwrap().origin, Origin::Implicit);
+        assert_eq!(
+            catalog.node("a/b").unwrap().unwrap().origin,
+            Origin::Implicit
+        );
+        let arr = catalog.node("a/b/arr").unwrap().unwrap();
+        assert_eq!(arr.origin, Origin::Document("a/b/arr/.zarray".into()));
+        assert!(matches!(arr.meta, NodeMeta::Array(_)));
+        assert_eq!(catalog.node("a/none").unwrap(), None);
+    }
+
+    #[test]
+    fn a_directory_without_any_node_is_no_store_and_says_what_was_looked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("x/y")).unwrap();
+        let err = catalog(dir.path()).root().unwrap_err();
+        for name in ["zarr.json", ".zgroup", ".zarray", ".zmetadata"] {
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn consolidated_metadata_describes_nodes_missing_their_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let consolidated = serde_json::json!({"zarr_consolidated_format": 1, "metadata": {
+            ".zgroup": {"zarr_format": 2},
+            ".zattrs": {"title": "consolidated"},
+            "g/.zgroup": {"zarr_format": 2},
+            "g/arr/.zarray": zarray(),
+            "g/arr/.zattrs": {"units": "m"},
+            "own/.zarray": zarray(),
+        }});
+        fs::write(dir.path().join(".zmetadata"), consolidated.to_string()).unwrap();
+        // A node's own files win over the consolidated metadata.
+        fs::create_dir(dir.path().join("own")).unwrap();
+        let mut own = zarray();
+        own["shape"] = serde_json::json!([8]);
+        fs::write(dir.path().join("own/.zarray"), own.to_string()).unwrap();
+        let catalog = catalog(dir.path());
+        let root = catalog.root().unwrap();
+        assert_eq!(root.origin, Origin::Consolidated);
+        match root.meta {
+            NodeMeta::Group { attributes } => assert_eq!(attributes["title"], "consolidated"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(catalog.child_names("").unwrap(), ["g", "own"]);
+        assert_eq!(catalog.child_names("g").unwrap(), ["arr"]);
+        match catalog.node("g/arr").unwrap().unwrap().meta {
+            NodeMeta::Array(meta) => assert_eq!(meta.attributes["units"], "m"),
+            other => panic!("{other:?}"),
+        }
+        match catalog.node("own").unwrap().unwrap() {
+            Located {
+                meta: NodeMeta::Array(meta),
+                origin: Origin::Document(_),
+            } => assert_eq!(meta.shape, [8]),
+            other => panic!("{other:?}"),
+        }
+    }
+}
