@@ -1,8 +1,8 @@
-//! An opened array: metadata, chunk grid and codec pipeline over a store, producing decoded
+//! An opened array: metadata, chunk grid and codec chain over a store, producing decoded
 //! chunks (or their fill value when absent).
 
 use crate::cache::ChunkBuf;
-use crate::codec::pipeline::ChunkPipeline;
+use crate::codec::CodecChain;
 use crate::error::{FsError, FsResult};
 use crate::geometry::ChunkGrid;
 use crate::metadata::{ArrayMeta, ChunkKeyEncoding};
@@ -76,7 +76,7 @@ pub struct ZarrArray {
     pub grid: ChunkGrid,
     /// Modification time of the array's metadata.
     pub mtime: SystemTime,
-    pipeline: Result<ChunkPipeline, String>,
+    codecs: Result<CodecChain, String>,
     store: Arc<dyn Store>,
     fill_chunk: OnceLock<ChunkBuf>,
     /// For v2 arrays with no declared separator: 0 unknown, else the byte found in the store.
@@ -117,11 +117,15 @@ impl ZarrArray {
         mtime: SystemTime,
     ) -> Self {
         let grid = ChunkGrid::new(&meta.shape, &meta.chunk_shape, meta.dtype.size);
-        let pipeline = ChunkPipeline::from_meta(&meta).map_err(|e| e.to_string());
-        if let Err(reason) = &pipeline {
+        let codecs = match (&meta.unsupported, &meta.sharding) {
+            (Some(reason), _) => Err(format!("not understood: {reason}")),
+            (None, Some(_)) => Err("sharding_indexed is not supported yet".to_string()),
+            (None, None) => CodecChain::from_meta(&meta).map_err(|e| e.to_string()),
+        };
+        if let Err(reason) = &codecs {
             tracing::warn!(
                 "{}: {reason}; reads of this array fail with EIO",
-                store.describe(&join_key(path, ".zarray"))
+                store.describe(&join_key(path, meta.document_name()))
             );
         }
         ZarrArray {
@@ -130,7 +134,7 @@ impl ZarrArray {
             meta,
             grid,
             mtime,
-            pipeline,
+            codecs,
             store,
             fill_chunk: OnceLock::new(),
             legacy_separator: AtomicU8::new(0),
@@ -146,7 +150,7 @@ impl ZarrArray {
 
     /// Why chunks of this array cannot be decoded, if they cannot.
     pub fn codec_problem(&self) -> Option<&str> {
-        self.pipeline.as_ref().err().map(String::as_str)
+        self.codecs.as_ref().err().map(String::as_str)
     }
 
     /// The store keys to try for a chunk, in order, each with the separator it uses.
@@ -339,7 +343,8 @@ impl ZarrArray {
 
     /// The store location of the array's metadata, for log lines.
     pub fn describe(&self) -> String {
-        self.store.describe(&join_key(&self.path, ".zarray"))
+        self.store
+            .describe(&join_key(&self.path, self.meta.document_name()))
     }
 
     /// Writes a decoded chunk back to the store with the array's own codecs, atomically;
@@ -350,8 +355,8 @@ impl ZarrArray {
         chunk: &[u8],
         durable: bool,
     ) -> FsResult<WriteBack> {
-        let pipeline = self
-            .pipeline
+        let codecs = self
+            .codecs
             .as_ref()
             .map_err(|reason| FsError::io(format!("{}: {reason}", self.describe())))?;
         if chunk == self.fill_chunk().as_slice() {
@@ -363,7 +368,7 @@ impl ZarrArray {
             return Ok(WriteBack::Deleted);
         }
         let key = self.chunk_store_key(linear);
-        let encoded = pipeline
+        let encoded = codecs
             .encode(chunk)
             .map_err(|e| FsError::io(format!("chunk {}: {e}", self.store.describe(&key))))?;
         self.store.put(&key, &encoded, durable).map_err(|e| {
@@ -411,7 +416,8 @@ impl ZarrArray {
             Stats::add(&stats.errors, 1);
             return Err(FsError::io(format!(
                 "{}: {reason}",
-                self.store.describe(&join_key(&self.path, ".zarray"))
+                self.store
+                    .describe(&join_key(&self.path, self.meta.document_name()))
             )));
         }
         match self.read_encoded(linear, encoded) {
@@ -474,9 +480,9 @@ impl ZarrArray {
     /// Whether the array's chunks may be stored in blocks that decode on their own (blosc in
     /// C order), before any chunk is read.
     pub fn may_decode_by_blocks(&self) -> bool {
-        self.pipeline
+        self.codecs
             .as_ref()
-            .is_ok_and(ChunkPipeline::may_decode_by_blocks)
+            .is_ok_and(CodecChain::may_decode_by_blocks)
     }
 
     /// Decodes a whole stored chunk read from `key` into `buffer` (a recycled chunk buffer
@@ -489,8 +495,8 @@ impl ZarrArray {
         buffer: Vec<u8>,
         stats: &Stats,
     ) -> FsResult<Vec<u8>> {
-        let pipeline = self
-            .pipeline
+        let codecs = self
+            .codecs
             .as_ref()
             .map_err(|reason| FsError::io(reason.clone()))?;
         let buffer = if buffer.len() == self.grid.chunk_bytes() {
@@ -498,7 +504,7 @@ impl ZarrArray {
         } else {
             vec![0u8; self.grid.chunk_bytes()]
         };
-        match pipeline.decode_reusing(encoded, buffer) {
+        match codecs.decode_reusing(encoded, buffer) {
             Ok(mut decoded) => {
                 self.mask_padding(linear, &mut decoded);
                 Stats::add(&stats.chunks_decoded, 1);

@@ -1,7 +1,7 @@
 //! `zarrfs sample DIR`: writes a small Zarr v2 demo store (nested groups; blosc, zstd,
 //! gzip and lz4 arrays; an F-order array; missing chunks) without needing Python.
 
-use crate::codec::pipeline::ChunkPipeline;
+use crate::codec::CodecChain;
 use crate::geometry::ChunkGrid;
 use crate::metadata::v2::parse_zarray;
 use anyhow::{Context, Result};
@@ -43,7 +43,7 @@ fn write_array(root: &Path, spec: &SampleArray) -> Result<()> {
     write_json(&dir.join(".zarray"), &spec.zarray)?;
     write_json(&dir.join(".zattrs"), &spec.attrs)?;
     let meta = parse_zarray(&spec.zarray, spec.attrs.clone()).map_err(anyhow::Error::msg)?;
-    let pipeline = ChunkPipeline::from_meta(&meta)?;
+    let pipeline = CodecChain::from_meta(&meta)?;
     let grid = ChunkGrid::new(&meta.shape, &meta.chunk_shape, meta.dtype.size);
     let dtype = meta.dtype.numpy_str();
     let ndim = meta.shape.len();

@@ -133,7 +133,13 @@ fn metadata_and_attribute_documents() {
             serde_json::from_slice(&read_all(&dir.join("meta.json")).unwrap()).unwrap();
         assert_eq!(meta["shape"], array.entry["shape"], "{}", array.path());
         assert_eq!(meta["chunks"], array.entry["chunks"], "{}", array.path());
-        assert_eq!(meta["order"], array.entry["order"], "{}", array.path());
+        assert_eq!(meta["order"], "C", "{}", array.path());
+        assert_eq!(
+            meta["stored"]["order"],
+            array.entry["order"],
+            "{}",
+            array.path()
+        );
         assert_eq!(meta["zarr_format"], 2);
         assert!(same_descr(
             meta["dtype"].as_str().unwrap(),

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use zarrfs::array::ZarrArray;
-use zarrfs::codec::pipeline::ChunkPipeline;
+use zarrfs::codec::CodecChain;
 use zarrfs::metadata::{self, NodeMeta};
 use zarrfs::stats::Stats;
 use zarrfs::store::{DirectoryStore, Store};
@@ -90,10 +90,11 @@ fn open_array(args: &Args) -> Result<(Arc<dyn Store>, Arc<ZarrArray>)> {
         DirectoryStore::open(&args.store)
             .with_context(|| format!("store {}", args.store.display()))?,
     );
-    let node = metadata::read_node(store.as_ref(), &args.path)
+    let node = metadata::Catalog::open(store.clone())
+        .node(&args.path)
         .map_err(|e| anyhow!("{e}"))?
         .ok_or_else(|| anyhow!("no Zarr node at {:?}", args.path))?;
-    let NodeMeta::Array(meta) = node else {
+    let NodeMeta::Array(meta) = node.meta else {
         bail!("{:?} is a group; name an array path", args.path);
     };
     let array = ZarrArray::new(0, store.clone(), &args.path, *meta, SystemTime::UNIX_EPOCH);
@@ -150,7 +151,7 @@ fn run() -> Result<()> {
     } else {
         Vec::new()
     };
-    let pipeline = ChunkPipeline::from_meta(&array.meta).map_err(|e| anyhow!("{e}"))?;
+    let pipeline = CodecChain::from_meta(&array.meta).map_err(|e| anyhow!("{e}"))?;
 
     let decode = |c: u64| -> Result<Arc<Vec<u8>>> {
         if args.decode_only {

@@ -1,8 +1,9 @@
-//! Finding the nodes of a store: a node's own metadata documents first; where a node has
-//! none, the store's consolidated metadata (`.zmetadata`); a directory with neither is an
-//! implicit group.
+//! Finding the nodes of a store: a node's own metadata documents first (`zarr.json`, which
+//! wins over `.zarray`/`.zgroup` in the same place, as in zarr-python); where a node has
+//! none, the store's consolidated metadata (v2 `.zmetadata`, or the `consolidated_metadata`
+//! of the root `zarr.json`); a directory with neither is an implicit group.
 
-use super::{read_json, v2, MetadataError, NodeMeta};
+use super::{read_json, v2, v3, MetadataError, NodeMeta};
 use crate::store::{join_key, Store};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -35,6 +36,8 @@ pub struct Catalog {
     store: Arc<dyn Store>,
     /// Documents of the consolidated `.zmetadata` at the root, by key (`a/b/.zarray`).
     consolidated: HashMap<String, Value>,
+    /// `zarr.json` documents of the root's v3 consolidated metadata, by node path (`a/b`).
+    consolidated_v3: HashMap<String, Value>,
     /// Names of the child nodes of each node path, per the consolidated metadata.
     consolidated_children: HashMap<String, BTreeSet<String>>,
 }
@@ -62,32 +65,43 @@ impl Catalog {
                 HashMap::new()
             }
         };
+        let consolidated_v3 = match read_json(store.as_ref(), v3::DOCUMENT) {
+            Ok(Some(root)) => consolidated_v3_documents(&root).unwrap_or_else(|reason| {
+                tracing::warn!(
+                    "{}: {reason}; consolidated metadata ignored",
+                    store.describe(v3::DOCUMENT)
+                );
+                HashMap::new()
+            }),
+            _ => HashMap::new(),
+        };
+        let node_paths = consolidated
+            .keys()
+            .filter_map(|key| key.rsplit_once('/').map(|(node, _document)| node))
+            .chain(consolidated_v3.keys().map(String::as_str));
         let mut consolidated_children: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for key in consolidated.keys() {
-            let Some((node, _document)) = key.rsplit_once('/') else {
-                continue;
-            };
+        for node in node_paths {
             let (parent, name) = node.rsplit_once('/').unwrap_or(("", node));
             consolidated_children
                 .entry(parent.to_string())
                 .or_default()
                 .insert(name.to_string());
         }
-        if !consolidated.is_empty() {
+        if !consolidated_children.is_empty() {
             tracing::info!(
                 "{}: consolidated metadata of {} nodes, used for nodes whose own metadata \
                  files are missing",
-                store.describe(CONSOLIDATED_V2),
+                store.describe(""),
                 consolidated_children
                     .values()
                     .map(BTreeSet::len)
                     .sum::<usize>()
-                    + 1
             );
         }
         Catalog {
             store,
             consolidated,
+            consolidated_v3,
             consolidated_children,
         }
     }
@@ -100,6 +114,17 @@ impl Catalog {
     /// The node at `path` ("" for the root) from its own documents or the consolidated
     /// metadata; `Ok(None)` when neither describes it.
     fn described_node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
+        let v3_key = join_key(path, v3::DOCUMENT);
+        if let Some(doc) = read_json(self.store.as_ref(), &v3_key)? {
+            let meta = v3::parse_node(&doc).map_err(|reason| MetadataError {
+                path: self.store.describe(&v3_key),
+                reason,
+            })?;
+            return Ok(Some(Located {
+                meta,
+                origin: Origin::Document(v3_key),
+            }));
+        }
         if let Some(meta) = v2::read_node(self.store.as_ref(), path)? {
             let document = match &meta {
                 NodeMeta::Array(_) => ".zarray",
@@ -108,6 +133,19 @@ impl Catalog {
             return Ok(Some(Located {
                 meta,
                 origin: Origin::Document(join_key(path, document)),
+            }));
+        }
+        if let Some(doc) = self.consolidated_v3.get(path) {
+            let meta = v3::parse_node(doc).map_err(|reason| MetadataError {
+                path: format!(
+                    "{} (consolidated metadata of {path:?})",
+                    self.store.describe(v3::DOCUMENT)
+                ),
+                reason,
+            })?;
+            return Ok(Some(Located {
+                meta,
+                origin: Origin::Consolidated,
             }));
         }
         if self.consolidated.is_empty() {
@@ -197,6 +235,26 @@ impl Catalog {
         }
         Ok(names.into_iter().collect())
     }
+}
+
+/// The `zarr.json` documents of a root group's v3 consolidated metadata, by node path.
+fn consolidated_v3_documents(root: &Value) -> Result<HashMap<String, Value>, String> {
+    let consolidated = match root.get("consolidated_metadata") {
+        None | Some(Value::Null) => return Ok(HashMap::new()),
+        Some(consolidated) => consolidated,
+    };
+    if consolidated.get("kind").and_then(Value::as_str) != Some("inline") {
+        return Err("consolidated_metadata is not of kind \"inline\"".into());
+    }
+    let metadata = consolidated
+        .get("metadata")
+        .and_then(Value::as_object)
+        .ok_or("consolidated_metadata without a \"metadata\" object")?;
+    Ok(metadata
+        .iter()
+        .map(|(path, doc)| (path.trim_matches('/').to_string(), doc.clone()))
+        .filter(|(path, _)| !path.is_empty())
+        .collect())
 }
 
 /// The documents of a v2 `.zmetadata`, by key.

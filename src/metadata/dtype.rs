@@ -15,6 +15,8 @@ pub enum DtypeKind {
     Float,
     /// `c`: complex, two floats (8 or 16 bytes).
     Complex,
+    /// `V`: raw bytes with no interpretation (v3 `r<bits>`).
+    Raw,
 }
 
 /// Byte order of the stored elements.
@@ -55,6 +57,7 @@ impl DataType {
             .parse()
             .map_err(|_| format!("unsupported dtype {text:?}"))?;
         let kind = match kind_char {
+            'V' => DtypeKind::Raw,
             'b' => DtypeKind::Bool,
             'i' => DtypeKind::Int,
             'u' => DtypeKind::UInt,
@@ -67,11 +70,12 @@ impl DataType {
             DtypeKind::Int | DtypeKind::UInt => matches!(size, 1 | 2 | 4 | 8),
             DtypeKind::Float => matches!(size, 2 | 4 | 8),
             DtypeKind::Complex => matches!(size, 8 | 16),
+            DtypeKind::Raw => size >= 1,
         };
         if !valid {
             return Err(format!("unsupported dtype {text:?}"));
         }
-        let endian = if size == 1 {
+        let endian = if size == 1 || kind == DtypeKind::Raw {
             Endian::NotApplicable
         } else {
             match endian_char {
@@ -102,9 +106,13 @@ impl DataType {
             "float64" => (DtypeKind::Float, 8),
             "complex64" => (DtypeKind::Complex, 8),
             "complex128" => (DtypeKind::Complex, 16),
+            raw if raw.starts_with('r') => match raw[1..].parse::<usize>() {
+                Ok(bits) if bits > 0 && bits % 8 == 0 => (DtypeKind::Raw, bits / 8),
+                _ => return Err(format!("unsupported data type {name:?}")),
+            },
             _ => return Err(format!("unsupported data type {name:?}")),
         };
-        let endian = if size == 1 {
+        let endian = if size == 1 || kind == DtypeKind::Raw {
             Endian::NotApplicable
         } else if big_endian {
             Endian::Big
@@ -127,6 +135,7 @@ impl DataType {
             DtypeKind::UInt => 'u',
             DtypeKind::Float => 'f',
             DtypeKind::Complex => 'c',
+            DtypeKind::Raw => 'V',
         };
         format!("{order}{kind}{}", self.size)
     }
@@ -176,7 +185,9 @@ mod tests {
 
     #[test]
     fn rejects_unsupported_types() {
-        for text in ["<U5", "|S3", "<M8[ns]", "<f3", "<i3", "", "<c4", "|f4", "x"] {
+        for text in [
+            "<U5", "|S3", "<M8[ns]", "<f3", "<i3", "", "<c4", "|f4", "x", "|V0",
+        ] {
             assert!(DataType::parse_numpy(text).is_err(), "{text}");
         }
     }
@@ -190,5 +201,10 @@ mod tests {
             "|u1"
         );
         assert!(DataType::parse_v3("string", false).is_err());
+        assert_eq!(DataType::parse_v3("r16", true).unwrap().numpy_str(), "|V2");
+        assert_eq!(DataType::parse_numpy("|V3").unwrap().numpy_str(), "|V3");
+        for bad in ["r0", "r7", "r", "rx"] {
+            assert!(DataType::parse_v3(bad, false).is_err(), "{bad}");
+        }
     }
 }

@@ -87,6 +87,31 @@ fn integer_from_json(value: &Value, signed: bool) -> Result<i128, String> {
     }
 }
 
+/// A raw (`|V<n>`) fill: v3 writes the bytes as a list of integers, v2 (zarr-python) as
+/// base64 text.
+fn raw_fill(value: &Value, size: usize) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let bytes = match value {
+        Value::Array(items) => items
+            .iter()
+            .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| format!("bad raw fill value {value}"))?,
+        Value::String(text) => base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| format!("bad base64 fill value {text:?}: {e}"))?,
+        Value::Number(n) if n.as_u64() == Some(0) => vec![0; size],
+        other => return Err(format!("bad raw fill value {other}")),
+    };
+    if bytes.len() != size {
+        return Err(format!(
+            "raw fill value of {} bytes for an element of {size}",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Encodes `value` (as found in `.zarray` or `zarr.json`) into one element of `dtype`.
 /// `null` gives zeros.
 pub fn fill_value_bytes(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
@@ -129,6 +154,7 @@ pub fn fill_value_bytes(value: &Value, dtype: &DataType) -> Result<Vec<u8>, Stri
             hex_bits(value),
             endian,
         )),
+        DtypeKind::Raw => raw_fill(value, dtype.size),
         DtypeKind::Complex => {
             let half_size = dtype.size / 2;
             let (re, im) = match value {

@@ -6,6 +6,7 @@ pub mod dtype;
 pub mod fill;
 pub mod json;
 pub mod v2;
+pub mod v3;
 
 use crate::store::{join_key, Store};
 pub use catalog::{Catalog, Located, Origin};
@@ -47,6 +48,12 @@ pub enum CodecSpec {
         /// Compressor configuration, `None` when null.
         compressor: Option<Value>,
     },
+    /// Zarr v3 `codecs` of the chunks the views show: the array's own list, or for a
+    /// sharded array the codecs of its inner chunks (see [`ArrayMeta::sharding`]).
+    V3 {
+        /// The codec entries (`{"name": …, "configuration": …}`), in encoding order.
+        codecs: Vec<Value>,
+    },
 }
 
 impl CodecSpec {
@@ -57,6 +64,7 @@ impl CodecSpec {
                 filters,
                 compressor,
             } => Value::Array(filters.iter().chain(compressor.iter()).cloned().collect()),
+            CodecSpec::V3 { codecs } => Value::Array(codecs.clone()),
         }
     }
 
@@ -113,9 +121,36 @@ pub struct ArrayMeta {
     pub codecs: CodecSpec,
     /// User attributes (a JSON object).
     pub attributes: Value,
+    /// v3 `dimension_names`, when declared.
+    pub dimension_names: Option<Value>,
+    /// For a v3 array stored in shards (`sharding_indexed`): the shard's shape and its codec
+    /// configuration; `chunk_shape` and `codecs` then describe the inner chunks.
+    pub sharding: Option<Sharding>,
+    /// The array's own metadata document as stored (`.zarray` or `zarr.json`).
+    pub document: Value,
+    /// Why the array's chunks cannot be read (an unknown data type or extension), if so.
+    pub unsupported: Option<String>,
+}
+
+/// How a sharded v3 array stores its inner chunks in shards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sharding {
+    /// Shape of a shard, in elements (a multiple of the inner chunk shape).
+    pub shard_shape: Vec<u64>,
+    /// The `sharding_indexed` configuration as declared.
+    pub configuration: Value,
 }
 
 impl ArrayMeta {
+    /// The name of the array's own metadata document: `.zarray` or `zarr.json`.
+    pub fn document_name(&self) -> &'static str {
+        if self.zarr_format == 3 {
+            v3::DOCUMENT
+        } else {
+            ".zarray"
+        }
+    }
+
     /// The store key of a chunk relative to the array, using `separator` for v2 arrays whose
     /// metadata leaves the separator open.
     pub fn chunk_key(&self, index: &[u64], fallback_separator: char) -> String {
@@ -139,17 +174,39 @@ impl ArrayMeta {
         key
     }
 
-    /// The normalised description served as `meta.json`.
+    /// The description served as `meta.json`: the views beside it (C order, the chunk files'
+    /// shape, the dtype they hold), and under `"stored"` the store's own layout.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut stored = json!({
+            "order": match self.order { Order::C => "C", Order::F => "F" },
+            "codecs": match &self.sharding {
+                Some(sharding) => json!([{"name": "sharding_indexed", "configuration": sharding.configuration}]),
+                None => self.codecs.to_json(),
+            },
+        });
+        if let Some(encoding) = self.document.get("chunk_key_encoding") {
+            stored["chunk_key_encoding"] = encoding.clone();
+        }
+        let mut meta = json!({
             "zarr_format": self.zarr_format,
             "shape": self.shape,
             "chunks": self.chunk_shape,
-            "dtype": self.dtype.numpy_str(),
-            "fill_value": json::with_named_non_finite(&self.fill_value),
-            "order": match self.order { Order::C => "C", Order::F => "F" },
-            "codecs": self.codecs.to_json(),
-        })
+        });
+        if let Some(sharding) = &self.sharding {
+            meta["shards"] = json!(sharding.shard_shape);
+        }
+        meta["dtype"] = json!(self.dtype.numpy_str());
+        meta["fill_value"] = json::with_named_non_finite(&self.fill_value);
+        meta["order"] = json!("C");
+        if let Some(names) = &self.dimension_names {
+            meta["dimension_names"] = names.clone();
+        }
+        meta["stored"] = stored;
+        if let Some(reason) = &self.unsupported {
+            meta["dtype"] = Value::Null;
+            meta["unsupported"] = json!(reason);
+        }
+        meta
     }
 }
 
@@ -173,12 +230,6 @@ pub struct MetadataError {
     pub path: String,
     /// What is wrong with it.
     pub reason: String,
-}
-
-/// Reads the node at `path` (store key prefix, "" for the root). `Ok(None)` when the path
-/// holds no Zarr metadata at all.
-pub fn read_node(store: &dyn Store, path: &str) -> Result<Option<NodeMeta>, MetadataError> {
-    v2::read_node(store, path)
 }
 
 /// Reads a JSON document, mapping I/O and syntax errors to [`MetadataError`].

@@ -136,6 +136,10 @@ pub fn parse_zarray(doc: &Value, attributes: Value) -> Result<ArrayMeta, String>
             compressor,
         },
         attributes,
+        dimension_names: None,
+        sharding: None,
+        document: doc.clone(),
+        unsupported: None,
     })
 }
 

@@ -600,13 +600,14 @@ def check_array_node(mnt: Path, path: str, exp: np.ndarray, chunks, fill_json: A
     try:
         meta = json.loads(read_bytes(adir / "meta.json"))
         for key, want in (("shape", list(shape)), ("chunks", list(chunks)), ("dtype", dt.str),
-                          ("order", order), ("zarr_format", 2)):
+                          ("order", "C"), ("zarr_format", 2)):
             if meta.get(key) != want:
                 fail(f"meta.json {key}={meta.get(key)!r}, expected {want!r}")
         if "fill_value" not in meta or not fill_equivalent(meta["fill_value"], fill_json, dt):
             fail(f"meta.json fill_value={meta.get('fill_value')!r}, expected {fill_json!r}")
-        if "codecs" not in meta:
-            fail("meta.json has no 'codecs'")
+        stored = meta.get("stored", {})
+        if stored.get("order") != order or "codecs" not in stored:
+            fail(f"meta.json stored={stored!r}, expected order {order!r} and codecs")
     except Exception as e:  # noqa: BLE001
         fail(f"meta.json failed: {e!r}")
     try:

@@ -260,8 +260,18 @@ class Problems:
         if msg:
             self.items.append((WRONG, f"{what}: {msg}"))
 
-    def status(self) -> str:
+    def status(self, declared_unreadable: bool = False) -> str:
+        """`wrong` when a view served differing content; `eio` when the array's contents are
+        refused: reads fail with EIO, or meta.json declares the array `unsupported` (then what
+        its listing says of the unreadable array is reported, not counted as wrong bytes)."""
         kinds = {k for k, _ in self.items}
+        served = [what for k, what in self.items if k == WRONG and not what.startswith(("listing", "meta"))
+                  and "ENOENT" not in what]
+        if declared_unreadable and not served:
+            return EIO
+        if EIO in kinds and all(k == EIO or not what.startswith(("data", "chunks"))
+                                for k, what in self.items):
+            return EIO
         return WRONG if WRONG in kinds else EIO if EIO in kinds else EXACT
 
 
@@ -340,6 +350,14 @@ def check_array(adir: Path, ref: Ref) -> Problems:
     return p
 
 
+def declares_unsupported(adir: Path) -> bool:
+    """Whether the array's meta.json says zarrfs cannot read it."""
+    try:
+        return "unsupported" in json.loads(read_bytes(adir / "meta.json"))
+    except (OSError, ValueError):
+        return False
+
+
 def read_cleanly(adir: Path) -> str:
     """How zarrfs treats an array zarr-python cannot read: 'absent' or 'eio' (clean), or
     'served' / 'error ...' (a failure: nothing can check what it serves)."""
@@ -381,6 +399,20 @@ def told_copy(store: Path, path: str, told: dict, dest: Path) -> Path:
     return dest
 
 
+def zarr_python_copy(store: Path, entry: dict, base: Path) -> Path:
+    """The store as zarr-python reads it: the store itself, or (the manifest's
+    `zarr_python_store_files`, with a `note`) a copy with documents added that zarr-python needs
+    to open it as its writer meant, e.g. the root `.zgroup` of a store holding only
+    consolidated metadata, which zarrfs opens without."""
+    added = entry.get("zarr_python_store_files")
+    if not added:
+        return store
+    copy = copy_store(store, base / "zarr-python-store")
+    for name, doc in added.items():
+        (copy / name).write_text(json.dumps(doc))
+    return copy
+
+
 def _mount(store: Path, base: Path, zarrfs: Path) -> tuple[Mount | None, str | None]:
     """Mount read-only; a failed mount is a result (every array missing), not an error."""
     m = Mount(store, base / "mnt", base / "zarrfs.log", zarrfs, ["--read-only"])
@@ -397,7 +429,7 @@ def _mount(store: Path, base: Path, zarrfs: Path) -> tuple[Mount | None, str | N
 def test_store(entry, zarrfs, tmp_path):
     store = copy_store(CORPUS / entry["path"], tmp_path / "store")
     fmt = entry["zarr_format"]
-    zstore = LocalStore(str(store), read_only=True)
+    zstore = LocalStore(str(zarr_python_copy(store, entry, tmp_path)), read_only=True)
     found = metadata_arrays(store, fmt)
     consolidated = consolidated_arrays(zstore, store, fmt)
     opened: dict[str, bool] = {}
@@ -435,7 +467,7 @@ def test_store(entry, zarrfs, tmp_path):
                 obs["reason"] = log_reason(mount.log, store, path) or "not in the mount"
             else:
                 problems = check_array(adir, ref)
-                obs["status"] = problems.status()
+                obs["status"] = problems.status(declared_unreadable=declares_unsupported(adir))
                 if problems.items:
                     obs["reason"] = "; ".join(m for _, m in problems.items)[:600]
                     if obs["status"] == EIO:

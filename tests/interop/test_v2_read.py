@@ -115,17 +115,21 @@ def test_array_listing(v2_mount, entry):
 def test_meta_and_attrs(v2_mount, entry):
     adir = v2_mount.mnt / entry["path"]
     meta = json.loads(read_bytes(adir / "meta.json"))
-    for key in ("shape", "chunks", "dtype", "order", "zarr_format"):
+    for key in ("shape", "chunks", "dtype", "zarr_format"):
         assert meta.get(key) == entry[key], f"meta.json {key}: got {meta.get(key)!r}, expected {entry[key]!r}"
+    assert meta.get("order") == "C", "the views are C order"
+    stored = meta.get("stored", {})
+    assert stored.get("order") == entry["order"], f"meta.json stored order: {stored!r}"
     dt = np.dtype(entry["dtype"])
     assert "fill_value" in meta, "meta.json lacks fill_value"
     assert fill_equivalent(meta["fill_value"], entry["fill_value"], dt), \
         f"meta.json fill_value: got {meta['fill_value']!r}, expected {entry['fill_value']!r}"
-    assert isinstance(meta.get("codecs"), list), f"meta.json codecs is not a list: {meta.get('codecs')!r}"
+    codecs = stored.get("codecs")
+    assert isinstance(codecs, list), f"meta.json stored codecs is not a list: {codecs!r}"
     if entry["compressor"] is not None:
         cid = entry["compressor"]["id"]
-        names = [c.get("id", c.get("name")) if isinstance(c, dict) else c for c in meta["codecs"]]
-        assert cid in names, f"meta.json codecs {meta['codecs']!r} do not mention compressor {cid!r}"
+        names = [c.get("id", c.get("name")) if isinstance(c, dict) else c for c in codecs]
+        assert cid in names, f"meta.json stored codecs {codecs!r} do not mention compressor {cid!r}"
     attrs = json.loads(read_bytes(adir / "attrs.json"))
     assert attrs == entry["attributes"]
 

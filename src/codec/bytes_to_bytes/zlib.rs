@@ -6,7 +6,7 @@ use std::io::Write;
 use flate2::{Compression, Decompress, FlushDecompress, Status};
 use serde_json::Value;
 
-use super::{int_field_in, size_mismatch, BytesCodec, CodecError};
+use crate::codec::{int_field_in, size_mismatch, BytesToBytesCodec, CodecError};
 
 const CODEC: &str = "zlib";
 
@@ -40,7 +40,7 @@ impl ZlibCodec {
     }
 }
 
-impl BytesCodec for ZlibCodec {
+impl BytesToBytesCodec for ZlibCodec {
     fn describe(&self) -> String {
         format!("zlib(level={})", self.level)
     }

@@ -8,7 +8,7 @@ use flate2::Compression;
 use serde_json::Value;
 
 use super::zlib::{inflate_slice, inflate_vec};
-use super::{int_field_in, size_mismatch, BytesCodec, CodecError};
+use crate::codec::{int_field_in, size_mismatch, BytesToBytesCodec, CodecError};
 
 const CODEC: &str = "gzip";
 
@@ -110,7 +110,7 @@ fn only_padding(rest: &[u8]) -> bool {
     rest.iter().all(|&b| b == 0)
 }
 
-impl BytesCodec for GzipCodec {
+impl BytesToBytesCodec for GzipCodec {
     fn describe(&self) -> String {
         format!("gzip(level={})", self.level)
     }

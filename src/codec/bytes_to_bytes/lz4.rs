@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{alloc_zeroed, int_field_in, size_mismatch, BytesCodec, CodecError};
+use crate::codec::{alloc_zeroed, int_field_in, size_mismatch, BytesToBytesCodec, CodecError};
 
 const CODEC: &str = "lz4";
 const HEADER_LEN: usize = 4;
@@ -57,7 +57,7 @@ impl Lz4Codec {
     }
 }
 
-impl BytesCodec for Lz4Codec {
+impl BytesToBytesCodec for Lz4Codec {
     fn describe(&self) -> String {
         format!("lz4(acceleration={})", self.acceleration)
     }

@@ -8,7 +8,9 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 
 use serde_json::Value;
 
-use super::{alloc_zeroed, int_field, int_field_in, size_mismatch, BytesCodec, CodecError};
+use crate::codec::{
+    alloc_zeroed, int_field, int_field_in, size_mismatch, BytesToBytesCodec, CodecError,
+};
 
 const CODEC: &str = "blosc";
 /// Blosc 1.x frame header length.
@@ -491,7 +493,7 @@ fn blocksize_field(config: &Value) -> Result<usize, CodecError> {
     Ok(int_field_in(CODEC, config, "blocksize", 0, max)?.unwrap_or(0) as usize)
 }
 
-impl BytesCodec for BloscCodec {
+impl BytesToBytesCodec for BloscCodec {
     fn describe(&self) -> String {
         format!(
             "blosc(cname={},clevel={},shuffle={},typesize={},blocksize={})",

@@ -7,7 +7,9 @@
 use serde_json::Value;
 use zstd::zstd_safe;
 
-use super::{alloc_zeroed, bool_field, int_field, size_mismatch, BytesCodec, CodecError};
+use crate::codec::{
+    alloc_zeroed, bool_field, int_field, size_mismatch, BytesToBytesCodec, CodecError,
+};
 
 const CODEC: &str = "zstd";
 
@@ -77,7 +79,7 @@ fn corrupt(e: std::io::Error) -> CodecError {
     CodecError::corrupt(CODEC, e.to_string())
 }
 
-impl BytesCodec for ZstdCodec {
+impl BytesToBytesCodec for ZstdCodec {
     fn describe(&self) -> String {
         format!("zstd(level={},checksum={})", self.level, self.checksum)
     }
