@@ -167,7 +167,7 @@ impl CodecChain {
     pub fn from_meta(meta: &ArrayMeta) -> Result<Self, CodecError> {
         let repr = ChunkRepr {
             shape: meta.chunk_shape.iter().map(|&c| c as usize).collect(),
-            dtype: meta.dtype,
+            dtype: meta.dtype.clone(),
         };
         match &meta.codecs {
             CodecSpec::V2 {

@@ -87,29 +87,77 @@ fn integer_from_json(value: &Value, signed: bool) -> Result<i128, String> {
     }
 }
 
-/// A raw (`|V<n>`) fill: v3 writes the bytes as a list of integers, v2 (zarr-python) as
-/// base64 text.
-fn raw_fill(value: &Value, size: usize) -> Result<Vec<u8>, String> {
+/// The text NumPy makes of a number filling a string type (`np.array(0, "S1")` is `b"0"`),
+/// as zarr-python 2 read the numeric fills older writers left on string arrays.
+fn number_as_text(n: &serde_json::Number) -> String {
+    n.to_string()
+}
+
+/// The bytes of a byte-string, raw or record fill: base64 text (zarr-python, v2 and v3), a
+/// list of byte values (v3 raw bits); a number is its text for byte strings (as NumPy makes
+/// it) and, when 0, all zeros for raw bytes and records. Shorter byte strings are padded with
+/// NULs.
+fn byte_fill(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
     use base64::Engine;
-    let bytes = match value {
+    let size = dtype.size;
+    let mut bytes = match value {
+        Value::Number(n) if dtype.kind == DtypeKind::Bytes => number_as_text(n).into_bytes(),
         Value::Array(items) => items
             .iter()
             .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
             .collect::<Option<Vec<u8>>>()
-            .ok_or_else(|| format!("bad raw fill value {value}"))?,
+            .ok_or_else(|| format!("bad {dtype} fill value {value}"))?,
         Value::String(text) => base64::engine::general_purpose::STANDARD
             .decode(text)
             .map_err(|e| format!("bad base64 fill value {text:?}: {e}"))?,
         Value::Number(n) if n.as_u64() == Some(0) => vec![0; size],
-        other => return Err(format!("bad raw fill value {other}")),
+        other => return Err(format!("bad {dtype} fill value {other}")),
     };
+    let padded = dtype.kind == DtypeKind::Bytes && bytes.len() < size;
+    if padded {
+        bytes.resize(size, 0);
+    }
     if bytes.len() != size {
         return Err(format!(
-            "raw fill value of {} bytes for an element of {size}",
+            "{dtype} fill value of {} bytes for an element of {size}",
             bytes.len()
         ));
     }
     Ok(bytes)
+}
+
+/// A text fill: UTF-32 characters in the type's byte order, padded with NULs.
+fn unicode_fill(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
+    let number;
+    let text = match value {
+        Value::String(text) => text.as_str(),
+        Value::Number(n) => {
+            number = number_as_text(n);
+            number.as_str()
+        }
+        other => return Err(format!("bad {dtype} fill value {other}")),
+    };
+    let mut out = Vec::with_capacity(dtype.size);
+    for c in text.chars() {
+        put_bytes(&mut out, &(c as u32).to_le_bytes(), dtype.endian);
+    }
+    if out.len() > dtype.size {
+        return Err(format!("fill value {text:?} is longer than {dtype}"));
+    }
+    out.resize(dtype.size, 0);
+    Ok(out)
+}
+
+/// A datetime64/timedelta64 fill: the count as an integer, or NaT.
+fn time_fill(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
+    let count = match value {
+        Value::String(s) if s == "NaT" => i64::MIN,
+        other => i64::try_from(integer_from_json(other, true)?)
+            .map_err(|_| format!("fill value {other} out of range for {dtype}"))?,
+    };
+    let mut out = Vec::with_capacity(8);
+    put_bytes(&mut out, &count.to_le_bytes(), dtype.endian);
+    Ok(out)
 }
 
 /// Encodes `value` (as found in `.zarray` or `zarr.json`) into one element of `dtype`.
@@ -119,7 +167,7 @@ pub fn fill_value_bytes(value: &Value, dtype: &DataType) -> Result<Vec<u8>, Stri
         return Ok(vec![0; dtype.size]);
     }
     let endian = dtype.endian;
-    match dtype.kind {
+    match &dtype.kind {
         DtypeKind::Bool => {
             let b = match value {
                 Value::Bool(b) => *b,
@@ -154,7 +202,9 @@ pub fn fill_value_bytes(value: &Value, dtype: &DataType) -> Result<Vec<u8>, Stri
             hex_bits(value),
             endian,
         )),
-        DtypeKind::Raw => raw_fill(value, dtype.size),
+        DtypeKind::Bytes | DtypeKind::Raw | DtypeKind::Structured(_) => byte_fill(value, dtype),
+        DtypeKind::Unicode => unicode_fill(value, dtype),
+        DtypeKind::DateTime(_) | DtypeKind::TimeDelta(_) => time_fill(value, dtype),
         DtypeKind::Complex => {
             let half_size = dtype.size / 2;
             let (re, im) = match value {
@@ -230,6 +280,52 @@ mod tests {
             fill_value_bytes(&json!(1.5), &dt("<f2")).unwrap(),
             half::f16::from_f32(1.5).to_bits().to_le_bytes()
         );
+    }
+
+    #[test]
+    fn strings_dates_raw_and_records() {
+        assert_eq!(
+            fill_value_bytes(&json!("YWI="), &dt("|S4")).unwrap(),
+            b"ab\0\0"
+        );
+        assert_eq!(fill_value_bytes(&json!(0), &dt("|S2")).unwrap(), [b'0', 0]);
+        assert_eq!(
+            fill_value_bytes(&json!(12), &dt("<U3")).unwrap(),
+            [b'1', 0, 0, 0, b'2', 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert!(fill_value_bytes(&json!("YWJj"), &dt("|S2")).is_err());
+        assert_eq!(
+            fill_value_bytes(&json!("xé"), &dt(">U3")).unwrap(),
+            [0, 0, 0, b'x', 0, 0, 0, 0xe9, 0, 0, 0, 0]
+        );
+        assert!(fill_value_bytes(&json!("long"), &dt("<U2")).is_err());
+        assert_eq!(
+            fill_value_bytes(&json!(5), &dt("<M8[10ms]")).unwrap(),
+            5i64.to_le_bytes()
+        );
+        assert_eq!(
+            fill_value_bytes(&json!("NaT"), &dt(">m8[ns]")).unwrap(),
+            i64::MIN.to_be_bytes()
+        );
+        assert_eq!(
+            fill_value_bytes(&json!(-9223372036854775808i64), &dt("<m8[ns]")).unwrap(),
+            i64::MIN.to_le_bytes()
+        );
+        assert_eq!(
+            fill_value_bytes(&json!("AAEC"), &dt("|V3")).unwrap(),
+            [0, 1, 2]
+        );
+        assert_eq!(
+            fill_value_bytes(&json!([7, 8]), &dt("|V2")).unwrap(),
+            [7, 8]
+        );
+        let record = DataType::parse_v2(&json!([["a", "<i2"], ["b", "|u1"]])).unwrap();
+        assert_eq!(
+            fill_value_bytes(&json!("AQID"), &record).unwrap(),
+            [1, 2, 3]
+        );
+        assert_eq!(fill_value_bytes(&Value::Null, &record).unwrap(), [0, 0, 0]);
+        assert!(fill_value_bytes(&json!("AQ=="), &record).is_err());
     }
 
     #[test]

@@ -196,6 +196,9 @@ impl ArrayMeta {
             meta["shards"] = json!(sharding.shard_shape);
         }
         meta["dtype"] = json!(self.dtype.numpy_str());
+        if let DtypeKind::Structured(_) = self.dtype.kind {
+            meta["descr"] = self.dtype.descr_json();
+        }
         meta["fill_value"] = json::with_named_non_finite(&self.fill_value);
         meta["order"] = json!("C");
         if let Some(names) = &self.dimension_names {

@@ -93,12 +93,7 @@ pub fn parse_zarray(doc: &Value, attributes: Value) -> Result<ArrayMeta, String>
     if chunk_shape.contains(&0) {
         return Err(format!("chunks {chunk_shape:?} has a zero extent"));
     }
-    let dtype_text = match doc.get("dtype") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(format!("unsupported structured dtype {other}")),
-        None => return Err("missing \"dtype\"".into()),
-    };
-    let dtype = DataType::parse_numpy(&dtype_text)?;
+    let dtype = DataType::parse_v2(doc.get("dtype").ok_or("missing \"dtype\"")?)?;
     let order = match doc.get("order").and_then(Value::as_str) {
         Some("C") | None => Order::C,
         Some("F") => Order::F,
@@ -188,8 +183,8 @@ mod tests {
             ("zarr_format", json!(3)),
             ("shape", json!([10])),
             ("chunks", json!([0, 3])),
-            ("dtype", json!("<U4")),
-            ("dtype", json!([["a", "<i4"]])),
+            ("dtype", json!("|O")),
+            ("dtype", json!([["a", "<q4"]])),
             ("order", json!("K")),
             ("dimension_separator", json!("-")),
             ("fill_value", json!("abc")),

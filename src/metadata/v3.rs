@@ -75,17 +75,6 @@ fn name_of(value: &Value) -> Option<&str> {
         .or_else(|| value.get("name").and_then(Value::as_str))
 }
 
-/// The v3 data type, with `big_endian` deciding the byte order of multi-byte types.
-fn data_type(value: &Value, big_endian: bool) -> Result<DataType, String> {
-    match value {
-        Value::String(name) => DataType::parse_v3(name, big_endian),
-        other => Err(format!(
-            "unsupported data type {}",
-            name_of(other).map_or_else(|| other.to_string(), str::to_string)
-        )),
-    }
-}
-
 /// The `bytes` codec's endian among `codecs`, looking inside a sharding codec's inner codecs.
 fn declared_endian(codecs: &[Value]) -> Option<&str> {
     codecs.iter().find_map(|codec| match name_of(codec) {
@@ -134,7 +123,7 @@ pub fn parse_array(doc: &Value) -> Result<ArrayMeta, String> {
         .clone();
     let big_endian = declared_endian(&codecs) == Some("big");
     let data_type_value = doc.get("data_type").ok_or("missing \"data_type\"")?;
-    let dtype = data_type(data_type_value, big_endian).unwrap_or_else(|reason| {
+    let dtype = DataType::parse_v3(data_type_value, big_endian).unwrap_or_else(|reason| {
         unsupported.push(reason);
         DataType {
             kind: DtypeKind::Raw,

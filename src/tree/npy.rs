@@ -14,8 +14,8 @@ pub fn npy_header(dtype: &DataType, shape: &[u64]) -> Vec<u8> {
         }
     };
     let dict = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
-        dtype.numpy_str(),
+        "{{'descr': {}, 'fortran_order': False, 'shape': {}, }}",
+        dtype.npy_descr(),
         shape_text
     );
     // Version 1.0 stores the dict length in 2 bytes; larger dicts need version 2.0.

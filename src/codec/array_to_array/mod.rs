@@ -135,7 +135,7 @@ impl ArrayToArrayCodec for TransposeCodec {
         }
         Ok(ChunkRepr {
             shape: self.order.iter().map(|&axis| decoded.shape[axis]).collect(),
-            dtype: decoded.dtype,
+            dtype: decoded.dtype.clone(),
         })
     }
 

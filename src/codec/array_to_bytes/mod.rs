@@ -1,7 +1,7 @@
 //! Array→bytes codecs: they serialise a chunk of elements into bytes (one per chain).
 
 use super::{ChunkRepr, CodecError};
-use crate::metadata::{DtypeKind, Endian};
+use crate::metadata::Endian;
 
 /// A codec from chunks of elements to bytes.
 pub trait ArrayToBytesCodec: Send + Sync + std::fmt::Debug {
@@ -54,23 +54,17 @@ impl BytesCodec {
     /// The size of the units whose bytes are swapped between orders (a complex number's two
     /// halves are swapped separately); `None` when nothing is swapped.
     fn swap_unit(&self, repr: &ChunkRepr) -> Result<Option<usize>, CodecError> {
-        let dtype = repr.dtype;
-        if dtype.size == 1 || dtype.endian == Endian::NotApplicable {
+        let dtype = &repr.dtype;
+        let Some(unit) = dtype.swap_unit() else {
             return Ok(None);
-        }
+        };
         let Some(stored) = self.endian else {
             return Err(CodecError::config(
                 "bytes",
                 format!("{dtype} needs an endian"),
             ));
         };
-        if stored == dtype.endian {
-            return Ok(None);
-        }
-        Ok(Some(match dtype.kind {
-            DtypeKind::Complex => dtype.size / 2,
-            _ => dtype.size,
-        }))
+        Ok((stored != dtype.endian).then_some(unit))
     }
 }
 
