@@ -2,6 +2,7 @@
 //! chunks (or their fill value when absent).
 
 use crate::cache::ChunkBuf;
+use crate::codec::array_to_bytes::vlen::VlenChain;
 use crate::codec::CodecChain;
 use crate::error::{FsError, FsResult};
 use crate::geometry::ChunkGrid;
@@ -63,6 +64,15 @@ struct ChunkWalk {
     order: WalkOrder,
 }
 
+/// How an array's chunks decode.
+#[derive(Debug)]
+pub enum Decoding {
+    /// Fixed-size elements, through the array's codec chain.
+    Fixed(CodecChain),
+    /// Variable-length elements, to one JSON text each.
+    Variable(VlenChain),
+}
+
 /// A Zarr array ready for chunk access.
 #[derive(Debug)]
 pub struct ZarrArray {
@@ -76,7 +86,7 @@ pub struct ZarrArray {
     pub grid: ChunkGrid,
     /// Modification time of the array's metadata.
     pub mtime: SystemTime,
-    codecs: Result<CodecChain, String>,
+    codecs: Result<Decoding, String>,
     store: Arc<dyn Store>,
     fill_chunk: OnceLock<ChunkBuf>,
     /// For v2 arrays with no declared separator: 0 unknown, else the byte found in the store.
@@ -120,7 +130,12 @@ impl ZarrArray {
         let codecs = match (&meta.unsupported, &meta.sharding) {
             (Some(reason), _) => Err(format!("not understood: {reason}")),
             (None, Some(_)) => Err("sharding_indexed is not supported yet".to_string()),
-            (None, None) => CodecChain::from_meta(&meta).map_err(|e| e.to_string()),
+            (None, None) if meta.dtype.is_variable() => VlenChain::from_meta(&meta)
+                .map(Decoding::Variable)
+                .map_err(|e| e.to_string()),
+            (None, None) => CodecChain::from_meta(&meta)
+                .map(Decoding::Fixed)
+                .map_err(|e| e.to_string()),
         };
         if let Err(reason) = &codecs {
             tracing::warn!(
@@ -151,6 +166,28 @@ impl ZarrArray {
     /// Why chunks of this array cannot be decoded, if they cannot.
     pub fn codec_problem(&self) -> Option<&str> {
         self.codecs.as_ref().err().map(String::as_str)
+    }
+
+    /// The codec chain of an array of fixed-size elements; an error naming the array when
+    /// its chunks cannot be decoded to fixed-size elements.
+    fn chain(&self) -> FsResult<&CodecChain> {
+        match &self.codecs {
+            Ok(Decoding::Fixed(chain)) => Ok(chain),
+            Ok(Decoding::Variable(_)) => Err(FsError::io(format!(
+                "{}: variable-length elements are shown as data.jsonl only",
+                self.describe()
+            ))),
+            Err(reason) => Err(FsError::io(format!("{}: {reason}", self.describe()))),
+        }
+    }
+
+    /// The codecs of an array of variable-length elements, if it is one and they are
+    /// supported.
+    pub fn vlen_chain(&self) -> Option<&VlenChain> {
+        match &self.codecs {
+            Ok(Decoding::Variable(chain)) => Some(chain),
+            _ => None,
+        }
     }
 
     /// The store keys to try for a chunk, in order, each with the separator it uses.
@@ -355,10 +392,7 @@ impl ZarrArray {
         chunk: &[u8],
         durable: bool,
     ) -> FsResult<WriteBack> {
-        let codecs = self
-            .codecs
-            .as_ref()
-            .map_err(|reason| FsError::io(format!("{}: {reason}", self.describe())))?;
+        let codecs = self.chain()?;
         if chunk == self.fill_chunk().as_slice() {
             for (key, _) in self.candidate_keys(linear) {
                 self.store.delete(&key, durable).map_err(|e| {
@@ -480,9 +514,7 @@ impl ZarrArray {
     /// Whether the array's chunks may be stored in blocks that decode on their own (blosc in
     /// C order), before any chunk is read.
     pub fn may_decode_by_blocks(&self) -> bool {
-        self.codecs
-            .as_ref()
-            .is_ok_and(CodecChain::may_decode_by_blocks)
+        self.chain().is_ok_and(CodecChain::may_decode_by_blocks)
     }
 
     /// Decodes a whole stored chunk read from `key` into `buffer` (a recycled chunk buffer
@@ -495,10 +527,7 @@ impl ZarrArray {
         buffer: Vec<u8>,
         stats: &Stats,
     ) -> FsResult<Vec<u8>> {
-        let codecs = self
-            .codecs
-            .as_ref()
-            .map_err(|reason| FsError::io(reason.clone()))?;
+        let codecs = self.chain()?;
         let buffer = if buffer.len() == self.grid.chunk_bytes() {
             buffer
         } else {

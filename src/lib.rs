@@ -15,6 +15,7 @@ pub mod codec;
 pub mod error;
 pub mod fuse;
 pub mod geometry;
+pub mod jsonl;
 pub mod metadata;
 pub mod reader;
 pub mod sample;

@@ -32,6 +32,20 @@ pub enum DtypeKind {
     Raw,
     /// A record of named fields laid out one after the other.
     Structured(Arc<Record>),
+    /// Variable-length elements (v2 `|O` with an object codec, v3 `string` and `bytes`):
+    /// shown as JSON lines, not as fixed-size views.
+    Variable(VariableKind),
+}
+
+/// What the elements of a variable-length array are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariableKind {
+    /// Text (v3 `string`).
+    Text,
+    /// Bytes (v3 `bytes`).
+    Bytes,
+    /// Decided by the array's object codec (v2 `|O`).
+    Object,
 }
 
 /// The unit of a datetime64 or timedelta64: `count` times a base unit (`10ms`).
@@ -149,7 +163,10 @@ impl DataType {
     /// none: one-byte types, byte strings, raw bytes and records).
     fn new(kind: DtypeKind, size: usize, endian: Endian) -> Self {
         let endian = match kind {
-            DtypeKind::Bytes | DtypeKind::Raw | DtypeKind::Structured(_) => Endian::NotApplicable,
+            DtypeKind::Bytes
+            | DtypeKind::Raw
+            | DtypeKind::Structured(_)
+            | DtypeKind::Variable(_) => Endian::NotApplicable,
             _ if size == 1 => Endian::NotApplicable,
             _ => endian,
         };
@@ -169,6 +186,9 @@ impl DataType {
             .next()
             .ok_or_else(|| format!("empty dtype {text:?}"))?;
         let body = chars.as_str();
+        if kind_char == 'O' && body.is_empty() {
+            return Ok(Self::variable(VariableKind::Object));
+        }
         if let 'M' | 'm' = kind_char {
             let unit = match body.strip_prefix('8') {
                 Some("") => TimeUnit::parse("")?,
@@ -241,6 +261,16 @@ impl DataType {
             }
             other => Err(format!("unsupported dtype {other}")),
         }
+    }
+
+    /// A variable-length type (NumPy's object dtype holds a pointer per element).
+    pub fn variable(kind: VariableKind) -> Self {
+        Self::new(DtypeKind::Variable(kind), 8, Endian::NotApplicable)
+    }
+
+    /// Whether elements have no fixed size (shown as JSON lines).
+    pub fn is_variable(&self) -> bool {
+        matches!(self.kind, DtypeKind::Variable(_))
     }
 
     /// A packed record of `fields`; names must be distinct and the size reasonable.
@@ -339,6 +369,8 @@ impl DataType {
             "null_terminated_bytes" => (DtypeKind::Bytes, length()?),
             "raw_bytes" => (DtypeKind::Raw, length()?),
             "structured" => return Self::parse_v3_structured(configuration, big_endian),
+            "string" | "variable_length_utf8" => return Ok(Self::variable(VariableKind::Text)),
+            "bytes" | "variable_length_bytes" => return Ok(Self::variable(VariableKind::Bytes)),
             raw if raw.starts_with('r') => match raw[1..].parse::<usize>() {
                 Ok(bits) if bits > 0 && bits % 8 == 0 && bits / 8 <= MAX_ITEMSIZE => {
                     (DtypeKind::Raw, bits / 8)
@@ -398,6 +430,7 @@ impl DataType {
             DtypeKind::Bytes => format!("|S{size}"),
             DtypeKind::Unicode => format!("{order}U{}", size / 4),
             DtypeKind::Raw | DtypeKind::Structured(_) => format!("|V{size}"),
+            DtypeKind::Variable(_) => "|O".to_string(),
         }
     }
 
@@ -535,7 +568,7 @@ mod tests {
     fn rejects_unsupported_types() {
         for text in [
             "<f3", "<i3", "", "<c4", "|f4", "x", "|V0", "|S0", "<U0", "|O", "<M8[xs]", "<M4",
-            "<M8[0ms]", "<m8[ms", "|U3",
+            "<M8[0ms]", "<m8[ms", "|U3", "|O8",
         ] {
             assert!(DataType::parse_numpy(text).is_err(), "{text}");
         }
@@ -614,8 +647,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(record.npy_descr(), "[('a', '<i2'), ('b', '<f4')]");
+        assert!(DataType::parse_v3(&json!("string"), false)
+            .unwrap()
+            .is_variable());
+        assert!(DataType::parse_v3(&json!("variable_length_bytes"), false)
+            .unwrap()
+            .is_variable());
+        assert!(DataType::parse_numpy("|O").unwrap().is_variable());
         for bad in [
-            json!("string"),
+            json!("strings"),
             json!("r0"),
             json!("r7"),
             json!({"name": "fixed_length_utf32", "configuration": {"length_bytes": 6}}),

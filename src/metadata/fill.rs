@@ -205,6 +205,8 @@ pub fn fill_value_bytes(value: &Value, dtype: &DataType) -> Result<Vec<u8>, Stri
         DtypeKind::Bytes | DtypeKind::Raw | DtypeKind::Structured(_) => byte_fill(value, dtype),
         DtypeKind::Unicode => unicode_fill(value, dtype),
         DtypeKind::DateTime(_) | DtypeKind::TimeDelta(_) => time_fill(value, dtype),
+        // Elements of variable length have no fixed bytes: their fill is the JSON value.
+        DtypeKind::Variable(_) => Ok(Vec::new()),
         DtypeKind::Complex => {
             let half_size = dtype.size / 2;
             let (re, im) = match value {

@@ -81,15 +81,25 @@ pub fn non_finite(value: &Value) -> Option<f64> {
 /// Pretty JSON text of `value` as Python's `json` module writes non-finite numbers (bare
 /// `NaN`, `Infinity`, `-Infinity`); numbers otherwise exactly as parsed.
 pub fn to_python_text(value: &Value) -> Vec<u8> {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
-    if text.contains(MARKER_TEXT) {
-        for token in TOKENS {
-            text = text.replace(&format!("\"{MARKER_TEXT}{token}\""), token);
-        }
-    }
-    let mut bytes = text.into_bytes();
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
+    let mut bytes = bare_non_finite(text).into_bytes();
     bytes.push(b'\n');
     bytes
+}
+
+/// Compact one-line JSON text of `value`, non-finite numbers bare as Python writes them.
+pub fn to_python_line(value: &Value) -> String {
+    bare_non_finite(serde_json::to_string(value).unwrap_or_else(|_| "null".to_string()))
+}
+
+/// JSON text with every marked non-finite number written bare.
+fn bare_non_finite(text: String) -> String {
+    if !text.contains(MARKER_TEXT) {
+        return text;
+    }
+    TOKENS.iter().fold(text, |text, token| {
+        text.replace(&format!("\"{MARKER_TEXT}{token}\""), token)
+    })
 }
 
 /// A copy of `value` with every bare non-finite number replaced by the string the Zarr

@@ -10,7 +10,7 @@ pub mod v3;
 
 use crate::store::{join_key, Store};
 pub use catalog::{Catalog, Located, Origin};
-pub use dtype::{DataType, DtypeKind, Endian};
+pub use dtype::{DataType, DtypeKind, Endian, VariableKind};
 use serde_json::{json, Value};
 
 /// Memory layout of elements inside a stored chunk.
@@ -196,8 +196,17 @@ impl ArrayMeta {
             meta["shards"] = json!(sharding.shard_shape);
         }
         meta["dtype"] = json!(self.dtype.numpy_str());
-        if let DtypeKind::Structured(_) = self.dtype.kind {
-            meta["descr"] = self.dtype.descr_json();
+        match self.dtype.kind {
+            DtypeKind::Structured(_) => meta["descr"] = self.dtype.descr_json(),
+            DtypeKind::Variable(kind) => {
+                meta["variable_length"] = json!(match kind {
+                    VariableKind::Text => "text",
+                    VariableKind::Bytes => "bytes",
+                    VariableKind::Object => "object",
+                });
+                meta["views"] = json!(["data.jsonl", "chunks/<key>.jsonl"]);
+            }
+            _ => {}
         }
         meta["fill_value"] = json::with_named_non_finite(&self.fill_value);
         meta["order"] = json!("C");

@@ -128,6 +128,10 @@ impl Tree {
     pub fn open(&self, ino: u64, write: bool) -> FsResult<(u64, OpenOptions)> {
         let (target, options) = if ino & CHUNK_INO_FLAG != 0 {
             let (array, linear) = self.decode_chunk_ino(ino)?;
+            if array.meta.dtype.is_variable() {
+                return self
+                    .open_json_lines(&array, write, |lines| lines.chunks[linear as usize].clone());
+            }
             if !write {
                 self.reader.prefetch_after_chunk(&array, linear);
             }
@@ -152,6 +156,9 @@ impl Tree {
                     },
                     self.data_open_options(),
                 ),
+                NodeKind::JsonLines { array } => {
+                    return self.open_json_lines(array, write, |lines| lines.data.clone());
+                }
                 NodeKind::Document { content, .. } => {
                     if write {
                         return Err(FsError::new(libc::EACCES, "read-only file"));
@@ -188,18 +195,45 @@ impl Tree {
                 )));
             }
         }
+        Ok((self.register_open(target, write), options))
+    }
+
+    /// Registers an open file; returns its handle.
+    fn register_open(&self, target: FileTarget, writable: bool) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.files.lock().unwrap().insert(
             fh,
             Arc::new(OpenFile {
                 target,
-                writable: write,
+                writable,
                 sequential: Mutex::new(Sequential::default()),
                 held: Mutex::new(HeldChunks::default()),
                 blocks: Mutex::new(Blocks::default()),
             }),
         );
-        Ok((fh, options))
+        fh
+    }
+
+    /// Opens a JSON lines view (read-only on every mount: EROFS for writers).
+    fn open_json_lines(
+        &self,
+        array: &ZarrArray,
+        write: bool,
+        pick: impl Fn(&crate::jsonl::JsonLines) -> Arc<Vec<u8>>,
+    ) -> FsResult<(u64, OpenOptions)> {
+        if write {
+            return Err(FsError::read_only(
+                "JSON lines of variable-length elements are read-only",
+            ));
+        }
+        let content = pick(self.json_lines(array)?.as_ref());
+        Ok((
+            self.register_open(FileTarget::Bytes(content), false),
+            OpenOptions {
+                direct_io: false,
+                keep_cache: true,
+            },
+        ))
     }
 
     /// Records whether the kernel allows mmap() of direct-I/O files.

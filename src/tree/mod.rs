@@ -15,6 +15,7 @@ pub use sync::Invalidation;
 
 use crate::array::ZarrArray;
 use crate::error::{FsError, FsResult};
+use crate::jsonl::JsonLines;
 use crate::metadata::{self, Catalog, Located, NodeMeta, Origin};
 use crate::reader::ChunkReader;
 use crate::store::{join_key, Store};
@@ -99,6 +100,10 @@ enum NodeKind {
         array: Arc<ZarrArray>,
         header: Arc<Vec<u8>>,
     },
+    /// `data.jsonl` of a variable-length array.
+    JsonLines {
+        array: Arc<ZarrArray>,
+    },
     Document {
         content: Arc<Vec<u8>>,
         mtime: SystemTime,
@@ -154,12 +159,33 @@ pub struct Tree {
     invalidations: Mutex<Option<Sender<Invalidation>>>,
     /// Whether the kernel lets direct-I/O files be mmap()ed.
     direct_io_allowed: std::sync::atomic::AtomicBool,
+    /// JSON lines of variable-length arrays, by array id, built on first use.
+    json_lines: Mutex<HashMap<u32, Arc<JsonLines>>>,
 }
 
 /// A JSON document served as a file: pretty, numbers exactly as the store holds them,
 /// non-finite numbers bare as Python writes them.
 fn json_document(value: &Value) -> Arc<Vec<u8>> {
     Arc::new(metadata::json::to_python_text(value))
+}
+
+/// The name of a chunk file: the grid position, with `.jsonl` for variable-length arrays.
+fn chunk_file_name(array: &ZarrArray, linear: u64) -> String {
+    let name = array.grid.chunk_name(linear);
+    if array.meta.dtype.is_variable() {
+        format!("{name}.jsonl")
+    } else {
+        name
+    }
+}
+
+/// The grid position part of a chunk file's name (`None` when the suffix is wrong).
+fn chunk_file_name_stem<'a>(array: &ZarrArray, name: &'a str) -> Option<&'a str> {
+    if array.meta.dtype.is_variable() {
+        name.strip_suffix(".jsonl")
+    } else {
+        Some(name)
+    }
 }
 
 fn chunk_ino(array_id: u32, linear: u64) -> FsResult<u64> {
@@ -184,6 +210,7 @@ impl Tree {
             array_dirs: RwLock::new(HashMap::new()),
             invalidations: Mutex::new(None),
             direct_io_allowed: std::sync::atomic::AtomicBool::new(false),
+            json_lines: Mutex::new(HashMap::new()),
             reader,
             nodes: RwLock::new(Vec::new()),
             children: RwLock::new(HashMap::new()),
@@ -318,8 +345,11 @@ impl Tree {
             },
             NodeKind::ArrayDir { array } => {
                 let array = array.clone();
+                let variable = array.meta.dtype.is_variable();
                 match name {
                     ".zarrfs" if parent == ROOT_INO => Some(NodeKind::ControlDir),
+                    "data.jsonl" if variable => Some(NodeKind::JsonLines { array }),
+                    "data" | "data.npy" if variable => None,
                     "data" => Some(NodeKind::Data { array }),
                     "data.npy" => Some(NodeKind::Npy {
                         header: Arc::new(npy::npy_header(&array.meta.dtype, &array.meta.shape)),
@@ -346,9 +376,8 @@ impl Tree {
     fn child_ino(&self, parent: u64, name: &str) -> FsResult<u64> {
         let node = self.node(parent)?;
         if let NodeKind::ChunksDir { array } = &node.kind {
-            let linear = array
-                .grid
-                .parse_chunk_name(name)
+            let linear = chunk_file_name_stem(array, name)
+                .and_then(|stem| array.grid.parse_chunk_name(stem))
                 .ok_or_else(|| FsError::not_found(format!("no chunk {name}")))?;
             return chunk_ino(array.id, linear);
         }
@@ -405,15 +434,45 @@ impl Tree {
         }
     }
 
+    /// The JSON lines of a variable-length array, built on first use.
+    pub(crate) fn json_lines(&self, array: &ZarrArray) -> FsResult<Arc<JsonLines>> {
+        if let Some(lines) = self.json_lines.lock().unwrap().get(&array.id) {
+            return Ok(lines.clone());
+        }
+        let lines = Arc::new(crate::jsonl::build(
+            array,
+            &self.reader,
+            self.reader.cache().budget(),
+        )?);
+        self.json_lines
+            .lock()
+            .unwrap()
+            .insert(array.id, lines.clone());
+        Ok(lines)
+    }
+
+    /// The size of a JSON lines view (0 when it cannot be built; opening it then says why).
+    fn json_lines_size(&self, array: &ZarrArray, pick: impl Fn(&JsonLines) -> usize) -> u64 {
+        self.json_lines(array)
+            .map_or(0, |lines| pick(&lines) as u64)
+    }
+
     /// Attributes of an inode.
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         if ino & CHUNK_INO_FLAG != 0 {
             let (array, linear) = self.decode_chunk_ino(ino)?;
+            let (size, perm) = if array.meta.dtype.is_variable() {
+                let size =
+                    self.json_lines_size(&array, |lines| lines.chunks[linear as usize].len());
+                (size, 0o444)
+            } else {
+                (array.grid.chunk_bytes() as u64, self.data_perm())
+            };
             return Ok(Attr {
                 ino,
                 kind: EntryKind::File,
-                size: array.grid.chunk_bytes() as u64,
-                perm: self.data_perm(),
+                size,
+                perm,
                 mtime: array.chunk_mtime(linear),
                 blksize: PREFERRED_IO_SIZE,
             });
@@ -445,6 +504,11 @@ impl Tree {
             NodeKind::Npy { array, header } => file(
                 header.len() as u64 + array.grid.total_bytes(),
                 self.data_perm(),
+                array.mtime,
+            ),
+            NodeKind::JsonLines { array } => file(
+                self.json_lines_size(array, |lines| lines.data.len()),
+                0o444,
                 array.mtime,
             ),
             NodeKind::Document { content, mtime } => file(content.len() as u64, 0o444, *mtime),
@@ -490,7 +554,7 @@ impl Tree {
             for linear in first..array.grid.num_chunks() {
                 let entry = DirEntry {
                     ino: chunk_ino(array.id, linear)?,
-                    name: array.grid.chunk_name(linear),
+                    name: chunk_file_name(array, linear),
                     kind: EntryKind::File,
                 };
                 if emit(entry, linear + 3) {
@@ -512,12 +576,13 @@ impl Tree {
                 );
                 names
             }
-            NodeKind::ArrayDir { .. } => {
-                let mut names: Vec<String> =
-                    ["data", "data.npy", "chunks", "meta.json", "attrs.json"]
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect();
+            NodeKind::ArrayDir { array } => {
+                let views: &[&str] = if array.meta.dtype.is_variable() {
+                    &["data.jsonl", "chunks", "meta.json", "attrs.json"]
+                } else {
+                    &["data", "data.npy", "chunks", "meta.json", "attrs.json"]
+                };
+                let mut names: Vec<String> = views.iter().map(|s| s.to_string()).collect();
                 if ino == ROOT_INO {
                     names.push(".zarrfs".to_string());
                 }

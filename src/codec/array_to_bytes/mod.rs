@@ -1,5 +1,7 @@
 //! Array→bytes codecs: they serialise a chunk of elements into bytes (one per chain).
 
+pub mod vlen;
+
 use super::{ChunkRepr, CodecError};
 use crate::metadata::Endian;
 
