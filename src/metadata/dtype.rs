@@ -567,7 +567,7 @@ mod tests {
     #[test]
     fn rejects_unsupported_types() {
         for text in [
-            "<f3", "<i3", "", "<c4", "|f4", "x", "|V0", "|S0", "<U0", "|O", "<M8[xs]", "<M4",
+            "<f3", "<i3", "", "<c4", "|f4", "x", "|V0", "|S0", "<U0", "|O4", "<M8[xs]", "<M4",
             "<M8[0ms]", "<m8[ms", "|U3", "|O8",
         ] {
             assert!(DataType::parse_numpy(text).is_err(), "{text}");

@@ -183,7 +183,7 @@ mod tests {
             ("zarr_format", json!(3)),
             ("shape", json!([10])),
             ("chunks", json!([0, 3])),
-            ("dtype", json!("|O")),
+            ("dtype", json!("|q8")),
             ("dtype", json!([["a", "<q4"]])),
             ("order", json!("K")),
             ("dimension_separator", json!("-")),

@@ -150,7 +150,7 @@ fn flatten(items: Vec<Value>, depth: usize, out: &mut Vec<Value>) {
 
 /// A `vlen-array` element as a JSON list of numbers.
 fn array_item(item: &[u8], dtype: &DataType) -> Option<String> {
-    if item.len() % dtype.size != 0 {
+    if !item.len().is_multiple_of(dtype.size) {
         return None;
     }
     let numbers: Vec<String> = item
