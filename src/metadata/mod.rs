@@ -181,9 +181,19 @@ pub fn read_node(store: &dyn Store, path: &str) -> Result<Option<NodeMeta>, Meta
     v2::read_node(store, path)
 }
 
+/// The largest metadata document read: 16 MiB, and 256 MiB for consolidated metadata
+/// (`.zmetadata`), which holds the documents of every node. Larger ones are refused unread.
+pub fn max_document_bytes(key: &str) -> u64 {
+    match key.rsplit('/').next() {
+        Some(".zmetadata") => 256 << 20,
+        _ => 16 << 20,
+    }
+}
+
 /// Reads a JSON document, mapping I/O and syntax errors to [`MetadataError`].
 pub(crate) fn read_json(store: &dyn Store, key: &str) -> Result<Option<Value>, MetadataError> {
-    let bytes = store.get(key).map_err(|e| MetadataError {
+    let max_len = max_document_bytes(key);
+    let bytes = store.get(key, max_len).map_err(|e| MetadataError {
         path: store.describe(key),
         reason: e.to_string(),
     })?;
