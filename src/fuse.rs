@@ -63,9 +63,14 @@ impl ZarrFs {
     }
 }
 
-/// Logs an error worth a line (not plain "no such entry") and converts it to an errno.
+/// Logs an error worth a line (not plain "no such entry"), the first time it happens, and
+/// converts it to an errno.
 fn errno(op: &str, err: FsError) -> Errno {
-    if err.errno != libc::ENOENT && err.errno != libc::EPERM && err.errno != libc::EROFS {
+    if err.errno != libc::ENOENT
+        && err.errno != libc::EPERM
+        && err.errno != libc::EROFS
+        && crate::error::first_report(&err.message)
+    {
         tracing::warn!("{op}: {}", err.message);
     }
     Errno::from_i32(err.errno)

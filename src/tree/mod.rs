@@ -310,7 +310,10 @@ impl Tree {
                         Ok(Some(meta)) => Some(self.node_kind_for(&child, meta)?),
                         Ok(None) => None,
                         Err(err) => {
-                            tracing::warn!("{err}; left out of the mount");
+                            let message = format!("{err}; left out of the mount");
+                            if crate::error::first_report(&message) {
+                                tracing::warn!("{message}");
+                            }
                             None
                         }
                     }
