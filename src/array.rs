@@ -211,12 +211,10 @@ impl ZarrArray {
         }
     }
 
-    /// Modification time of a chunk object, or of the array metadata when absent.
-    pub fn chunk_mtime(&self, linear: u64) -> SystemTime {
-        match self.chunk_info(linear) {
-            Ok(Some((_, info))) => info.mtime,
-            _ => self.mtime,
-        }
+    /// Size, modification time, owner and mode of a stored chunk object; `None` when it is
+    /// absent or cannot be told.
+    pub fn stored_chunk_info(&self, linear: u64) -> Option<ObjectInfo> {
+        self.chunk_info(linear).ok().flatten().map(|(_, info)| info)
     }
 
     /// Reads the stored bytes of a chunk into `buf`; returns its key, `Ok(None)` when the

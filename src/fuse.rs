@@ -25,14 +25,12 @@ const MAX_PAGES_LIMIT_PATH: &str = "/proc/sys/fs/fuse/max_pages_limit";
 #[derive(Debug)]
 pub struct ZarrFs {
     tree: Arc<Tree>,
-    uid: u32,
-    gid: u32,
 }
 
 impl ZarrFs {
-    /// Wraps a tree; files are owned by `uid`/`gid`.
-    pub fn new(tree: Arc<Tree>, uid: u32, gid: u32) -> Self {
-        ZarrFs { tree, uid, gid }
+    /// Wraps a tree.
+    pub fn new(tree: Arc<Tree>) -> Self {
+        ZarrFs { tree }
     }
 
     fn file_attr(&self, attr: &Attr) -> FileAttr {
@@ -54,8 +52,8 @@ impl ZarrFs {
             } else {
                 1
             },
-            uid: self.uid,
-            gid: self.gid,
+            uid: attr.uid,
+            gid: attr.gid,
             rdev: 0,
             flags: 0,
             blksize: attr.blksize,

@@ -62,6 +62,12 @@ pub struct MountArgs {
     /// Log file of the background daemon [default: a file in the temp directory].
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// Permission bits of every file, in octal (default: the store's).
+    #[arg(long, value_name = "MODE")]
+    pub file_mode: Option<String>,
+    /// Permission bits of every directory, in octal (default: the store's).
+    #[arg(long, value_name = "MODE")]
+    pub dir_mode: Option<String>,
     /// Cache every chunk a sequential read decodes. By default a chunk decoded for a
     /// sequential pass is dropped once the reader has passed it (its memory serves the next
     /// decodes) and cached only when a later pass reads it again.
@@ -69,7 +75,8 @@ pub struct MountArgs {
     pub keep_scans: bool,
     /// Mount options: ro, rw, allow_other, allow_root, cache_size=SIZE, threads=N,
     /// writeback_delay=D, keep_scans, direct_io (bypass the page cache), kernel_cache
-    /// (always use it).
+    /// (always use it), uid=N, gid=N, umask=M, file_mode=M, dir_mode=M (owners and modes
+    /// shown instead of the store's).
     #[arg(short = 'o', value_name = "OPT[,OPT...]", value_delimiter = ',')]
     pub options: Vec<String>,
 }

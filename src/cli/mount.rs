@@ -6,6 +6,7 @@ use crate::fuse::ZarrFs;
 use crate::metadata;
 use crate::reader::ChunkReader;
 use crate::store::{DirectoryStore, Store};
+use crate::tree::perms::Ownership;
 use crate::tree::{CacheMode, Tree, TreeOptions};
 use crate::units::{parse_duration, parse_size};
 use anyhow::{anyhow, bail, Context, Result};
@@ -41,6 +42,23 @@ pub struct MountConfig {
     pub cache_mode: CacheMode,
     /// Cache the chunks of sequential passes at once instead of from their second pass.
     pub keep_scans: bool,
+    /// Owners and modes shown instead of the store's.
+    pub ownership: Ownership,
+}
+
+/// Parses permission bits written in octal (`0640`, `640`, `0o640`).
+fn parse_mode(name: &str, value: &str) -> Result<u32> {
+    u32::from_str_radix(value.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|&mode| mode <= 0o777)
+        .ok_or_else(|| anyhow!("invalid {name}={value} (octal permission bits, e.g. 0640)"))
+}
+
+/// Parses a numeric user or group id.
+fn parse_id(name: &str, value: &str) -> Result<u32> {
+    value
+        .parse()
+        .map_err(|_| anyhow!("invalid {name}={value} (a numeric id)"))
 }
 
 /// Turns `mount` arguments (flags and `-o` options) into a [`MountConfig`].
@@ -62,6 +80,19 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         .map_err(|e| anyhow!(e))?;
     let (mut allow_other, mut allow_root) = (false, false);
     let mut cache_mode = CacheMode::Auto;
+    let mut ownership = Ownership {
+        file_mode: args
+            .file_mode
+            .as_deref()
+            .map(|m| parse_mode("--file-mode", m))
+            .transpose()?,
+        dir_mode: args
+            .dir_mode
+            .as_deref()
+            .map(|m| parse_mode("--dir-mode", m))
+            .transpose()?,
+        ..Ownership::default()
+    };
     for option in args
         .options
         .iter()
@@ -82,6 +113,13 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
                         .map_err(|_| anyhow!("invalid threads={value}"))?,
                 )
             }
+            Some(("uid", value)) => ownership.uid = Some(parse_id("uid", value)?),
+            Some(("gid", value)) => ownership.gid = Some(parse_id("gid", value)?),
+            Some(("umask", value)) => ownership.umask = Some(parse_mode("umask", value)?),
+            Some(("file_mode", value)) => {
+                ownership.file_mode = Some(parse_mode("file_mode", value)?)
+            }
+            Some(("dir_mode", value)) => ownership.dir_mode = Some(parse_mode("dir_mode", value)?),
             Some(_) if option.starts_with("x-") => {}
             Some(_) => bail!("unknown mount option {option:?}"),
             None => match option {
@@ -92,8 +130,19 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
                 "keep_scans" => keep_scans = true,
                 "direct_io" => cache_mode = CacheMode::DirectIo,
                 "kernel_cache" => cache_mode = CacheMode::KernelCache,
-                "defaults" | "noauto" | "auto" | "nofail" | "user" | "users" | "_netdev"
-                | "nodev" | "nosuid" | "noexec" | "noatime" => {}
+                // Permissions are always checked by the kernel (default_permissions).
+                "defaults"
+                | "noauto"
+                | "auto"
+                | "nofail"
+                | "user"
+                | "users"
+                | "_netdev"
+                | "nodev"
+                | "nosuid"
+                | "noexec"
+                | "noatime"
+                | "default_permissions" => {}
                 _ => bail!("unknown mount option {option:?}"),
             },
         }
@@ -121,6 +170,7 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         writeback_delay: writeback_delay.unwrap_or(Duration::from_secs(3)),
         cache_mode,
         keep_scans,
+        ownership,
     })
 }
 
@@ -328,6 +378,7 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
             TreeOptions {
                 read_only: config.read_only,
                 cache_mode: config.cache_mode,
+                ownership: config.ownership,
             },
         )
         .map_err(|e| anyhow!(e.message))?,
@@ -343,14 +394,14 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
             })?;
         tree.start_idle_writeback(config.writeback_delay);
     }
-    // SAFETY: getuid/getgid have no preconditions.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let fs = ZarrFs::new(tree.clone(), uid, gid);
+    let fs = ZarrFs::new(tree.clone());
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = vec![
         fuser::MountOption::FSName(format!("zarrfs:{}", config.store.display())),
         fuser::MountOption::Subtype("zarrfs".into()),
         fuser::MountOption::NoAtime,
+        // The kernel checks permissions against the owners and modes the tree shows.
+        fuser::MountOption::DefaultPermissions,
         if config.read_only {
             fuser::MountOption::RO
         } else {
@@ -511,6 +562,8 @@ mod tests {
             log: None,
             writeback_delay: None,
             keep_scans: false,
+            file_mode: None,
+            dir_mode: None,
             options: vec![
                 "keep_scans".into(),
                 "ro".into(),
