@@ -203,11 +203,12 @@ pub fn is_mount_point(path: &Path) -> bool {
         .any(|mp| Path::new(&unescape_mount_path(mp)) == path)
 }
 
-/// Checks the store and mount point before mounting, with one clear message per problem.
-pub fn check(config: &MountConfig) -> Result<()> {
+/// Checks the store and mount point before mounting, with one clear message per problem,
+/// and takes the store's lock (see [`lock_store`]); returns the store opened, to serve.
+pub fn check(config: &MountConfig) -> Result<DirectoryStore> {
     let store = DirectoryStore::open(&config.store)
         .map_err(|e| anyhow!("store {}: {e}", config.store.display()))?;
-    if let Err(err) = metadata::Catalog::open(Arc::new(store)).root() {
+    if let Err(err) = metadata::Catalog::open(Arc::new(store.clone())).root() {
         bail!("{err}");
     }
     if !config.mountpoint.is_dir() {
@@ -222,7 +223,46 @@ pub fn check(config: &MountConfig) -> Result<()> {
             config.mountpoint.display()
         );
     }
-    Ok(())
+    // The kernel deadlocks when the daemon reaches its store through its own mount.
+    match store.contains_dir(&config.mountpoint) {
+        Ok(false) => {}
+        Ok(true) => bail!(
+            "mount point {} is inside the store {} it would serve; choose one outside the store",
+            config.mountpoint.display(),
+            config.store.display()
+        ),
+        Err(err) => bail!("mount point {}: {err}", config.mountpoint.display()),
+    }
+    lock_store(&store, config.read_only)?;
+    Ok(store)
+}
+
+/// Takes the store's lock for the life of the mount: a writable mount needs the store to
+/// itself, read-only mounts share it with each other (zarrfs mounts only; other programs
+/// do not look at the lock). A holder is given a second to go (a daemon still exiting
+/// after its unmount).
+fn lock_store(store: &DirectoryStore, read_only: bool) -> Result<()> {
+    let display = store.root().display();
+    let mut locked = store.lock(!read_only);
+    for _ in 0..20 {
+        if !matches!(locked, Ok(false)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        locked = store.lock(!read_only);
+    }
+    match locked {
+        Ok(true) => Ok(()),
+        Ok(false) if read_only => bail!(
+            "store {display} is mounted writable by another zarrfs; a writable mount has its \
+             store to itself"
+        ),
+        Ok(false) => bail!(
+            "store {display} is already mounted by another zarrfs; a writable mount needs its \
+             store to itself (read-only mounts can share it)"
+        ),
+        Err(err) => bail!("cannot lock store {display}: {err}"),
+    }
 }
 
 fn default_log_path(mountpoint: &Path) -> PathBuf {
@@ -250,10 +290,10 @@ fn init_logging() {
 /// once the mount is live.
 pub fn run(args: MountArgs) -> Result<()> {
     let config = parse_config(&args)?;
-    check(&config)?;
+    let store = check(&config)?;
     if args.foreground {
         init_logging();
-        return serve(&config, &mut None);
+        return serve(&config, store, &mut None);
     }
     let log_path = args
         .log
@@ -292,7 +332,7 @@ pub fn run(args: MountArgs) -> Result<()> {
             drop(log);
             init_logging();
             let mut ready = Some(File::from(write_end));
-            let code = match serve(&config, &mut ready) {
+            let code = match serve(&config, store, &mut ready) {
                 Ok(()) => 0,
                 Err(err) => {
                     tracing::error!("{err:#}");
@@ -348,9 +388,10 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Mounts and serves until unmounted or signalled; writes "OK" to `ready` and closes it
-/// once the mount is live (an error before that is left for the caller to report).
-pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
+/// Mounts `store` (as [`check`] opened and locked it) and serves until unmounted or
+/// signalled; writes "OK" to `ready` and closes it once the mount is live (an error before
+/// that is left for the caller to report).
+pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<File>) -> Result<()> {
     // Buffers of large chunks are mapped and unmapped rather than kept in malloc's heaps, so
     // the daemon's memory follows the cache budget (evicted buffers are recycled instead).
     // Smaller blocks stay in the heaps: among them the temporaries c-blosc allocates on every
@@ -365,7 +406,7 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD);
     }
     raise_open_file_limit();
-    let store = Arc::new(DirectoryStore::open(&config.store)?);
+    let store = Arc::new(store);
     let reader = Arc::new(ChunkReader::with_budget(
         config.cache_size as usize,
         config.threads,
