@@ -59,7 +59,8 @@ pub struct MountArgs {
     /// Idle time after which written chunks are stored, e.g. 3s or 500ms [default: 3s].
     #[arg(long, value_name = "DURATION")]
     pub writeback_delay: Option<String>,
-    /// Log file of the background daemon [default: a file in the temp directory].
+    /// Log file of the background daemon [default: <mount point>.log in /var/log/zarrfs for
+    /// root, else in $XDG_STATE_HOME/zarrfs or ~/.local/state/zarrfs].
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Permission bits of every file, in octal (default: the store's).

@@ -13,6 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -265,15 +266,62 @@ fn lock_store(store: &DirectoryStore, read_only: bool) -> Result<()> {
     }
 }
 
-fn default_log_path(mountpoint: &Path) -> PathBuf {
+/// Where the daemon logs by default: a directory only its user can write
+/// (`/var/log/zarrfs` for root, else `$XDG_STATE_HOME/zarrfs` or `~/.local/state/zarrfs`),
+/// in a file named after the mount point.
+fn default_log_path(mountpoint: &Path) -> Result<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let dir = if euid == 0 {
+        PathBuf::from("/var/log/zarrfs")
+    } else if let Some(state) = absolute("XDG_STATE_HOME") {
+        state.join("zarrfs")
+    } else if let Some(home) = absolute("HOME") {
+        home.join(".local/state/zarrfs")
+    } else {
+        bail!("no HOME to keep the log in; pass --log FILE");
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create log directory {}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(&dir)
+        .with_context(|| format!("log directory {}", dir.display()))?;
+    if !meta.is_dir() || meta.uid() != euid || meta.mode() & 0o022 != 0 {
+        bail!(
+            "log directory {} is not a directory only user {euid} can write; pass --log FILE",
+            dir.display()
+        );
+    }
     let name: String = mountpoint
         .to_string_lossy()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    std::env::temp_dir().join(format!("zarrfs-{uid}{name}.log"))
+    Ok(dir.join(format!("{name}.log")))
+}
+
+/// Opens the daemon's log for appending, never through a symbolic link; created 0600.
+fn open_log(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|err| match err.raw_os_error() {
+            Some(libc::ELOOP) => anyhow!(
+                "cannot open log file {}: it is a symbolic link",
+                path.display()
+            ),
+            _ => anyhow!("cannot open log file {}: {err}", path.display()),
+        })
 }
 
 fn init_logging() {
@@ -295,15 +343,11 @@ pub fn run(args: MountArgs) -> Result<()> {
         init_logging();
         return serve(&config, store, &mut None);
     }
-    let log_path = args
-        .log
-        .clone()
-        .unwrap_or_else(|| default_log_path(&config.mountpoint));
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open log file {}", log_path.display()))?;
+    let log_path = match &args.log {
+        Some(path) => path.clone(),
+        None => default_log_path(&config.mountpoint)?,
+    };
+    let log = open_log(&log_path)?;
     eprintln!("zarrfs: logging to {}", log_path.display());
     let mut fds = [0i32; 2];
     // SAFETY: fds is a valid array of two ints.
