@@ -252,19 +252,18 @@ impl ZarrArray {
         }
     }
 
-    /// Modification time of a chunk object, or of the array metadata when absent.
-    pub fn chunk_mtime(&self, linear: u64) -> SystemTime {
-        match self.chunk_info(linear) {
-            Ok(Some((_, info))) => info.mtime,
-            _ => self.mtime,
-        }
+    /// Size, modification time, owner and mode of a stored chunk object; `None` when it is
+    /// absent or cannot be told.
+    pub fn stored_chunk_info(&self, linear: u64) -> Option<ObjectInfo> {
+        self.chunk_info(linear).ok().flatten().map(|(_, info)| info)
     }
 
     /// Reads the stored bytes of a chunk into `buf`; returns its key, `Ok(None)` when the
     /// chunk is absent.
     pub fn read_encoded(&self, linear: u64, buf: &mut Vec<u8>) -> FsResult<Option<String>> {
+        let max_len = self.max_stored_chunk_bytes();
         let found = self.find_stored(linear, |key| {
-            Ok(self.store.get_into(key, buf)?.then_some(()))
+            Ok(self.store.get_into(key, buf, max_len)?.then_some(()))
         })?;
         Ok(found.map(|(key, ())| key))
     }
@@ -378,10 +377,22 @@ impl ZarrArray {
         self.store.describe(&self.chunk_store_key(linear))
     }
 
+    /// The store key of the array's metadata document.
+    pub fn metadata_key(&self) -> String {
+        join_key(&self.path, self.meta.document_name())
+    }
+
     /// The store location of the array's metadata, for log lines.
     pub fn describe(&self) -> String {
-        self.store
-            .describe(&join_key(&self.path, self.meta.document_name()))
+        self.store.describe(&self.metadata_key())
+    }
+
+    /// The most bytes a stored chunk of this array may hold: a worst case for its codecs'
+    /// output on a chunk of its decoded size, with room to spare (half again, plus 64 KiB,
+    /// and never below 1 MiB). A larger object is refused unread.
+    pub fn max_stored_chunk_bytes(&self) -> u64 {
+        let decoded = self.grid.chunk_bytes() as u64;
+        (decoded + decoded / 2 + (64 << 10)).max(1 << 20)
     }
 
     /// Writes a decoded chunk back to the store with the array's own codecs, atomically;
@@ -405,9 +416,12 @@ impl ZarrArray {
         let encoded = codecs
             .encode(chunk)
             .map_err(|e| FsError::io(format!("chunk {}: {e}", self.store.describe(&key))))?;
-        self.store.put(&key, &encoded, durable).map_err(|e| {
-            FsError::from_io(&format!("writing chunk {}", self.store.describe(&key)), &e)
-        })?;
+        let like = self.metadata_key();
+        self.store
+            .put(&key, &encoded, Some(&like), durable)
+            .map_err(|e| {
+                FsError::from_io(&format!("writing chunk {}", self.store.describe(&key)), &e)
+            })?;
         Ok(WriteBack::Stored(encoded.len()))
     }
 
@@ -477,8 +491,9 @@ impl ZarrArray {
         linear: u64,
         stats: &Stats,
     ) -> FsResult<Option<(String, Box<dyn OpenObject>)>> {
+        let max_len = self.max_stored_chunk_bytes();
         let found = self
-            .find_stored(linear, |key| self.store.open(key))
+            .find_stored(linear, |key| self.store.open(key, max_len))
             .inspect_err(|_| Stats::add(&stats.errors, 1))?;
         if found.is_none() {
             Stats::add(&stats.chunks_missing, 1);

@@ -235,8 +235,11 @@ impl BlockStream {
             pool.spawn(move || {
                 // The reader may have passed it while the decode waited for a thread.
                 if !stream.is_behind(key.0, key.1) {
-                    if let Err(err) = stream.block(key.0, key.1) {
-                        tracing::warn!("read-ahead: {}", err.message);
+                    match stream.block(key.0, key.1) {
+                        Err(err) if crate::error::first_report(&err.message) => {
+                            tracing::warn!("read-ahead: {}", err.message);
+                        }
+                        _ => {}
                     }
                 }
             });

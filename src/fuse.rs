@@ -25,14 +25,12 @@ const MAX_PAGES_LIMIT_PATH: &str = "/proc/sys/fs/fuse/max_pages_limit";
 #[derive(Debug)]
 pub struct ZarrFs {
     tree: Arc<Tree>,
-    uid: u32,
-    gid: u32,
 }
 
 impl ZarrFs {
-    /// Wraps a tree; files are owned by `uid`/`gid`.
-    pub fn new(tree: Arc<Tree>, uid: u32, gid: u32) -> Self {
-        ZarrFs { tree, uid, gid }
+    /// Wraps a tree.
+    pub fn new(tree: Arc<Tree>) -> Self {
+        ZarrFs { tree }
     }
 
     fn file_attr(&self, attr: &Attr) -> FileAttr {
@@ -54,8 +52,8 @@ impl ZarrFs {
             } else {
                 1
             },
-            uid: self.uid,
-            gid: self.gid,
+            uid: attr.uid,
+            gid: attr.gid,
             rdev: 0,
             flags: 0,
             blksize: attr.blksize,
@@ -63,9 +61,14 @@ impl ZarrFs {
     }
 }
 
-/// Logs an error worth a line (not plain "no such entry") and converts it to an errno.
+/// Logs an error worth a line (not plain "no such entry"), the first time it happens, and
+/// converts it to an errno.
 fn errno(op: &str, err: FsError) -> Errno {
-    if err.errno != libc::ENOENT && err.errno != libc::EPERM && err.errno != libc::EROFS {
+    if err.errno != libc::ENOENT
+        && err.errno != libc::EPERM
+        && err.errno != libc::EROFS
+        && crate::error::first_report(&err.message)
+    {
         tracing::warn!("{op}: {}", err.message);
     }
     Errno::from_i32(err.errno)

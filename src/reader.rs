@@ -447,7 +447,9 @@ impl ChunkReader {
                 } else if let Err(err) =
                     load_through_cache(&cache, &stats, &array, linear, admission, wanted)
                 {
-                    tracing::warn!("read-ahead: {}", err.message);
+                    if crate::error::first_report(&err.message) {
+                        tracing::warn!("read-ahead: {}", err.message);
+                    }
                 }
                 pending.fetch_sub(1, Ordering::Relaxed);
             });

@@ -244,8 +244,8 @@ mod tests {
     }
 
     impl Store for FlakyStore {
-        fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
-            self.inner.get(key)
+        fn get(&self, key: &str, max_len: u64) -> io::Result<Option<Vec<u8>>> {
+            self.inner.get(key, max_len)
         }
         fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
             self.inner.info(key)
@@ -256,11 +256,17 @@ mod tests {
         fn describe(&self, key: &str) -> String {
             self.inner.describe(key)
         }
-        fn put(&self, key: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
+        fn put(
+            &self,
+            key: &str,
+            bytes: &[u8],
+            like: Option<&str>,
+            durable: bool,
+        ) -> io::Result<()> {
             if self.full.load(Ordering::SeqCst) {
                 return Err(io::Error::from_raw_os_error(libc::ENOSPC));
             }
-            self.inner.put(key, bytes, durable)
+            self.inner.put(key, bytes, like, durable)
         }
         fn delete(&self, key: &str, durable: bool) -> io::Result<()> {
             self.inner.delete(key, durable)
@@ -402,11 +408,11 @@ mod tests {
         let f = fixture("C");
         f.writer.write_flat(&f.array, 0, &[0, 1]).unwrap();
         f.writer.flush_array(&f.array, false).unwrap();
-        assert!(f.store.get("0.0").unwrap().is_some());
+        assert!(f.store.get("0.0", u64::MAX).unwrap().is_some());
         f.writer.write_flat(&f.array, 0, &[0, 7]).unwrap();
         f.writer.flush_array(&f.array, false).unwrap();
         assert_eq!(
-            f.store.get("0.0").unwrap(),
+            f.store.get("0.0", u64::MAX).unwrap(),
             None,
             "all-fill chunk is removed"
         );
@@ -416,7 +422,7 @@ mod tests {
     #[test]
     fn whole_chunk_writes_need_no_decode() {
         let f = fixture("C");
-        f.store.put("0.0", b"garbage", false).unwrap();
+        f.store.put("0.0", b"garbage", None, false).unwrap();
         let err = f.writer.write_flat(&f.array, 0, &[1, 2]).unwrap_err();
         assert_eq!(
             err.errno,

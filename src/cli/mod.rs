@@ -59,9 +59,16 @@ pub struct MountArgs {
     /// Idle time after which written chunks are stored, e.g. 3s or 500ms [default: 3s].
     #[arg(long, value_name = "DURATION")]
     pub writeback_delay: Option<String>,
-    /// Log file of the background daemon [default: a file in the temp directory].
+    /// Log file of the background daemon [default: <mount point>.log in /var/log/zarrfs for
+    /// root, else in $XDG_STATE_HOME/zarrfs or ~/.local/state/zarrfs].
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// Permission bits of every file, in octal (default: the store's).
+    #[arg(long, value_name = "MODE")]
+    pub file_mode: Option<String>,
+    /// Permission bits of every directory, in octal (default: the store's).
+    #[arg(long, value_name = "MODE")]
+    pub dir_mode: Option<String>,
     /// Cache every chunk a sequential read decodes. By default a chunk decoded for a
     /// sequential pass is dropped once the reader has passed it (its memory serves the next
     /// decodes) and cached only when a later pass reads it again.
@@ -69,7 +76,8 @@ pub struct MountArgs {
     pub keep_scans: bool,
     /// Mount options: ro, rw, allow_other, allow_root, cache_size=SIZE, threads=N,
     /// writeback_delay=D, keep_scans, direct_io (bypass the page cache), kernel_cache
-    /// (always use it).
+    /// (always use it), uid=N, gid=N, umask=M, file_mode=M, dir_mode=M (owners and modes
+    /// shown instead of the store's).
     #[arg(short = 'o', value_name = "OPT[,OPT...]", value_delimiter = ',')]
     pub options: Vec<String>,
 }

@@ -6,12 +6,14 @@ use crate::fuse::ZarrFs;
 use crate::metadata;
 use crate::reader::ChunkReader;
 use crate::store::{DirectoryStore, Store};
+use crate::tree::perms::Ownership;
 use crate::tree::{CacheMode, Tree, TreeOptions};
 use crate::units::{parse_duration, parse_size};
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +43,23 @@ pub struct MountConfig {
     pub cache_mode: CacheMode,
     /// Cache the chunks of sequential passes at once instead of from their second pass.
     pub keep_scans: bool,
+    /// Owners and modes shown instead of the store's.
+    pub ownership: Ownership,
+}
+
+/// Parses permission bits written in octal (`0640`, `640`, `0o640`).
+fn parse_mode(name: &str, value: &str) -> Result<u32> {
+    u32::from_str_radix(value.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|&mode| mode <= 0o777)
+        .ok_or_else(|| anyhow!("invalid {name}={value} (octal permission bits, e.g. 0640)"))
+}
+
+/// Parses a numeric user or group id.
+fn parse_id(name: &str, value: &str) -> Result<u32> {
+    value
+        .parse()
+        .map_err(|_| anyhow!("invalid {name}={value} (a numeric id)"))
 }
 
 /// Turns `mount` arguments (flags and `-o` options) into a [`MountConfig`].
@@ -62,6 +81,19 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         .map_err(|e| anyhow!(e))?;
     let (mut allow_other, mut allow_root) = (false, false);
     let mut cache_mode = CacheMode::Auto;
+    let mut ownership = Ownership {
+        file_mode: args
+            .file_mode
+            .as_deref()
+            .map(|m| parse_mode("--file-mode", m))
+            .transpose()?,
+        dir_mode: args
+            .dir_mode
+            .as_deref()
+            .map(|m| parse_mode("--dir-mode", m))
+            .transpose()?,
+        ..Ownership::default()
+    };
     for option in args
         .options
         .iter()
@@ -82,6 +114,13 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
                         .map_err(|_| anyhow!("invalid threads={value}"))?,
                 )
             }
+            Some(("uid", value)) => ownership.uid = Some(parse_id("uid", value)?),
+            Some(("gid", value)) => ownership.gid = Some(parse_id("gid", value)?),
+            Some(("umask", value)) => ownership.umask = Some(parse_mode("umask", value)?),
+            Some(("file_mode", value)) => {
+                ownership.file_mode = Some(parse_mode("file_mode", value)?)
+            }
+            Some(("dir_mode", value)) => ownership.dir_mode = Some(parse_mode("dir_mode", value)?),
             Some(_) if option.starts_with("x-") => {}
             Some(_) => bail!("unknown mount option {option:?}"),
             None => match option {
@@ -92,8 +131,19 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
                 "keep_scans" => keep_scans = true,
                 "direct_io" => cache_mode = CacheMode::DirectIo,
                 "kernel_cache" => cache_mode = CacheMode::KernelCache,
-                "defaults" | "noauto" | "auto" | "nofail" | "user" | "users" | "_netdev"
-                | "nodev" | "nosuid" | "noexec" | "noatime" => {}
+                // Permissions are always checked by the kernel (default_permissions).
+                "defaults"
+                | "noauto"
+                | "auto"
+                | "nofail"
+                | "user"
+                | "users"
+                | "_netdev"
+                | "nodev"
+                | "nosuid"
+                | "noexec"
+                | "noatime"
+                | "default_permissions" => {}
                 _ => bail!("unknown mount option {option:?}"),
             },
         }
@@ -121,6 +171,7 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         writeback_delay: writeback_delay.unwrap_or(Duration::from_secs(3)),
         cache_mode,
         keep_scans,
+        ownership,
     })
 }
 
@@ -153,11 +204,12 @@ pub fn is_mount_point(path: &Path) -> bool {
         .any(|mp| Path::new(&unescape_mount_path(mp)) == path)
 }
 
-/// Checks the store and mount point before mounting, with one clear message per problem.
-pub fn check(config: &MountConfig) -> Result<()> {
+/// Checks the store and mount point before mounting, with one clear message per problem,
+/// and takes the store's lock (see [`lock_store`]); returns the store opened, to serve.
+pub fn check(config: &MountConfig) -> Result<DirectoryStore> {
     let store = DirectoryStore::open(&config.store)
         .map_err(|e| anyhow!("store {}: {e}", config.store.display()))?;
-    if let Err(err) = metadata::Catalog::open(Arc::new(store)).root() {
+    if let Err(err) = metadata::Catalog::open(Arc::new(store.clone())).root() {
         bail!("{err}");
     }
     if !config.mountpoint.is_dir() {
@@ -172,18 +224,104 @@ pub fn check(config: &MountConfig) -> Result<()> {
             config.mountpoint.display()
         );
     }
-    Ok(())
+    // The kernel deadlocks when the daemon reaches its store through its own mount.
+    match store.contains_dir(&config.mountpoint) {
+        Ok(false) => {}
+        Ok(true) => bail!(
+            "mount point {} is inside the store {} it would serve; choose one outside the store",
+            config.mountpoint.display(),
+            config.store.display()
+        ),
+        Err(err) => bail!("mount point {}: {err}", config.mountpoint.display()),
+    }
+    lock_store(&store, config.read_only)?;
+    Ok(store)
 }
 
-fn default_log_path(mountpoint: &Path) -> PathBuf {
+/// Takes the store's lock for the life of the mount: a writable mount needs the store to
+/// itself, read-only mounts share it with each other (zarrfs mounts only; other programs
+/// do not look at the lock). A holder is given a second to go (a daemon still exiting
+/// after its unmount).
+fn lock_store(store: &DirectoryStore, read_only: bool) -> Result<()> {
+    let display = store.root().display();
+    let mut locked = store.lock(!read_only);
+    for _ in 0..20 {
+        if !matches!(locked, Ok(false)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        locked = store.lock(!read_only);
+    }
+    match locked {
+        Ok(true) => Ok(()),
+        Ok(false) if read_only => bail!(
+            "store {display} is mounted writable by another zarrfs; a writable mount has its \
+             store to itself"
+        ),
+        Ok(false) => bail!(
+            "store {display} is already mounted by another zarrfs; a writable mount needs its \
+             store to itself (read-only mounts can share it)"
+        ),
+        Err(err) => bail!("cannot lock store {display}: {err}"),
+    }
+}
+
+/// Where the daemon logs by default: a directory only its user can write
+/// (`/var/log/zarrfs` for root, else `$XDG_STATE_HOME/zarrfs` or `~/.local/state/zarrfs`),
+/// in a file named after the mount point.
+fn default_log_path(mountpoint: &Path) -> Result<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let dir = if euid == 0 {
+        PathBuf::from("/var/log/zarrfs")
+    } else if let Some(state) = absolute("XDG_STATE_HOME") {
+        state.join("zarrfs")
+    } else if let Some(home) = absolute("HOME") {
+        home.join(".local/state/zarrfs")
+    } else {
+        bail!("no HOME to keep the log in; pass --log FILE");
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create log directory {}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(&dir)
+        .with_context(|| format!("log directory {}", dir.display()))?;
+    if !meta.is_dir() || meta.uid() != euid || meta.mode() & 0o022 != 0 {
+        bail!(
+            "log directory {} is not a directory only user {euid} can write; pass --log FILE",
+            dir.display()
+        );
+    }
     let name: String = mountpoint
         .to_string_lossy()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    std::env::temp_dir().join(format!("zarrfs-{uid}{name}.log"))
+    Ok(dir.join(format!("{name}.log")))
+}
+
+/// Opens the daemon's log for appending, never through a symbolic link; created 0600.
+fn open_log(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|err| match err.raw_os_error() {
+            Some(libc::ELOOP) => anyhow!(
+                "cannot open log file {}: it is a symbolic link",
+                path.display()
+            ),
+            _ => anyhow!("cannot open log file {}: {err}", path.display()),
+        })
 }
 
 fn init_logging() {
@@ -200,20 +338,16 @@ fn init_logging() {
 /// once the mount is live.
 pub fn run(args: MountArgs) -> Result<()> {
     let config = parse_config(&args)?;
-    check(&config)?;
+    let store = check(&config)?;
     if args.foreground {
         init_logging();
-        return serve(&config, &mut None);
+        return serve(&config, store, &mut None);
     }
-    let log_path = args
-        .log
-        .clone()
-        .unwrap_or_else(|| default_log_path(&config.mountpoint));
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open log file {}", log_path.display()))?;
+    let log_path = match &args.log {
+        Some(path) => path.clone(),
+        None => default_log_path(&config.mountpoint)?,
+    };
+    let log = open_log(&log_path)?;
     eprintln!("zarrfs: logging to {}", log_path.display());
     let mut fds = [0i32; 2];
     // SAFETY: fds is a valid array of two ints.
@@ -242,7 +376,7 @@ pub fn run(args: MountArgs) -> Result<()> {
             drop(log);
             init_logging();
             let mut ready = Some(File::from(write_end));
-            let code = match serve(&config, &mut ready) {
+            let code = match serve(&config, store, &mut ready) {
                 Ok(()) => 0,
                 Err(err) => {
                     tracing::error!("{err:#}");
@@ -298,9 +432,10 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Mounts and serves until unmounted or signalled; writes "OK" to `ready` and closes it
-/// once the mount is live (an error before that is left for the caller to report).
-pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
+/// Mounts `store` (as [`check`] opened and locked it) and serves until unmounted or
+/// signalled; writes "OK" to `ready` and closes it once the mount is live (an error before
+/// that is left for the caller to report).
+pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<File>) -> Result<()> {
     // Buffers of large chunks are mapped and unmapped rather than kept in malloc's heaps, so
     // the daemon's memory follows the cache budget (evicted buffers are recycled instead).
     // Smaller blocks stay in the heaps: among them the temporaries c-blosc allocates on every
@@ -315,7 +450,7 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD);
     }
     raise_open_file_limit();
-    let store = Arc::new(DirectoryStore::open(&config.store)?);
+    let store = Arc::new(store);
     let reader = Arc::new(ChunkReader::with_budget(
         config.cache_size as usize,
         config.threads,
@@ -328,6 +463,7 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
             TreeOptions {
                 read_only: config.read_only,
                 cache_mode: config.cache_mode,
+                ownership: config.ownership,
             },
         )
         .map_err(|e| anyhow!(e.message))?,
@@ -343,14 +479,14 @@ pub fn serve(config: &MountConfig, ready: &mut Option<File>) -> Result<()> {
             })?;
         tree.start_idle_writeback(config.writeback_delay);
     }
-    // SAFETY: getuid/getgid have no preconditions.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let fs = ZarrFs::new(tree.clone(), uid, gid);
+    let fs = ZarrFs::new(tree.clone());
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = vec![
         fuser::MountOption::FSName(format!("zarrfs:{}", config.store.display())),
         fuser::MountOption::Subtype("zarrfs".into()),
         fuser::MountOption::NoAtime,
+        // The kernel checks permissions against the owners and modes the tree shows.
+        fuser::MountOption::DefaultPermissions,
         if config.read_only {
             fuser::MountOption::RO
         } else {
@@ -511,6 +647,8 @@ mod tests {
             log: None,
             writeback_delay: None,
             keep_scans: false,
+            file_mode: None,
+            dir_mode: None,
             options: vec![
                 "keep_scans".into(),
                 "ro".into(),

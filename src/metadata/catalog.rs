@@ -14,8 +14,9 @@ use std::sync::Arc;
 pub enum Origin {
     /// The node's own document, stored under this key.
     Document(String),
-    /// The store's consolidated metadata (the node's own documents are missing).
-    Consolidated,
+    /// The store's consolidated metadata, stored under this key (the node's own documents
+    /// are missing).
+    Consolidated(String),
     /// No metadata at all: a directory shown as a group because zarr-python opens the arrays
     /// beneath it.
     Implicit,
@@ -145,7 +146,7 @@ impl Catalog {
             })?;
             return Ok(Some(Located {
                 meta,
-                origin: Origin::Consolidated,
+                origin: Origin::Consolidated(v3::DOCUMENT.to_string()),
             }));
         }
         if self.consolidated.is_empty() {
@@ -157,7 +158,7 @@ impl Catalog {
         };
         Ok(v2::read_node_from(&docs, path)?.map(|meta| Located {
             meta,
-            origin: Origin::Consolidated,
+            origin: Origin::Consolidated(CONSOLIDATED_V2.to_string()),
         }))
     }
 
@@ -341,7 +342,7 @@ mod tests {
         fs::write(dir.path().join("own/.zarray"), own.to_string()).unwrap();
         let catalog = catalog(dir.path());
         let root = catalog.root().unwrap();
-        assert_eq!(root.origin, Origin::Consolidated);
+        assert_eq!(root.origin, Origin::Consolidated(".zmetadata".into()));
         match root.meta {
             NodeMeta::Group { attributes } => assert_eq!(attributes["title"], "consolidated"),
             other => panic!("{other:?}"),

@@ -244,9 +244,21 @@ pub struct MetadataError {
     pub reason: String,
 }
 
+/// The largest metadata document read: 16 MiB, and 256 MiB for documents that may hold
+/// consolidated metadata (`.zmetadata`, the root `zarr.json`), which describe every node.
+/// Larger ones are refused unread.
+pub fn max_document_bytes(key: &str) -> u64 {
+    match key {
+        ".zmetadata" | "zarr.json" => 256 << 20,
+        _ if key.ends_with("/.zmetadata") => 256 << 20,
+        _ => 16 << 20,
+    }
+}
+
 /// Reads a JSON document, mapping I/O and syntax errors to [`MetadataError`].
 pub(crate) fn read_json(store: &dyn Store, key: &str) -> Result<Option<Value>, MetadataError> {
-    let bytes = store.get(key).map_err(|e| MetadataError {
+    let max_len = max_document_bytes(key);
+    let bytes = store.get(key, max_len).map_err(|e| MetadataError {
         path: store.describe(key),
         reason: e.to_string(),
     })?;

@@ -8,9 +8,11 @@
 
 mod files;
 pub mod npy;
+pub mod perms;
 mod sync;
 
 use files::OpenFile;
+use perms::{Owner, Ownership};
 pub use sync::Invalidation;
 
 use crate::array::ZarrArray;
@@ -59,6 +61,10 @@ pub struct Attr {
     pub mtime: SystemTime,
     /// Preferred I/O block size.
     pub blksize: u32,
+    /// Owner's user id.
+    pub uid: u32,
+    /// Owner's group id.
+    pub gid: u32,
 }
 
 /// One directory entry.
@@ -112,10 +118,19 @@ enum NodeKind {
     Stats,
 }
 
+/// Where a node's owner and mode come from: the store directory of the group or array it
+/// belongs to, and that node's metadata document (`None` for implicit groups).
+#[derive(Debug, Clone, Default)]
+struct Source {
+    dir: String,
+    doc: Option<String>,
+}
+
 #[derive(Debug)]
 struct Node {
     parent: u64,
     kind: NodeKind,
+    source: Source,
 }
 
 /// How the data views use the kernel's page cache.
@@ -138,6 +153,8 @@ pub struct TreeOptions {
     pub read_only: bool,
     /// Page-cache policy of the data views.
     pub cache_mode: CacheMode,
+    /// Owners and modes shown instead of the store's.
+    pub ownership: Ownership,
 }
 
 /// The virtual file tree over one store.
@@ -219,7 +236,7 @@ impl Tree {
             next_fh: AtomicU64::new(1),
             mount_time: SystemTime::now(),
         };
-        let root = match tree.catalog.root() {
+        let (root, source) = match tree.catalog.root() {
             Ok(node) => tree.node_kind_for("", node)?,
             Err(err) => return Err(FsError::invalid(err.to_string())),
         };
@@ -229,6 +246,7 @@ impl Tree {
         tree.nodes.write().unwrap().push(Arc::new(Node {
             parent: ROOT_INO,
             kind: root,
+            source,
         }));
         Ok(tree)
     }
@@ -252,19 +270,25 @@ impl Tree {
             .unwrap_or(self.mount_time)
     }
 
-    fn node_kind_for(&self, path: &str, node: Located) -> FsResult<NodeKind> {
-        let mtime = match &node.origin {
-            Origin::Document(key) => self.mtime_of(key),
-            Origin::Consolidated => self.mtime_of(".zmetadata"),
+    /// The node for the store path `path`, with where its owner and mode come from.
+    fn node_kind_for(&self, path: &str, node: Located) -> FsResult<(NodeKind, Source)> {
+        let doc = match node.origin {
+            Origin::Document(key) => Some(key),
+            Origin::Consolidated(key) => Some(key),
             Origin::Implicit => {
                 tracing::info!(
                     "{}: no Zarr metadata; shown as an implicit group",
                     self.store.describe(path)
                 );
-                self.mtime_of(path)
+                None
             }
         };
-        Ok(match node.meta {
+        let mtime = self.mtime_of(doc.as_deref().unwrap_or(path));
+        let source = Source {
+            dir: path.to_string(),
+            doc,
+        };
+        let kind = match node.meta {
             NodeMeta::Group { .. } => NodeKind::Group {
                 path: path.to_string(),
                 mtime,
@@ -276,7 +300,8 @@ impl Tree {
                 arrays.push(array.clone());
                 NodeKind::ArrayDir { array }
             }
-        })
+        };
+        Ok((kind, source))
     }
 
     fn node(&self, ino: u64) -> FsResult<Arc<Node>> {
@@ -322,8 +347,13 @@ impl Tree {
     }
 
     /// Works out what `name` under `parent` is, without registering it.
-    fn resolve_child(&self, parent: u64, node: &Node, name: &str) -> FsResult<Option<NodeKind>> {
-        Ok(match &node.kind {
+    fn resolve_child(
+        &self,
+        parent: u64,
+        node: &Node,
+        name: &str,
+    ) -> FsResult<Option<(NodeKind, Source)>> {
+        let kind = match &node.kind {
             NodeKind::Group { path, mtime } => match name {
                 "attrs.json" => Some(NodeKind::Document {
                     content: json_document(&self.group_attributes(path)?),
@@ -333,14 +363,17 @@ impl Tree {
                 _ if name.starts_with('.') || metadata::is_metadata_name(name) => None,
                 _ => {
                     let child = join_key(path, name);
-                    match self.catalog.node(&child) {
-                        Ok(Some(meta)) => Some(self.node_kind_for(&child, meta)?),
-                        Ok(None) => None,
+                    return match self.catalog.node(&child) {
+                        Ok(Some(meta)) => Ok(Some(self.node_kind_for(&child, meta)?)),
+                        Ok(None) => Ok(None),
                         Err(err) => {
-                            tracing::warn!("{err}; left out of the mount");
-                            None
+                            let message = format!("{err}; left out of the mount");
+                            if crate::error::first_report(&message) {
+                                tracing::warn!("{message}");
+                            }
+                            Ok(None)
                         }
-                    }
+                    };
                 }
             },
             NodeKind::ArrayDir { array } => {
@@ -369,7 +402,9 @@ impl Tree {
             }
             NodeKind::ControlDir => (name == "stats").then_some(NodeKind::Stats),
             _ => None,
-        })
+        };
+        // The files of a group or array take their owner and mode from it.
+        Ok(kind.map(|kind| (kind, node.source.clone())))
     }
 
     /// Returns the inode of `name` under `parent`, registering it on first sight.
@@ -391,7 +426,7 @@ impl Tree {
         if let Some(&ino) = self.children.read().unwrap().get(&key) {
             return Ok(ino);
         }
-        let kind = self
+        let (kind, source) = self
             .resolve_child(parent, &node, name)?
             .ok_or_else(|| FsError::not_found(format!("no entry {name}")))?;
         let mut children = self.children.write().unwrap();
@@ -403,7 +438,11 @@ impl Tree {
             NodeKind::ArrayDir { array } => Some(array.id),
             _ => None,
         };
-        nodes.push(Arc::new(Node { parent, kind }));
+        nodes.push(Arc::new(Node {
+            parent,
+            kind,
+            source,
+        }));
         let ino = nodes.len() as u64;
         children.insert(key, ino);
         if let Some(id) = array_id {
@@ -418,19 +457,71 @@ impl Tree {
         self.getattr(ino)
     }
 
-    fn dir_perm(&self) -> u16 {
-        if self.options.read_only {
-            0o555
-        } else {
-            0o755
-        }
+    /// The owner and mode the store gives `key`, if it holds an object or prefix there.
+    fn store_owner(&self, key: &str, prefix: bool) -> Option<Owner> {
+        let info = self.store.info(key).ok().flatten()?;
+        (info.is_prefix == prefix).then(|| info.into())
     }
 
-    fn data_perm(&self) -> u16 {
-        if self.options.read_only {
-            0o444
-        } else {
-            0o644
+    /// The owner and mode of the store directory `dir`; of the store root when there is no
+    /// such directory (a node known from consolidated metadata only).
+    fn dir_owner(&self, dir: &str) -> Owner {
+        self.store_owner(dir, true)
+            .or_else(|| self.store_owner("", true))
+            .unwrap_or_else(|| {
+                // SAFETY: getuid/getgid have no preconditions.
+                let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+                Owner {
+                    uid,
+                    gid,
+                    mode: 0o755,
+                }
+            })
+    }
+
+    /// The owner and mode of a node's metadata document; without one, its directory's
+    /// without the x bits.
+    fn doc_owner(&self, source: &Source) -> Owner {
+        source
+            .doc
+            .as_deref()
+            .and_then(|doc| self.store_owner(doc, false))
+            .unwrap_or_else(|| self.dir_owner(&source.dir).masked(0o666))
+    }
+
+    /// Where the owner and mode of an array's files come from.
+    fn array_source(&self, array: &ZarrArray) -> Source {
+        let dir = self.array_dirs.read().unwrap().get(&array.id).copied();
+        dir.and_then(|ino| self.node(ino).ok())
+            .map(|node| node.source.clone())
+            .unwrap_or_else(|| Source {
+                dir: array.path.clone(),
+                doc: Some(array.metadata_key()),
+            })
+    }
+
+    /// The attributes of an entry whose owner and mode in the store are `owner`.
+    fn attr(
+        &self,
+        ino: u64,
+        kind: EntryKind,
+        size: u64,
+        mtime: SystemTime,
+        owner: Owner,
+        writable: bool,
+    ) -> Attr {
+        let directory = kind == EntryKind::Directory;
+        let writable = writable && !self.options.read_only;
+        let shown = self.options.ownership.show(owner, directory, writable);
+        Attr {
+            ino,
+            kind,
+            size,
+            perm: shown.mode as u16,
+            mtime,
+            blksize: if directory { 4096 } else { PREFERRED_IO_SIZE },
+            uid: shown.uid,
+            gid: shown.gid,
         }
     }
 
@@ -459,60 +550,69 @@ impl Tree {
 
     /// Attributes of an inode.
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        use EntryKind::{Directory, File};
         if ino & CHUNK_INO_FLAG != 0 {
             let (array, linear) = self.decode_chunk_ino(ino)?;
-            let (size, perm) = if array.meta.dtype.is_variable() {
+            let (size, writable) = if array.meta.dtype.is_variable() {
                 let size =
                     self.json_lines_size(&array, |lines| lines.chunks[linear as usize].len());
-                (size, 0o444)
+                (size, false)
             } else {
-                (array.grid.chunk_bytes() as u64, self.data_perm())
+                (array.grid.chunk_bytes() as u64, true)
             };
-            return Ok(Attr {
-                ino,
-                kind: EntryKind::File,
-                size,
-                perm,
-                mtime: array.chunk_mtime(linear),
-                blksize: PREFERRED_IO_SIZE,
-            });
+            // An absent chunk: the array directory's owner, the metadata document's mode.
+            let (mtime, owner) = match array.stored_chunk_info(linear) {
+                Some(info) => (info.mtime, info.into()),
+                None => {
+                    let mode = self.doc_owner(&self.array_source(&array)).mode;
+                    let owner = Owner {
+                        mode,
+                        ..self.dir_owner(&array.path)
+                    };
+                    (array.mtime, owner)
+                }
+            };
+            return Ok(self.attr(ino, File, size, mtime, owner, writable));
         }
         let node = self.node(ino)?;
-        let dir = |mtime| Attr {
-            ino,
-            kind: EntryKind::Directory,
-            size: 0,
-            perm: self.dir_perm(),
-            mtime,
-            blksize: 4096,
-        };
-        let file = |size, perm, mtime| Attr {
-            ino,
-            kind: EntryKind::File,
-            size,
-            perm,
-            mtime,
-            blksize: PREFERRED_IO_SIZE,
-        };
+        let source = &node.source;
         Ok(match &node.kind {
-            NodeKind::Group { mtime, .. } => dir(*mtime),
-            NodeKind::ArrayDir { array } | NodeKind::ChunksDir { array } => dir(array.mtime),
-            NodeKind::ControlDir => dir(self.mount_time),
-            NodeKind::Data { array } => {
-                file(array.grid.total_bytes(), self.data_perm(), array.mtime)
+            NodeKind::Group { mtime, .. } => {
+                self.attr(ino, Directory, 0, *mtime, self.dir_owner(&source.dir), true)
             }
-            NodeKind::Npy { array, header } => file(
-                header.len() as u64 + array.grid.total_bytes(),
-                self.data_perm(),
-                array.mtime,
+            NodeKind::ArrayDir { array } | NodeKind::ChunksDir { array } => {
+                let owner = self.dir_owner(&source.dir);
+                self.attr(ino, Directory, 0, array.mtime, owner, true)
+            }
+            NodeKind::ControlDir => self.attr(
+                ino,
+                Directory,
+                0,
+                self.mount_time,
+                self.dir_owner(""),
+                false,
             ),
-            NodeKind::JsonLines { array } => file(
-                self.json_lines_size(array, |lines| lines.data.len()),
-                0o444,
-                array.mtime,
-            ),
-            NodeKind::Document { content, mtime } => file(content.len() as u64, 0o444, *mtime),
-            NodeKind::Stats => file(self.stats_text().len() as u64, 0o444, SystemTime::now()),
+            NodeKind::Data { array } => {
+                let size = array.grid.total_bytes();
+                self.attr(ino, File, size, array.mtime, self.doc_owner(source), true)
+            }
+            NodeKind::Npy { array, header } => {
+                let size = header.len() as u64 + array.grid.total_bytes();
+                self.attr(ino, File, size, array.mtime, self.doc_owner(source), true)
+            }
+            NodeKind::Document { content, mtime } => {
+                let size = content.len() as u64;
+                self.attr(ino, File, size, *mtime, self.doc_owner(source), false)
+            }
+            NodeKind::Stats => {
+                let size = self.stats_text().len() as u64;
+                let owner = self.dir_owner("").masked(0o444);
+                self.attr(ino, File, size, SystemTime::now(), owner, false)
+            }
+            NodeKind::JsonLines { array } => {
+                let size = self.json_lines_size(array, |lines| lines.data.len());
+                self.attr(ino, File, size, array.mtime, self.doc_owner(source), false)
+            }
         })
     }
 

@@ -43,6 +43,12 @@ pub struct Mount {
 impl Mount {
     /// Mounts `store` (daemon mode: returns once live) with extra arguments.
     pub fn new(store: &Path, extra: &[&str]) -> Mount {
+        Self::with_memory_limit(store, extra, None)
+    }
+
+    /// Like [`Mount::new`], with the daemon's address space limited to `limit` bytes (so that
+    /// a daemon that would allocate without bound dies instead of exhausting the machine).
+    pub fn with_memory_limit(store: &Path, extra: &[&str], limit: Option<u64>) -> Mount {
         let dir = tempfile::tempdir().unwrap();
         let point = dir.path().join("mnt");
         std::fs::create_dir(&point).unwrap();
@@ -55,7 +61,25 @@ impl Mount {
             log.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let out = zarrfs(&args);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_zarrfs"));
+        command.args(&args);
+        if let Some(limit) = limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlimit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_AS, &rlimit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                })
+            };
+        }
+        let out = command.output().expect("run zarrfs");
         assert!(
             out.status.success(),
             "mount failed: {}\n{}",
@@ -86,16 +110,118 @@ impl Mount {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("zarrfs.log")).unwrap_or_default()
     }
+
+    /// The process id of the daemon serving this mount.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        daemon_pid(&self.point)
+    }
+
+    /// Kills the daemon and detaches the mount point: for tests whose watchdog fired.
+    pub fn kill(&self) {
+        if let Some(pid) = self.daemon_pid() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.point)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+
+    /// Runs `f` in a thread and returns its result; when it takes longer than `secs`, kills
+    /// the daemon (so that nothing stays blocked) and fails naming `what`.
+    pub fn within<T: Send + 'static>(
+        &self,
+        secs: u64,
+        what: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        match within(secs, f) {
+            Some(value) => value,
+            None => {
+                let log = self.log();
+                self.kill();
+                panic!("{what}: still blocked after {secs} s\nlog:\n{log}");
+            }
+        }
+    }
+
+    /// The daemon's peak resident memory in bytes (VmHWM).
+    pub fn daemon_peak_memory(&self) -> u64 {
+        let pid = self.daemon_pid().expect("daemon running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmHWM")
+            * 1024
+    }
+}
+
+/// Runs `f` in a thread; `None` when it has not finished after `secs` (the thread is left).
+pub fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(f());
+    });
+    receive.recv_timeout(Duration::from_secs(secs)).ok()
+}
+
+/// The process id of a zarrfs daemon serving `point`, found by its command line.
+pub fn daemon_pid(point: &Path) -> Option<u32> {
+    let point = point.to_str()?;
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            let ours = args.first()?.ends_with(b"zarrfs")
+                && args.contains(&&b"mount"[..])
+                && args.contains(&point.as_bytes());
+            ours.then_some(pid)
+        })
+}
+
+/// Whether a process is running (not gone, nor a zombie).
+pub fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
+}
+
+/// Whether the tests run as root (mounting for other users, chown, runuser).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 impl Drop for Mount {
     fn drop(&mut self) {
+        let daemon = self.daemon_pid();
         let point = self.point.to_str().unwrap().to_string();
         let out = zarrfs(&["umount", &point]);
         if !out.status.success() {
-            let _ = Command::new("umount").arg("-l").arg(&point).status();
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&point)
+                .stderr(std::process::Stdio::null())
+                .status();
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // The daemon writes back and exits after the unmount: wait for it (5 s at most).
+        for _ in 0..250 {
+            if !daemon.is_some_and(is_alive) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
