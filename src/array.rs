@@ -128,7 +128,7 @@ impl ZarrArray {
     ) -> Self {
         let grid = ChunkGrid::new(&meta.shape, &meta.chunk_shape, meta.dtype.size);
         let codecs = match (&meta.unsupported, &meta.sharding) {
-            (Some(reason), _) => Err(format!("not understood: {reason}")),
+            (Some(reason), _) => Err(format!("cannot be read: {reason}")),
             (None, Some(_)) => Err("sharding_indexed is not supported yet".to_string()),
             (None, None) if meta.dtype.is_variable() => VlenChain::from_meta(&meta)
                 .map(Decoding::Variable)
@@ -138,10 +138,13 @@ impl ZarrArray {
                 .map_err(|e| e.to_string()),
         };
         if let Err(reason) = &codecs {
-            tracing::warn!(
-                "{}: {reason}; reads of this array fail with EIO",
+            // The same words as the reads' EIO, which is then not logged again.
+            let message = format!(
+                "{}: {reason}",
                 store.describe(&join_key(path, meta.document_name()))
             );
+            crate::error::first_report(&message);
+            tracing::warn!("{message}; reads of this array fail with EIO");
         }
         ZarrArray {
             id,
@@ -166,6 +169,18 @@ impl ZarrArray {
     /// Why chunks of this array cannot be decoded, if they cannot.
     pub fn codec_problem(&self) -> Option<&str> {
         self.codecs.as_ref().err().map(String::as_str)
+    }
+
+    /// Fails (EIO naming the array, counted as an error) when its chunks cannot be read:
+    /// checked before anything of a chunk's size is allocated.
+    pub fn check_readable(&self, stats: &Stats) -> FsResult<()> {
+        match self.codec_problem() {
+            None => Ok(()),
+            Some(reason) => {
+                Stats::add(&stats.errors, 1);
+                Err(FsError::io(format!("{}: {reason}", self.describe())))
+            }
+        }
     }
 
     /// The codec chain of an array of fixed-size elements; an error naming the array when
@@ -460,14 +475,7 @@ impl ZarrArray {
         stats: &Stats,
         encoded: &mut Vec<u8>,
     ) -> FsResult<Option<String>> {
-        if let Some(reason) = self.codec_problem() {
-            Stats::add(&stats.errors, 1);
-            return Err(FsError::io(format!(
-                "{}: {reason}",
-                self.store
-                    .describe(&join_key(&self.path, self.meta.document_name()))
-            )));
-        }
+        self.check_readable(stats)?;
         match self.read_encoded(linear, encoded) {
             Ok(Some(key)) => {
                 Stats::add(&stats.store_bytes_read, encoded.len() as u64);
@@ -491,6 +499,7 @@ impl ZarrArray {
         linear: u64,
         stats: &Stats,
     ) -> FsResult<Option<(String, Box<dyn OpenObject>)>> {
+        self.check_readable(stats)?;
         let max_len = self.max_stored_chunk_bytes();
         let found = self
             .find_stored(linear, |key| self.store.open(key, max_len))

@@ -60,7 +60,7 @@ pub fn build(array: &ZarrArray, reader: &ChunkReader, limit: usize) -> FsResult<
                 if array.read_stored(linear, stats, &mut encoded)?.is_none() {
                     return Ok(ChunkElements::Absent);
                 };
-                let texts = chain.decode(&encoded).map_err(|e| {
+                let texts = chain.decode(&encoded, limit).map_err(|e| {
                     Stats::add(&stats.errors, 1);
                     FsError::io(format!("chunk {}: {e}", array.describe_chunk(linear)))
                 })?;

@@ -529,6 +529,7 @@ fn load_through_cache(
 ) -> FsResult<ChunkBuf> {
     let key = (array.id, linear);
     cache.get_or_load(key, admission, || {
+        array.check_readable(stats)?;
         let generation = array.dirty.lock().unwrap().generation;
         let buffer = cache.take_buffer(array.grid.chunk_bytes());
         let loaded = array.load_chunk_reusing(linear, stats, buffer)?;

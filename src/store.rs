@@ -487,8 +487,19 @@ impl Store for DirectoryStore {
         };
         let mut out = Vec::new();
         for (name, kind) in beneath::read_dir(dir.into())? {
-            let Ok(name) = String::from_utf8(name) else {
-                continue;
+            let name = match String::from_utf8(name) {
+                Ok(name) => name,
+                Err(bad) => {
+                    let message = format!(
+                        "{}: a name that is not UTF-8 ({}) is not shown",
+                        self.describe(prefix),
+                        String::from_utf8_lossy(bad.as_bytes())
+                    );
+                    if crate::error::first_report(&message) {
+                        tracing::warn!("{message}");
+                    }
+                    continue;
+                }
             };
             let is_prefix = match kind {
                 libc::DT_DIR => true,

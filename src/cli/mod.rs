@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Mount a Zarr store; returns once the mount is live unless --foreground.
-    Mount(MountArgs),
+    Mount(Box<MountArgs>),
     /// Unmount a zarrfs mount point.
     Umount {
         /// The mount point.
@@ -53,6 +53,10 @@ pub struct MountArgs {
     /// Byte budget of the decoded-chunk cache, e.g. 512MiB or 2GiB [default: 1GiB].
     #[arg(long, value_name = "SIZE")]
     pub cache_size: Option<String>,
+    /// Largest decoded chunk read, e.g. 8GiB [default: the cache size, at most 4GiB]; reads
+    /// of arrays with larger chunks fail with EIO.
+    #[arg(long, value_name = "SIZE")]
+    pub max_chunk_size: Option<String>,
     /// Decode threads [default: number of cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -74,7 +78,8 @@ pub struct MountArgs {
     /// decodes) and cached only when a later pass reads it again.
     #[arg(long)]
     pub keep_scans: bool,
-    /// Mount options: ro, rw, allow_other, allow_root, cache_size=SIZE, threads=N,
+    /// Mount options: ro, rw, allow_other, allow_root, cache_size=SIZE,
+    /// max_chunk_size=SIZE, threads=N,
     /// writeback_delay=D, keep_scans, direct_io (bypass the page cache), kernel_cache
     /// (always use it), uid=N, gid=N, umask=M, file_mode=M, dir_mode=M (owners and modes
     /// shown instead of the store's).
@@ -85,7 +90,7 @@ pub struct MountArgs {
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
-        Command::Mount(args) => mount::run(args),
+        Command::Mount(args) => mount::run(*args),
         Command::Umount { mountpoint } => mount::unmount(&mountpoint),
         Command::Info { store } => info::run(&store),
         Command::Sample { dir } => crate::sample::write_sample_store(&dir).map(|()| {

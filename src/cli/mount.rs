@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const DEFAULT_CACHE_SIZE: u64 = 1 << 30;
+/// The largest chunk read by default, whatever the cache size.
+const MAX_DEFAULT_CHUNK_SIZE: u64 = 4 << 30;
 
 /// Everything a mount needs, after parsing and checking the command line.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct MountConfig {
     pub read_only: bool,
     /// Decoded-chunk cache budget in bytes.
     pub cache_size: u64,
+    /// Largest decoded chunk read, in bytes.
+    pub max_chunk_size: u64,
     /// Decode threads.
     pub threads: usize,
     /// Let other users access the mount.
@@ -72,6 +76,12 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         .map(parse_size)
         .transpose()
         .map_err(|e| anyhow!(e))?;
+    let mut max_chunk_size = args
+        .max_chunk_size
+        .as_deref()
+        .map(parse_size)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
     let mut threads = args.threads;
     let mut writeback_delay = args
         .writeback_delay
@@ -103,6 +113,9 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         match option.split_once('=') {
             Some(("cache_size", value)) => {
                 cache_size = Some(parse_size(value).map_err(|e| anyhow!(e))?)
+            }
+            Some(("max_chunk_size", value)) => {
+                max_chunk_size = Some(parse_size(value).map_err(|e| anyhow!(e))?)
             }
             Some(("writeback_delay", value)) => {
                 writeback_delay = Some(parse_duration(value).map_err(|e| anyhow!(e))?)
@@ -165,6 +178,11 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         mountpoint,
         read_only,
         cache_size: cache_size.unwrap_or(DEFAULT_CACHE_SIZE),
+        max_chunk_size: max_chunk_size.unwrap_or_else(|| {
+            cache_size
+                .unwrap_or(DEFAULT_CACHE_SIZE)
+                .min(MAX_DEFAULT_CHUNK_SIZE)
+        }),
         threads,
         allow_other,
         allow_root,
@@ -464,6 +482,7 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
                 read_only: config.read_only,
                 cache_mode: config.cache_mode,
                 ownership: config.ownership,
+                max_chunk_bytes: Some(config.max_chunk_size),
             },
         )
         .map_err(|e| anyhow!(e.message))?,
@@ -643,6 +662,7 @@ mod tests {
             foreground: false,
             read_only: false,
             cache_size: Some("2GiB".into()),
+            max_chunk_size: None,
             threads: None,
             log: None,
             writeback_delay: None,

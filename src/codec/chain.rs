@@ -285,6 +285,15 @@ impl CodecChain {
         sizes
     }
 
+    /// The most bytes a bytes→bytes stage of unknown output size may decode to: what the
+    /// stages closer to the array could need to encode a chunk, with room to spare.
+    fn unknown_stage_bound(&self) -> usize {
+        self.chunk_bytes
+            .max(1 << 20)
+            .saturating_mul(2)
+            .saturating_add(64 << 10)
+    }
+
     /// Decodes a stored chunk into `out`, which has exactly [`Self::chunk_bytes`] bytes.
     pub fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         if out.len() != self.chunk_bytes {
@@ -303,7 +312,7 @@ impl CodecChain {
                     codec.decode_into(&stage, &mut decoded)?;
                     decoded
                 }
-                None => codec.decode(&stage)?,
+                None => codec.decode_bounded(&stage, self.unknown_stage_bound())?,
             });
         }
         let Some((last, earlier)) = self.array_to_array.split_first() else {

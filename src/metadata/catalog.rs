@@ -228,12 +228,25 @@ impl Catalog {
             .store
             .list(path)?
             .into_iter()
-            .filter(|e| e.is_prefix && !e.name.starts_with('.'))
+            .filter(|e| e.is_prefix)
             .map(|e| e.name)
             .collect();
         if let Some(children) = self.consolidated_children.get(path) {
-            names.extend(children.iter().filter(|n| !n.starts_with('.')).cloned());
+            names.extend(children.iter().cloned());
         }
+        names.retain(|name| {
+            let hidden = name.starts_with('.');
+            if hidden {
+                let message = format!(
+                    "{}: names starting with '.' are not shown",
+                    self.store.describe(&join_key(path, name))
+                );
+                if crate::error::first_report(&message) {
+                    tracing::warn!("{message}");
+                }
+            }
+            !hidden
+        });
         Ok(names.into_iter().collect())
     }
 }

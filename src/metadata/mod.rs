@@ -222,6 +222,38 @@ impl ArrayMeta {
     }
 }
 
+/// Checks that every size derived from an array's shape, chunk shape and element size fits:
+/// the flat view's bytes (counting empty extents as 1, so that partial products fit too) in
+/// a `u64`, a chunk's bytes in an `isize`, and the grid's positions in a `u64`.
+pub fn check_sizes(shape: &[u64], chunk_shape: &[u64], itemsize: usize) -> Result<(), String> {
+    let product = |dims: &[u64]| {
+        dims.iter()
+            .try_fold(itemsize as u64, |acc, &d| acc.checked_mul(d.max(1)))
+    };
+    if product(shape).is_none() {
+        return Err(format!(
+            "shape {shape:?} of {itemsize}-byte elements exceeds 2^64 bytes"
+        ));
+    }
+    if product(chunk_shape).is_none_or(|bytes| bytes > isize::MAX as u64) {
+        return Err(format!(
+            "chunk shape {chunk_shape:?} of {itemsize}-byte elements is too large to address"
+        ));
+    }
+    let positions = shape
+        .iter()
+        .zip(chunk_shape)
+        .try_fold(1u64, |acc, (&s, &c)| {
+            acc.checked_mul(s.div_ceil(c.max(1)).max(1))
+        });
+    if positions.is_none() {
+        return Err(format!(
+            "shape {shape:?} in chunks of {chunk_shape:?} has more than 2^64 chunks"
+        ));
+    }
+    Ok(())
+}
+
 /// What a store path holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeMeta {

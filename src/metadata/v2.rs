@@ -105,6 +105,7 @@ pub fn parse_zarray(doc: &Value, attributes: Value) -> Result<ArrayMeta, String>
         Some(Value::String(s)) if s == "/" => Some('/'),
         Some(other) => return Err(format!("invalid dimension_separator {other}")),
     };
+    super::check_sizes(&shape, &chunk_shape, dtype.size)?;
     let fill_value = doc.get("fill_value").cloned().unwrap_or(Value::Null);
     let fill_bytes = fill_value_bytes(&fill_value, &dtype)?;
     let filters = match doc.get("filters") {
@@ -188,6 +189,8 @@ mod tests {
             ("order", json!("K")),
             ("dimension_separator", json!("-")),
             ("fill_value", json!("abc")),
+            ("shape", json!([1u64 << 40, 1u64 << 40])),
+            ("chunks", json!([1u64 << 40, 1u64 << 40])),
         ] {
             let mut doc = zarray();
             doc[field] = value;

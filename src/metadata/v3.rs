@@ -159,6 +159,10 @@ pub fn parse_array(doc: &Value) -> Result<ArrayMeta, String> {
         }
         _ => (grid_shape, None, codecs),
     };
+    super::check_sizes(&shape, &chunk_shape, dtype.size)?;
+    if let Some(sharding) = &sharding {
+        super::check_sizes(&shape, &sharding.shard_shape, dtype.size)?;
+    }
     let key_encoding = chunk_key_encoding(doc.get("chunk_key_encoding"))?;
     let fill_value = doc.get("fill_value").cloned().unwrap_or(Value::Null);
     let fill_bytes = if unsupported.is_empty() {

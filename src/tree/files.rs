@@ -311,6 +311,7 @@ impl Tree {
                 self.invalidate_aliases(array, None, None);
             }
             FileTarget::Flat { array, header } => {
+                array.check_readable(self.reader.stats())?;
                 let header: &[u8] = header.as_ref().map(|h| h.as_slice()).unwrap_or(&[]);
                 let header_len = header.len() as u64;
                 let mut body = data;

@@ -155,6 +155,9 @@ pub struct TreeOptions {
     pub cache_mode: CacheMode,
     /// Owners and modes shown instead of the store's.
     pub ownership: Ownership,
+    /// Largest decoded chunk read (`None`: no limit); arrays with larger chunks are listed
+    /// and their reads fail with EIO.
+    pub max_chunk_bytes: Option<u64>,
 }
 
 /// The virtual file tree over one store.
@@ -293,7 +296,21 @@ impl Tree {
                 path: path.to_string(),
                 mtime,
             },
-            NodeMeta::Array(meta) => {
+            NodeMeta::Array(mut meta) => {
+                let chunk_bytes = meta
+                    .chunk_shape
+                    .iter()
+                    .product::<u64>()
+                    .saturating_mul(meta.dtype.size as u64);
+                match self.options.max_chunk_bytes {
+                    Some(limit) if chunk_bytes > limit && meta.unsupported.is_none() => {
+                        meta.unsupported = Some(format!(
+                            "chunks of {chunk_bytes} bytes exceed the limit of {limit} \
+                             (--max-chunk-size)"
+                        ));
+                    }
+                    _ => {}
+                }
                 let mut arrays = self.arrays.write().unwrap();
                 let id = arrays.len() as u32;
                 let array = Arc::new(ZarrArray::new(id, self.store.clone(), path, *meta, mtime));
@@ -669,11 +686,23 @@ impl Tree {
                 if ino == ROOT_INO {
                     names.push(".zarrfs".to_string());
                 }
-                names.extend(
-                    self.catalog
-                        .child_names(path)
-                        .map_err(|e| FsError::from_io(&self.store.describe(path), &e))?,
-                );
+                let children = self
+                    .catalog
+                    .child_names(path)
+                    .map_err(|e| FsError::from_io(&self.store.describe(path), &e))?;
+                for child in children {
+                    if names.contains(&child) {
+                        let message = format!(
+                            "{}: hidden by the mount's own {child}; not shown",
+                            self.store.describe(&join_key(path, &child))
+                        );
+                        if crate::error::first_report(&message) {
+                            tracing::warn!("{message}");
+                        }
+                    } else {
+                        names.push(child);
+                    }
+                }
                 names
             }
             NodeKind::ArrayDir { array } => {

@@ -283,11 +283,12 @@ impl VlenChain {
         &self.fill
     }
 
-    /// Decodes a stored chunk to the JSON texts of its elements (full chunk shape, C order).
-    pub fn decode(&self, encoded: &[u8]) -> Result<Vec<String>, CodecError> {
+    /// Decodes a stored chunk to the JSON texts of its elements (full chunk shape, C order),
+    /// no stage decoding to more than `max_len` bytes.
+    pub fn decode(&self, encoded: &[u8], max_len: usize) -> Result<Vec<String>, CodecError> {
         let mut stage: Cow<[u8]> = Cow::Borrowed(encoded);
         for codec in self.bytes_to_bytes.iter().rev() {
-            stage = Cow::Owned(codec.decode(&stage)?);
+            stage = Cow::Owned(codec.decode_bounded(&stage, max_len)?);
         }
         let texts = self.codec.decode(&stage, self.count)?;
         Ok(match &self.f_order_positions {

@@ -506,7 +506,12 @@ impl BytesToBytesCodec for BloscCodec {
     }
 
     fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        self.decode_bounded(encoded, usize::MAX)
+    }
+
+    fn decode_bounded(&self, encoded: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
         let nbytes = Self::frame_decoded_len(encoded)?;
+        super::check_bound(CODEC, nbytes, max_len)?;
         let mut out = alloc_zeroed(CODEC, nbytes)?;
         self.decode_into(encoded, &mut out)?;
         Ok(out)

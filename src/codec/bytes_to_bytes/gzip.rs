@@ -116,12 +116,17 @@ impl BytesToBytesCodec for GzipCodec {
     }
 
     fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        self.decode_bounded(encoded, usize::MAX)
+    }
+
+    fn decode_bounded(&self, encoded: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::new();
         let mut pos = 0;
         loop {
             pos += header_len(&encoded[pos..])?;
             let start = out.len();
-            pos += inflate_vec(CODEC, false, &encoded[pos..], &mut out)?;
+            pos += inflate_vec(CODEC, false, &encoded[pos..], &mut out, max_len)?;
+            super::check_bound(CODEC, out.len(), max_len)?;
             pos += check_trailer(&encoded[pos..], &out[start..])?;
             if only_padding(&encoded[pos..]) {
                 return Ok(out);

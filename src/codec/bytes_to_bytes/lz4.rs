@@ -63,7 +63,12 @@ impl BytesToBytesCodec for Lz4Codec {
     }
 
     fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        self.decode_bounded(encoded, usize::MAX)
+    }
+
+    fn decode_bounded(&self, encoded: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
         let (n, block) = Self::split(encoded)?;
+        super::check_bound(CODEC, n, max_len)?;
         if n > block.len().saturating_mul(MAX_RATIO).saturating_add(16) {
             return Err(CodecError::corrupt(
                 CODEC,

@@ -25,6 +25,14 @@ pub trait BytesToBytesCodec: Send + Sync + std::fmt::Debug {
     fn describe(&self) -> String;
     /// Decode a whole encoded buffer.
     fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError>;
+    /// Decode a whole encoded buffer whose decoded size is not known in advance, refusing
+    /// ([`CodecError::Corrupt`]) to produce more than `max_len` bytes. Codecs that learn the
+    /// decoded size from their input check it before allocating anything.
+    fn decode_bounded(&self, encoded: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
+        let out = self.decode(encoded)?;
+        check_bound(&self.describe(), out.len(), max_len)?;
+        Ok(out)
+    }
     /// Decode into `out`, whose length is the exact expected decoded size; a
     /// different decoded size is [`CodecError::Corrupt`].
     fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError>;
@@ -40,6 +48,17 @@ pub trait BytesToBytesCodec: Send + Sync + std::fmt::Debug {
     fn encoded_len(&self, _decoded_len: usize) -> Option<usize> {
         None
     }
+}
+
+/// An error when `len` decoded bytes exceed `max_len`.
+pub(crate) fn check_bound(codec: &str, len: usize, max_len: usize) -> Result<(), CodecError> {
+    if len > max_len {
+        return Err(CodecError::corrupt(
+            codec,
+            format!("decodes to {len} bytes, more than the {max_len} a chunk may hold"),
+        ));
+    }
+    Ok(())
 }
 
 /// Build a codec from a Zarr v2 `compressor` JSON object, e.g.
@@ -101,6 +120,9 @@ impl BytesToBytesCodec for DecodeOnly {
     }
     fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
         self.codec.decode(encoded)
+    }
+    fn decode_bounded(&self, encoded: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
+        self.codec.decode_bounded(encoded, max_len)
     }
     fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         self.codec.decode_into(encoded, out)
@@ -303,6 +325,43 @@ mod tests {
             assert_eq!(codec.describe(), described);
             assert_eq!(codec.decode(&codec.encode(&data).unwrap()).unwrap(), data);
         }
+    }
+
+    /// A stream decoding to more than the bound is refused: compression bombs cost nothing.
+    #[test]
+    fn bounded_decodes_refuse_bombs() {
+        let zeros = vec![0u8; 8 << 20];
+        for config in [
+            json!({"id":"blosc"}),
+            json!({"id":"zstd"}),
+            json!({"id":"gzip"}),
+            json!({"id":"zlib"}),
+            json!({"id":"lz4"}),
+        ] {
+            let codec = v2_compressor(&config, 4).unwrap();
+            let bomb = codec.encode(&zeros).unwrap();
+            assert!(bomb.len() < zeros.len() / 8, "{config}");
+            assert!(
+                matches!(
+                    codec.decode_bounded(&bomb, 1 << 20),
+                    Err(CodecError::Corrupt { .. })
+                ),
+                "{config}"
+            );
+            assert_eq!(codec.decode_bounded(&bomb, zeros.len()).unwrap(), zeros);
+        }
+        // zstd frames that do not say their size are bounded while they stream.
+        let mut streamed = Vec::new();
+        {
+            use std::io::Write;
+            let mut encoder = zstd::stream::write::Encoder::new(&mut streamed, 1).unwrap();
+            encoder.include_contentsize(false).unwrap();
+            encoder.write_all(&zeros).unwrap();
+            encoder.finish().unwrap();
+        }
+        let zstd = v2_compressor(&json!({"id":"zstd"}), 1).unwrap();
+        assert!(zstd.decode_bounded(&streamed, 1 << 20).is_err());
+        assert_eq!(zstd.decode_bounded(&streamed, zeros.len()).unwrap(), zeros);
     }
 
     /// Every codec must decode what it encodes, through both decode paths.

@@ -46,9 +46,14 @@ impl BytesToBytesCodec for ZlibCodec {
     }
 
     fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        self.decode_bounded(encoded, usize::MAX)
+    }
+
+    fn decode_bounded(&self, encoded: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::new();
         // Bytes after the end of the stream are ignored, as Python's zlib does.
-        inflate_vec(CODEC, true, encoded, &mut out)?;
+        inflate_vec(CODEC, true, encoded, &mut out, max_len)?;
+        super::check_bound(CODEC, out.len(), max_len)?;
         Ok(out)
     }
 
@@ -168,12 +173,16 @@ pub(crate) fn inflate_vec(
     zlib_header: bool,
     input: &[u8],
     out: &mut Vec<u8>,
+    max_len: usize,
 ) -> Result<usize, CodecError> {
     let mut d = Decompress::new(zlib_header);
     let mut grow = input.len().saturating_mul(4).clamp(1024, 1 << 20);
     loop {
+        super::check_bound(codec, out.len(), max_len)?;
         if out.len() == out.capacity() {
-            out.try_reserve(grow).map_err(|_| {
+            // Never room for much more than the bound: one byte past it tells it is passed.
+            let room = max_len.saturating_sub(out.len()).saturating_add(1);
+            out.try_reserve(grow.min(room)).map_err(|_| {
                 CodecError::corrupt(codec, "cannot allocate memory for decoded data")
             })?;
             grow = out.capacity().clamp(1024, 64 << 20);

@@ -85,16 +85,31 @@ impl BytesToBytesCodec for ZstdCodec {
     }
 
     fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        self.decode_bounded(encoded, usize::MAX)
+    }
+
+    fn decode_bounded(&self, encoded: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
         match Self::declared_size(encoded)? {
             Some(n) => {
                 let n = usize::try_from(n).map_err(|_| {
                     CodecError::corrupt(CODEC, format!("declared size {n} is too large"))
                 })?;
+                super::check_bound(CODEC, n, max_len)?;
                 let mut out = alloc_zeroed(CODEC, n)?;
                 self.decode_into(encoded, &mut out)?;
                 Ok(out)
             }
-            None => zstd::stream::decode_all(encoded).map_err(corrupt),
+            None => {
+                use std::io::Read;
+                let decoder = zstd::stream::read::Decoder::new(encoded).map_err(corrupt)?;
+                let mut out = Vec::new();
+                decoder
+                    .take((max_len as u64).saturating_add(1))
+                    .read_to_end(&mut out)
+                    .map_err(corrupt)?;
+                super::check_bound(CODEC, out.len(), max_len)?;
+                Ok(out)
+            }
         }
     }
 
