@@ -76,9 +76,18 @@ fn name_of(value: &Value) -> Option<&str> {
 }
 
 /// The v3 data type, with `big_endian` deciding the byte order of multi-byte types.
+/// Besides the spec's names, zarr-python's `raw_bytes` extension
+/// (`{"name": "raw_bytes", "configuration": {"length_bytes": n}}`) is raw bits of `n` bytes.
 fn data_type(value: &Value, big_endian: bool) -> Result<DataType, String> {
     match value {
         Value::String(name) => DataType::parse_v3(name, big_endian),
+        named if name_of(named) == Some("raw_bytes") => named
+            .get("configuration")
+            .and_then(|c| c.get("length_bytes"))
+            .and_then(Value::as_u64)
+            .and_then(|n| n.checked_mul(8))
+            .ok_or_else(|| format!("raw_bytes without a valid length_bytes: {named}"))
+            .and_then(|bits| DataType::parse_v3(&format!("r{bits}"), big_endian)),
         other => Err(format!(
             "unsupported data type {}",
             name_of(other).map_or_else(|| other.to_string(), str::to_string)
@@ -372,6 +381,13 @@ mod tests {
         let meta = parse(&doc);
         assert_eq!(meta.dtype.numpy_str(), "|V2");
         assert_eq!(meta.fill_bytes, [1, 255]);
+        doc["data_type"] = json!({"name": "raw_bytes", "configuration": {"length_bytes": 3}});
+        doc["fill_value"] = json!("AQID");
+        let meta = parse(&doc);
+        assert_eq!(meta.dtype.numpy_str(), "|V3");
+        assert_eq!(meta.fill_bytes, [1, 2, 3]);
+        doc["data_type"] = json!({"name": "raw_bytes", "configuration": {}});
+        assert!(parse(&doc).unsupported.is_some());
         doc["data_type"] = json!("float32");
         doc["fill_value"] = json!("0x7fc00001");
         assert_eq!(parse(&doc).fill_bytes, 0x7fc0_0001u32.to_be_bytes());
