@@ -131,6 +131,23 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// Creates `dir` with its missing ancestors; returns the directories whose entries this
+/// changed (the parent of each directory created), deepest first: a durable write into a new
+/// directory (a v3 key such as `c/3/0`) must sync them too.
+fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut changed = Vec::new();
+    let mut missing = dir;
+    while !missing.is_dir() {
+        let Some(parent) = missing.parent() else {
+            break;
+        };
+        changed.push(parent.to_path_buf());
+        missing = parent;
+    }
+    fs::create_dir_all(dir)?;
+    Ok(changed)
+}
+
 /// A store backed by a local directory tree.
 #[derive(Debug, Clone)]
 pub struct DirectoryStore {
@@ -255,7 +272,7 @@ impl Store for DirectoryStore {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        fs::create_dir_all(&dir)?;
+        let new_entries_in = create_dirs(&dir)?;
         let counter = TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let temp = dir.join(format!(
             ".{name}{TEMP_MARKER}{}-{counter}",
@@ -270,7 +287,9 @@ impl Store for DirectoryStore {
             file.sync_all()?;
             fs::rename(&temp, &path)?;
             if durable {
-                sync_dir(&dir)?;
+                for changed in std::iter::once(&dir).chain(&new_entries_in) {
+                    sync_dir(changed)?;
+                }
             }
             Ok(())
         })();
@@ -399,6 +418,19 @@ mod tests {
         store.delete("a/b/0.0", true).unwrap();
         store.delete("a/b/0.0", false).unwrap();
         assert_eq!(store.get("a/b/0.0").unwrap(), None);
+    }
+
+    #[test]
+    fn new_directories_are_reported_for_syncing() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("a")).unwrap();
+        let created = create_dirs(&dir.path().join("a/c/3")).unwrap();
+        assert_eq!(created, [dir.path().join("a/c"), dir.path().join("a")]);
+        assert!(dir.path().join("a/c/3").is_dir());
+        assert!(create_dirs(&dir.path().join("a/c/3")).unwrap().is_empty());
+        let store = DirectoryStore::open(dir.path()).unwrap();
+        store.put("b/c/1/0", b"x", true).unwrap();
+        assert_eq!(store.get("b/c/1/0").unwrap().unwrap(), b"x");
     }
 
     #[test]
