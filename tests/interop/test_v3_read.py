@@ -5,6 +5,7 @@ and tensorstore read the store itself: data, data.npy and every chunk file."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -124,3 +125,35 @@ def test_zarrs_reads_what_the_mount_shows(v3):
         checked += 1
     assert not problems, "\n".join(problems)
     assert checked > 100, checked
+
+
+def test_sample_store_is_v3_and_reads_as_zarr_python_and_tensorstore_read_it(zarrfs, mounter, tmp_path):
+    """`zarrfs sample` writes Zarr v3 by default: zarr-python 3 (and tensorstore) read every
+    array as the mount shows it, and `zarrfs info` describes them."""
+    d = tmp_path / "sample"
+    r = subprocess.run([str(zarrfs), "sample", str(d)], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert not list(d.rglob(".zarray")), "a v2 document in the default (v3) sample"
+    arrays = sorted(p.parent.relative_to(d).as_posix() for p in d.rglob("zarr.json")
+                    if json.loads(p.read_text())["node_type"] == "array")
+    assert len(arrays) == 5, arrays
+    m = mounter(d, "--read-only")
+    problems = []
+    for path in arrays:
+        doc = json.loads((d / path / "zarr.json").read_text())
+        meta = json.loads(read_bytes(m.mnt / path / "meta.json"))
+        dt = np.dtype(meta["dtype"])
+        entry = {"path": path, "zarr_format": 3, "readers": ["zarr-python"]}
+        _, data, npy = mounted(m, {**entry, "shape": doc["shape"]}, dt)
+        for name, want in (("zarr-python", zarr_python(d, entry, dt)), ("tensorstore", tensorstore(d, entry, dt))):
+            for view, got in (("data", data), ("data.npy", npy)):
+                msg = mismatch(got, want)
+                if msg:
+                    problems.append(f"{path} {view} vs {name}: {msg}")
+    assert not problems, "\n".join(problems)
+    info = subprocess.run([str(zarrfs), "info", str(d)], capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0, info.stderr
+    for path in arrays:
+        line = next(ln for ln in info.stdout.splitlines() if ln.startswith(f"/{path} "))
+        assert "zarr_format=3" in line and "codecs=" in line and "fill=" in line, line
