@@ -370,6 +370,10 @@ impl DirectoryStore {
                         Ok(()) => {
                             let made = self.open_dir(&path)?;
                             take_owner_and_mode(made.as_fd(), &dir.metadata()?);
+                            // The new directory's entry is made durable at once: a durable
+                            // write into it (a v3 key such as `c/3/0`) syncs only its own
+                            // directory.
+                            dir.sync_all()?;
                             made
                         }
                     }

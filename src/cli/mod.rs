@@ -30,10 +30,14 @@ pub enum Command {
         /// The store directory.
         store: PathBuf,
     },
-    /// Write a small demo store (nested groups; blosc, zstd and gzip arrays).
+    /// Write a small demo store (nested groups; zstd, blosc, gzip, transposed and
+    /// big-endian arrays; missing chunks).
     Sample {
         /// Directory to create the store in.
         dir: PathBuf,
+        /// Zarr format of the store: 3 (zarr.json) or 2 (.zarray).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+        format: u8,
     },
 }
 
@@ -93,9 +97,16 @@ pub fn run(cli: Cli) -> i32 {
         Command::Mount(args) => mount::run(*args),
         Command::Umount { mountpoint } => mount::unmount(&mountpoint),
         Command::Info { store } => info::run(&store),
-        Command::Sample { dir } => crate::sample::write_sample_store(&dir).map(|()| {
-            println!("wrote sample store to {}", dir.display());
-        }),
+        Command::Sample { dir, format } => {
+            let format = if format == 2 {
+                crate::sample::SampleFormat::V2
+            } else {
+                crate::sample::SampleFormat::V3
+            };
+            crate::sample::write_sample_store(&dir, format).map(|()| {
+                println!("wrote sample store to {}", dir.display());
+            })
+        }
     };
     match result {
         Ok(()) => 0,

@@ -365,6 +365,13 @@ mod tests {
         let meta = parse(&doc);
         assert_eq!(meta.dtype.numpy_str(), "|V2");
         assert_eq!(meta.fill_bytes, [1, 255]);
+        doc["data_type"] = json!({"name": "raw_bytes", "configuration": {"length_bytes": 3}});
+        doc["fill_value"] = json!("AQID");
+        let meta = parse(&doc);
+        assert_eq!(meta.dtype.numpy_str(), "|V3");
+        assert_eq!(meta.fill_bytes, [1, 2, 3]);
+        doc["data_type"] = json!({"name": "raw_bytes", "configuration": {}});
+        assert!(parse(&doc).unsupported.is_some());
         doc["data_type"] = json!("float32");
         doc["fill_value"] = json!("0x7fc00001");
         assert_eq!(parse(&doc).fill_bytes, 0x7fc0_0001u32.to_be_bytes());

@@ -754,7 +754,7 @@ mod tests {
 
     fn tree_with_budget(read_only: bool, budget: usize) -> (tempfile::TempDir, Tree) {
         let dir = tempfile::tempdir().unwrap();
-        crate::sample::write_sample_store(dir.path()).unwrap();
+        crate::sample::write_sample_store(dir.path(), crate::sample::SampleFormat::V2).unwrap();
         let store = Arc::new(DirectoryStore::open(dir.path()).unwrap());
         let reader = Arc::new(ChunkReader::with_budget(budget, 2).unwrap());
         let tree = Tree::new(

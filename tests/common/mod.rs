@@ -95,8 +95,13 @@ impl Mount {
 
     /// Mounts a private copy of the committed v2 fixture store.
     pub fn v2_fixtures(extra: &[&str]) -> (tempfile::TempDir, Mount) {
+        Mount::fixture_copy("v2.zarr", extra)
+    }
+
+    /// Mounts a private copy of a committed fixture store (`v2.zarr`, `v3.zarr`).
+    pub fn fixture_copy(store: &str, extra: &[&str]) -> (tempfile::TempDir, Mount) {
         let copy = tempfile::tempdir().unwrap();
-        copy_tree(&fixtures().join("v2.zarr"), copy.path());
+        copy_tree(&fixtures().join(store), copy.path());
         let mount = Mount::new(copy.path(), extra);
         (copy, mount)
     }
@@ -330,14 +335,25 @@ impl FixtureArray {
     }
 }
 
-/// All arrays of the committed manifest.
+/// All arrays of the committed v2 manifest.
 pub fn manifest() -> Vec<FixtureArray> {
-    let text = std::fs::read_to_string(fixtures().join("v2-manifest.json")).unwrap();
-    let entries: Vec<Value> = serde_json::from_str(&text).unwrap();
+    manifest_named("v2-manifest.json")
+}
+
+/// All arrays of a committed manifest; Python's bare NaN and Infinity are accepted (they
+/// parse as zarrfs parses them, so documents compare equal).
+pub fn manifest_named(name: &str) -> Vec<FixtureArray> {
+    let entries: Vec<Value> = serde_json::from_value(read_fixture_json(name)).unwrap();
     entries
         .into_iter()
         .map(|entry| FixtureArray { entry })
         .collect()
+}
+
+/// A committed JSON fixture file, parsed as zarrfs parses metadata.
+pub fn read_fixture_json(name: &str) -> Value {
+    let bytes = std::fs::read(fixtures().join(name)).unwrap();
+    zarrfs::metadata::json::parse(&bytes).unwrap()
 }
 
 /// The mount's file name of a chunk: indices joined by '.', "0" for a 0-d array.

@@ -624,9 +624,10 @@ def test_info_lists_every_array(zarrfs):
 
 
 def test_sample_store_roundtrip(zarrfs, mounter, tmp_path):
-    """`zarrfs sample` writes a store that zarr-python reads and zarrfs mounts identically."""
+    """`zarrfs sample --format 2` writes a store that zarr-python reads and zarrfs mounts
+    identically."""
     d = tmp_path / "sample"
-    r = subprocess.run([str(zarrfs), "sample", str(d)], capture_output=True, text=True, timeout=120,
+    r = subprocess.run([str(zarrfs), "sample", "--format", "2", str(d)], capture_output=True, text=True, timeout=120,
                        stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     arrays = []
