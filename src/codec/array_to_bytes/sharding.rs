@@ -217,7 +217,7 @@ mod tests {
         let r = repr(&[4, 6], "<i2");
         let fill = 7i16.to_le_bytes();
         // Chunk (0, 1) holds values; (1, 0) partly; the rest is fill.
-        let mut values = vec![7i16; 24];
+        let mut values = [7i16; 24];
         for (row, col) in [(0, 3), (1, 5), (0, 4), (3, 0)] {
             values[row * 6 + col] = (row * 10 + col) as i16 - 20;
         }
