@@ -20,6 +20,7 @@ pub mod reader;
 pub mod sample;
 pub mod stats;
 pub mod store;
+pub mod stored;
 pub mod tree;
 pub mod units;
 pub mod writer;

@@ -25,6 +25,18 @@ pub struct ListEntry {
     pub is_prefix: bool,
 }
 
+/// What tells versions of a stored object apart: replacing it (a new file renamed over it)
+/// changes its identity, rewriting it in place its modification time or size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// Size in bytes.
+    pub len: u64,
+    /// Last modification time.
+    pub mtime: SystemTime,
+    /// The file's identity (device and inode).
+    pub identity: (u64, u64),
+}
+
 /// A stored object opened for reads at offsets: every read sees the version that was opened,
 /// even when the object is replaced meanwhile.
 pub trait OpenObject: Send + Sync + std::fmt::Debug {
@@ -37,6 +49,11 @@ pub trait OpenObject: Send + Sync + std::fmt::Debug {
     /// Reads from `offset` into `buf`; returns how many bytes were read (fewer than
     /// `buf.len()` only at the object's end).
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// The version opened, when the store can tell (what is derived from an object may be
+    /// kept for as long as its version stays the same).
+    fn version(&self) -> Option<ObjectVersion> {
+        None
+    }
 }
 
 /// An object held in memory.
@@ -99,12 +116,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 struct OpenFile {
     file: fs::File,
-    len: u64,
+    version: ObjectVersion,
 }
 
 impl OpenObject for OpenFile {
     fn len(&self) -> u64 {
-        self.len
+        self.version.len
+    }
+
+    fn version(&self) -> Option<ObjectVersion> {
+        Some(self.version)
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -206,9 +227,14 @@ impl Store for DirectoryStore {
         if meta.is_dir() {
             return Ok(None);
         }
+        use std::os::unix::fs::MetadataExt;
         Ok(Some(Box::new(OpenFile {
             file,
-            len: meta.len(),
+            version: ObjectVersion {
+                len: meta.len(),
+                mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                identity: (meta.dev(), meta.ino()),
+            },
         })))
     }
 
@@ -353,7 +379,14 @@ mod tests {
         let object = store.open("a/0").unwrap().unwrap();
         store.put("a/0", b"abc", false).unwrap();
         assert_reads_parts(&*object);
-        assert_eq!(store.open("a/0").unwrap().unwrap().len(), 3);
+        let replaced = store.open("a/0").unwrap().unwrap();
+        assert_eq!(replaced.len(), 3);
+        assert_ne!(replaced.version(), object.version(), "another version");
+        assert_eq!(
+            store.open("a/0").unwrap().unwrap().version(),
+            replaced.version(),
+            "the same version"
+        );
         assert!(store.open("a/1").unwrap().is_none());
         assert!(store.open("a").unwrap().is_none(), "a prefix is no object");
         assert_reads_parts(&b"0123456789".to_vec());

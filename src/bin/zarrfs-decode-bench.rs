@@ -143,7 +143,7 @@ fn run() -> Result<()> {
             .map(|&c| {
                 let mut bytes = Vec::new();
                 array
-                    .read_encoded(c, &mut bytes)
+                    .read_stored(c, &Stats::default(), &mut bytes)
                     .map(|found| found.map(|_| bytes))
                     .map_err(|e| anyhow!(e.message))
             })

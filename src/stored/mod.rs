@@ -1,0 +1,173 @@
+//! Where an array's chunks lie in the store: one object per chunk ([`objects`]), or the
+//! inner chunks of a sharded array inside its shards ([`shards`]). An opened array reads,
+//! opens, dates, names and writes back its stored chunks through [`StoredChunks`], by
+//! linear position in its chunk grid, and sees encoded bytes only: decoding and encoding
+//! stay with the array.
+
+mod index_cache;
+mod objects;
+mod shards;
+
+pub use index_cache::{IndexCache, SHARED_BUDGET};
+
+use crate::codec::ShardIndexCodec;
+use crate::error::FsResult;
+use crate::geometry::ChunkGrid;
+use crate::metadata::{ArrayMeta, ChunkKeyEncoding};
+use crate::stats::Stats;
+use crate::store::{join_key, ObjectInfo, OpenObject, Store};
+use objects::ChunkObjects;
+use shards::ShardedChunks;
+use std::io;
+use std::sync::Arc;
+
+/// What writing a chunk back did to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteBack {
+    /// The chunk was encoded and stored: its encoded size in bytes.
+    Stored(usize),
+    /// The chunk was all fill value and was removed from the store.
+    Deleted,
+}
+
+/// A chunk to write back: its linear position and its new stored bytes (`None`: it is all
+/// fill value and leaves the store).
+pub type Update = (u64, Option<Vec<u8>>);
+
+/// A chunk's stored bytes opened for reads of parts of them, with their location for
+/// messages.
+pub type OpenStored = (String, Box<dyn OpenObject>);
+
+/// How an array's chunks are stored.
+#[derive(Debug)]
+pub enum StoredChunks {
+    /// One object per chunk.
+    Objects(ChunkObjects),
+    /// Inner chunks in shards.
+    Shards(Box<ShardedChunks>),
+}
+
+/// The store, the array's prefix and its key encoding: what turns grid positions into keys.
+#[derive(Debug)]
+struct Keys {
+    store: Arc<dyn Store>,
+    path: String,
+    encoding: ChunkKeyEncoding,
+}
+
+impl Keys {
+    /// The store key of grid position `index`, with `separator` where the encoding leaves
+    /// it open.
+    fn key(&self, index: &[u64], separator: char) -> String {
+        join_key(&self.path, &self.encoding.key(index, separator))
+    }
+}
+
+/// Reads exactly `buf.len()` bytes from `offset` of an open object; an error says why not.
+pub fn read_exact_at(object: &dyn OpenObject, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+    match object.read_at(offset, buf) {
+        Ok(n) if n == buf.len() => Ok(()),
+        Ok(n) => Err(format!(
+            "{n} of {} bytes at offset {offset}: the object ends before",
+            buf.len()
+        )),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// An `io::Error` on a key as an EIO naming the key's location.
+fn io_error(store: &dyn Store, key: &str, err: &io::Error) -> crate::error::FsError {
+    crate::error::FsError::io(format!("{}: {err}", store.describe(key)))
+}
+
+impl StoredChunks {
+    /// The stored chunks of an array at `path` with chunk grid `grid`. A sharded array
+    /// needs `index`, the codec of its shard indexes (without it, reads fail with EIO), and
+    /// `fixed_len`, the size its inner codecs give every chunk when they fix it.
+    pub fn new(
+        store: Arc<dyn Store>,
+        path: &str,
+        meta: &ArrayMeta,
+        grid: &ChunkGrid,
+        index: Option<ShardIndexCodec>,
+        fixed_len: Option<usize>,
+    ) -> Self {
+        let keys = Keys {
+            store,
+            path: path.to_string(),
+            encoding: meta.key_encoding.clone(),
+        };
+        match &meta.sharding {
+            None => StoredChunks::Objects(ChunkObjects::new(keys, grid.clone())),
+            Some(sharding) => StoredChunks::Shards(Box::new(ShardedChunks::new(
+                keys,
+                grid.clone(),
+                &sharding.shard_shape,
+                index,
+                fixed_len,
+                IndexCache::shared(),
+            ))),
+        }
+    }
+
+    /// Reads the stored bytes of chunk `linear` into `buf` (a reused buffer); returns the
+    /// chunk's location for messages, `None` when it is absent. Every byte read from the
+    /// store is counted in `stats`.
+    pub fn read(&self, linear: u64, buf: &mut Vec<u8>, stats: &Stats) -> FsResult<Option<String>> {
+        match self {
+            StoredChunks::Objects(objects) => objects.read(linear, buf, stats),
+            StoredChunks::Shards(shards) => shards.read(linear, buf, stats),
+        }
+    }
+
+    /// Opens the stored bytes of chunk `linear` for reads of parts of them, all of the
+    /// version opened; `None` when the chunk is absent.
+    pub fn open(&self, linear: u64, stats: &Stats) -> FsResult<Option<OpenStored>> {
+        match self {
+            StoredChunks::Objects(objects) => objects.open(linear),
+            StoredChunks::Shards(shards) => shards.open(linear, stats),
+        }
+    }
+
+    /// Size and modification time of the object holding chunk `linear` (its shard for a
+    /// sharded array); `None` when absent.
+    pub fn info(&self, linear: u64) -> FsResult<Option<ObjectInfo>> {
+        match self {
+            StoredChunks::Objects(objects) => Ok(objects.info(linear)?.map(|(_, info)| info)),
+            StoredChunks::Shards(shards) => shards.info(linear),
+        }
+    }
+
+    /// The store key of the object holding chunk `linear` (the first candidate when none
+    /// exists yet).
+    pub fn key(&self, linear: u64) -> String {
+        match self {
+            StoredChunks::Objects(objects) => objects.key(linear),
+            StoredChunks::Shards(shards) => shards.key(linear),
+        }
+    }
+
+    /// The location of chunk `linear`, for log lines: its object, or its shard and its
+    /// name as an inner chunk.
+    pub fn describe(&self, linear: u64) -> String {
+        match self {
+            StoredChunks::Objects(objects) => objects.describe(linear),
+            StoredChunks::Shards(shards) => shards.describe(linear),
+        }
+    }
+
+    /// Stores the given chunks, each atomically replacing what was stored (for a sharded
+    /// array, each shard holding some of them is rewritten once with all of them). Returns
+    /// one result per update, in order; runs on the current rayon pool.
+    pub fn write_back(
+        &self,
+        updates: &[Update],
+        durable: bool,
+        stats: &Stats,
+    ) -> Vec<FsResult<WriteBack>> {
+        match self {
+            StoredChunks::Objects(objects) => objects.write_back(updates, durable),
+            StoredChunks::Shards(shards) => shards.write_back(updates, durable, stats),
+        }
+    }
+}
