@@ -206,7 +206,12 @@ impl FixtureArray {
 
 /// All arrays of the committed manifest.
 pub fn manifest() -> Vec<FixtureArray> {
-    let text = std::fs::read_to_string(fixtures().join("v2-manifest.json")).unwrap();
+    manifest_named("v2-manifest.json")
+}
+
+/// All arrays of a committed manifest (`v2-manifest.json`, `v3-sharded-manifest.json`).
+pub fn manifest_named(name: &str) -> Vec<FixtureArray> {
+    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
     let entries: Vec<Value> = serde_json::from_str(&text).unwrap();
     entries
         .into_iter()
