@@ -185,7 +185,12 @@ impl ShardedChunks {
                 .map_err(|e| fail(e.to_string()))?,
         );
         if let Some(version) = version {
-            self.cache.insert(cache_key, version, index.clone());
+            self.cache.insert(
+                cache_key,
+                version,
+                index.clone(),
+                std::time::SystemTime::now(),
+            );
         }
         Ok(index)
     }
@@ -422,6 +427,13 @@ mod tests {
             let (_dir, store, a) = array(location, plain());
             // Inner chunks (0, 0) and (1, 1) of shard (0, 0); (2, 3) of shard (1, 1).
             write(&a, &[(0, chunk(1)), (5, chunk(2)), (11, chunk(3))]);
+            // Shards modified just now would not have their index kept.
+            let an_hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+            std::fs::File::options()
+                .write(true)
+                .open(store.path_of("c/0/0"))
+                .and_then(|f| f.set_modified(an_hour_ago))
+                .unwrap();
             let shard = store.get("c/0/0").unwrap().unwrap();
             assert_eq!(shard.len(), 68 + 16, "{location}");
             let stats = Stats::default();
