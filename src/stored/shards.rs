@@ -388,6 +388,16 @@ mod tests {
         (dir, store, array)
     }
 
+    /// Dates a shard an hour back: the index of a shard modified just now is not kept.
+    fn backdate(store: &DirectoryStore, key: &str) {
+        let an_hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(store.path_of(key))
+            .and_then(|f| f.set_modified(an_hour_ago))
+            .unwrap();
+    }
+
     fn plain() -> Value {
         json!([{"name": "bytes", "configuration": {"endian": "little"}}])
     }
@@ -427,13 +437,7 @@ mod tests {
             let (_dir, store, a) = array(location, plain());
             // Inner chunks (0, 0) and (1, 1) of shard (0, 0); (2, 3) of shard (1, 1).
             write(&a, &[(0, chunk(1)), (5, chunk(2)), (11, chunk(3))]);
-            // Shards modified just now would not have their index kept.
-            let an_hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
-            std::fs::File::options()
-                .write(true)
-                .open(store.path_of("c/0/0"))
-                .and_then(|f| f.set_modified(an_hour_ago))
-                .unwrap();
+            backdate(&store, "c/0/0");
             let shard = store.get("c/0/0").unwrap().unwrap();
             assert_eq!(shard.len(), 68 + 16, "{location}");
             let stats = Stats::default();
@@ -463,8 +467,15 @@ mod tests {
     fn a_shard_replaced_by_another_writer_is_read_anew() {
         let (_dir, store, a) = array("end", plain());
         write(&a, &[(0, chunk(1))]);
+        backdate(&store, "c/0/0");
         let stats = Stats::default();
         assert_eq!(load(&a, 0, &stats), *chunk(1));
+        assert_eq!(load(&a, 0, &stats), *chunk(1));
+        assert_eq!(
+            stats.store_bytes_read.load(Ordering::Relaxed),
+            68 + 2 * 8,
+            "the index is kept"
+        );
         // Another array object (another writer) moves the chunk and adds one.
         let (_dir2, _, other) = array("end", plain());
         let writer = ZarrArray::new(1, store.clone(), "", other.meta.clone(), SystemTime::now());
