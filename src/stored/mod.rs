@@ -1,5 +1,5 @@
-//! Where an array's chunks lie in the store: one object per chunk ([`objects`]), or the
-//! inner chunks of a sharded array inside its shards ([`shards`]). An opened array reads,
+//! Where an array's chunks lie in the store: one object per chunk ([`ChunkObjects`]), or
+//! the inner chunks of a sharded array inside its shards ([`ShardedChunks`]). An opened array reads,
 //! opens, dates, names and writes back its stored chunks through [`StoredChunks`], by
 //! linear position in its chunk grid, and sees encoded bytes only: decoding and encoding
 //! stay with the array.
@@ -8,7 +8,9 @@ mod index_cache;
 mod objects;
 mod shards;
 
-pub use index_cache::{IndexCache, SHARED_BUDGET};
+pub use index_cache::{IndexCache, RACY_WINDOW, SHARED_BUDGET};
+pub use objects::ChunkObjects;
+pub use shards::ShardedChunks;
 
 use crate::codec::ShardIndexCodec;
 use crate::error::FsResult;
@@ -16,8 +18,6 @@ use crate::geometry::ChunkGrid;
 use crate::metadata::{ArrayMeta, ChunkKeyEncoding};
 use crate::stats::Stats;
 use crate::store::{join_key, ObjectInfo, OpenObject, Store};
-use objects::ChunkObjects;
-use shards::ShardedChunks;
 use std::io;
 use std::sync::Arc;
 

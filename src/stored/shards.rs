@@ -69,7 +69,8 @@ impl OpenObject for Part {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.len().saturating_sub(offset);
         let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        self.shard.read_at(self.range.start + offset, &mut buf[..n])
+        self.shard
+            .read_at(self.range.start.saturating_add(offset), &mut buf[..n])
     }
 }
 
@@ -86,7 +87,7 @@ impl ShardedChunks {
         let per_shard = shard_shape
             .iter()
             .zip(grid.chunk_shape())
-            .map(|(s, c)| (s / c.max(&1)).max(1))
+            .map(|(s, &c)| (s / c.max(1)).max(1))
             .collect();
         let shards = ChunkGrid::new(grid.shape(), shard_shape, grid.itemsize());
         ShardedChunks {

@@ -317,7 +317,9 @@ def test_writes_land_in_the_shards(spec, mounter, tmp_path):
 
 @pytest.mark.parametrize("location", ["start", "end"])
 def test_untouched_inner_chunks_keep_their_stored_bytes(location, mounter, tmp_path):
-    spec = Spec(f"keep-{location}", "int16", (16, 16), (8, 8), (4, 4), [b(), ZSTD], location, 0)
+    # gzip: zarr-python's members carry the time of writing, zarrfs's none, so an inner chunk
+    # encoded again would differ even with the same deflate stream.
+    spec = Spec(f"keep-{location}", "int16", (16, 16), (8, 8), (4, 4), [b(), GZIP], location, 0)
     rng = rng_for(spec.id)
     store = tmp_path / "store.zarr"
     shadow = create(store, spec, rng)

@@ -1,5 +1,5 @@
 //! The v3 `sharding_indexed` codec: a shard holds a grid of inner chunks, each encoded with
-//! the inner `codecs`, and an index saying where each lies ([`index`]).
+//! the inner `codecs`, and an index saying where each lies ([`ShardIndexCodec`], [`ShardIndex`]).
 //!
 //! An array whose only codec is `sharding_indexed` is read inner chunk by inner chunk by the
 //! array layer (see `crate::stored`), with ranged reads of its shards. This codec decodes
