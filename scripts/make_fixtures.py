@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the committed Zarr v2 test fixtures.
 
-Writes (after deleting) tests/fixtures/:
+Writes (after deleting them) into tests/fixtures/:
 
   v2.zarr/                    one Zarr v2 directory store with every case
   v2-expected/<path>.npy      the full decoded array of each case (C order,
@@ -666,8 +666,12 @@ def try_tensorstore(path: Path, expected: np.ndarray) -> str:
 
 
 def main() -> int:
-    if FIXTURES.exists():
-        shutil.rmtree(FIXTURES)
+    # Only this script's outputs: tests/fixtures holds other fixtures too.
+    for path in (STORE, EXPECTED):
+        if path.exists():
+            shutil.rmtree(path)
+    for path in (MANIFEST, GROUPS):
+        path.unlink(missing_ok=True)
     EXPECTED.mkdir(parents=True)
 
     root = zarr.open_group(str(STORE), mode="w", zarr_format=2, attributes=GROUP_ATTRS[""])

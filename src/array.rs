@@ -2,15 +2,19 @@
 //! chunks (or their fill value when absent).
 
 use crate::cache::ChunkBuf;
+use crate::codec::array_to_bytes::sharding::chunks_per_shard;
 use crate::codec::array_to_bytes::vlen::VlenChain;
-use crate::codec::CodecChain;
+use crate::codec::{CodecChain, CodecError, ShardIndexCodec};
 use crate::error::{FsError, FsResult};
 use crate::geometry::ChunkGrid;
-use crate::metadata::{ArrayMeta, ChunkKeyEncoding};
+use crate::metadata::ArrayMeta;
 use crate::stats::Stats;
 use crate::store::{join_key, ObjectInfo, OpenObject, Store};
+pub use crate::stored::WriteBack;
+use crate::stored::{read_exact_at, OpenStored, StoredChunks, Update};
+use rayon::prelude::*;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use std::time::{Instant, SystemTime};
@@ -35,15 +39,6 @@ pub struct Loaded {
     pub buf: ChunkBuf,
     /// Whether to keep it in the cache (the shared fill-value buffer of absent chunks is not).
     pub cacheable: bool,
-}
-
-/// What writing a chunk back did to the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteBack {
-    /// The chunk was encoded and stored: its encoded size in bytes.
-    Stored(usize),
-    /// The chunk was all fill value and was removed from the store.
-    Deleted,
 }
 
 /// The order in which chunk files are being opened, as far as it can be told.
@@ -88,9 +83,9 @@ pub struct ZarrArray {
     pub mtime: SystemTime,
     codecs: Result<Decoding, String>,
     store: Arc<dyn Store>,
+    /// Where the chunks lie in the store.
+    stored: StoredChunks,
     fill_chunk: OnceLock<ChunkBuf>,
-    /// For v2 arrays with no declared separator: 0 unknown, else the byte found in the store.
-    legacy_separator: AtomicU8,
     /// Chunks written but not yet stored.
     pub dirty: Mutex<DirtyState>,
     /// Serialises write-backs of this array, so an older version never lands last.
@@ -127,16 +122,22 @@ impl ZarrArray {
         mtime: SystemTime,
     ) -> Self {
         let grid = ChunkGrid::new(&meta.shape, &meta.chunk_shape, meta.dtype.size);
-        let codecs = match (&meta.unsupported, &meta.sharding) {
-            (Some(reason), _) => Err(format!("cannot be read: {reason}")),
-            (None, Some(_)) => Err("sharding_indexed is not supported yet".to_string()),
-            (None, None) if meta.dtype.is_variable() => VlenChain::from_meta(&meta)
-                .map(Decoding::Variable)
-                .map_err(|e| e.to_string()),
-            (None, None) => CodecChain::from_meta(&meta)
-                .map(Decoding::Fixed)
-                .map_err(|e| e.to_string()),
+        let (codecs, index) = match &meta.unsupported {
+            Some(reason) => (Err(format!("cannot be read: {reason}")), None),
+            None if meta.dtype.is_variable() => match VlenChain::from_meta(&meta) {
+                Ok(chain) => (Ok(Decoding::Variable(chain)), None),
+                Err(err) => (Err(err.to_string()), None),
+            },
+            None => match Self::codecs_of(&meta) {
+                Ok((chain, index)) => (Ok(Decoding::Fixed(chain)), index),
+                Err(err) => (Err(err.to_string()), None),
+            },
         };
+        let fixed_len = match &codecs {
+            Ok(Decoding::Fixed(chain)) => chain.encoded_len(),
+            _ => None,
+        };
+        let stored = StoredChunks::new(store.clone(), path, &meta, &grid, index, fixed_len);
         if let Err(reason) = &codecs {
             // The same words as the reads' EIO, which is then not logged again.
             let message = format!(
@@ -154,8 +155,8 @@ impl ZarrArray {
             mtime,
             codecs,
             store,
+            stored,
             fill_chunk: OnceLock::new(),
-            legacy_separator: AtomicU8::new(0),
             dirty: Mutex::new(DirtyState::default()),
             flush_lock: Mutex::new(()),
             name_order: OnceLock::new(),
@@ -164,6 +165,23 @@ impl ZarrArray {
             scan_block_bytes: OnceLock::new(),
             scan_bands: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The codecs of an array's chunks and, for a sharded array, of its shard indexes.
+    fn codecs_of(meta: &ArrayMeta) -> Result<(CodecChain, Option<ShardIndexCodec>), CodecError> {
+        let chain = CodecChain::from_meta(meta)?;
+        let Some(sharding) = &meta.sharding else {
+            return Ok((chain, None));
+        };
+        let dims = |dims: &[u64]| -> Result<Vec<usize>, CodecError> {
+            dims.iter()
+                .map(|&d| usize::try_from(d))
+                .collect::<Result<_, _>>()
+                .map_err(|_| CodecError::config("sharding_indexed", "shape too large"))
+        };
+        let per_shard = chunks_per_shard(&dims(&sharding.shard_shape)?, &dims(&meta.chunk_shape)?)?;
+        let index = ShardIndexCodec::new(&sharding.configuration, &per_shard)?;
+        Ok((chain, Some(index)))
     }
 
     /// Why chunks of this array cannot be decoded, if they cannot.
@@ -205,82 +223,16 @@ impl ZarrArray {
         }
     }
 
-    /// The store keys to try for a chunk, in order, each with the separator it uses.
-    fn candidate_keys(&self, linear: u64) -> Vec<(String, u8)> {
-        let index = self.grid.chunk_index(linear);
-        let key = |sep: u8| {
-            (
-                join_key(&self.path, &self.meta.chunk_key(&index, sep as char)),
-                sep,
-            )
-        };
-        match self.meta.key_encoding {
-            ChunkKeyEncoding::V2 { separator: None } if index.len() > 1 => {
-                match self.legacy_separator.load(Ordering::Relaxed) {
-                    b'/' => vec![key(b'/')],
-                    b'.' => vec![key(b'.')],
-                    _ => vec![key(b'.'), key(b'/')],
-                }
-            }
-            _ => vec![key(b'.')],
-        }
-    }
-
-    /// The first of a chunk's candidate keys at which `probe` finds it, with what it found
-    /// there; learns from it which separator the array's chunks use. An error names the key.
-    fn find_stored<T>(
-        &self,
-        linear: u64,
-        mut probe: impl FnMut(&str) -> std::io::Result<Option<T>>,
-    ) -> FsResult<Option<(String, T)>> {
-        let candidates = self.candidate_keys(linear);
-        let probing = candidates.len() > 1;
-        for (key, sep) in candidates {
-            match probe(&key) {
-                Ok(Some(found)) => {
-                    if probing {
-                        self.legacy_separator.store(sep, Ordering::Relaxed);
-                    }
-                    return Ok(Some((key, found)));
-                }
-                Ok(None) => continue,
-                Err(err) => {
-                    return Err(FsError::io(format!("{}: {err}", self.store.describe(&key))))
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Size and modification time of a stored chunk object (`None` when absent).
-    fn chunk_info(&self, linear: u64) -> FsResult<Option<(String, ObjectInfo)>> {
-        self.find_stored(linear, |key| {
-            Ok(self.store.info(key)?.filter(|info| !info.is_prefix))
-        })
-    }
-
-    /// The store key holding a chunk (the first candidate when none exists yet).
+    /// The store key holding a chunk (the first candidate when none exists yet); for a
+    /// sharded array, its shard.
     pub fn chunk_store_key(&self, linear: u64) -> String {
-        match self.chunk_info(linear) {
-            Ok(Some((key, _))) => key,
-            _ => self.candidate_keys(linear).swap_remove(0).0,
-        }
+        self.stored.key(linear)
     }
 
-    /// Size, modification time, owner and mode of a stored chunk object; `None` when it is
-    /// absent or cannot be told.
+    /// Size, modification time, owner and mode of the object holding a chunk (its shard for
+    /// a sharded array); `None` when it is absent or cannot be told.
     pub fn stored_chunk_info(&self, linear: u64) -> Option<ObjectInfo> {
-        self.chunk_info(linear).ok().flatten().map(|(_, info)| info)
-    }
-
-    /// Reads the stored bytes of a chunk into `buf`; returns its key, `Ok(None)` when the
-    /// chunk is absent.
-    pub fn read_encoded(&self, linear: u64, buf: &mut Vec<u8>) -> FsResult<Option<String>> {
-        let max_len = self.max_stored_chunk_bytes();
-        let found = self.find_stored(linear, |key| {
-            Ok(self.store.get_into(key, buf, max_len)?.then_some(()))
-        })?;
-        Ok(found.map(|(key, ())| key))
+        self.stored.info(linear).ok().flatten()
     }
 
     /// A chunk-sized buffer filled with the fill value, shared by all absent chunks.
@@ -387,9 +339,10 @@ impl ZarrArray {
             .is_some_and(|&(reader_band, _)| reader_band > band)
     }
 
-    /// The store location of a chunk, for log lines.
+    /// The store location of a chunk, for log lines (for a sharded array, its shard and its
+    /// name as an inner chunk).
     pub fn describe_chunk(&self, linear: u64) -> String {
-        self.store.describe(&self.chunk_store_key(linear))
+        self.stored.describe(linear)
     }
 
     /// The store key of the array's metadata document.
@@ -402,14 +355,6 @@ impl ZarrArray {
         self.store.describe(&self.metadata_key())
     }
 
-    /// The most bytes a stored chunk of this array may hold: a worst case for its codecs'
-    /// output on a chunk of its decoded size, with room to spare (half again, plus 64 KiB,
-    /// and never below 1 MiB). A larger object is refused unread.
-    pub fn max_stored_chunk_bytes(&self) -> u64 {
-        let decoded = self.grid.chunk_bytes() as u64;
-        (decoded + decoded / 2 + (64 << 10)).max(1 << 20)
-    }
-
     /// Writes a decoded chunk back to the store with the array's own codecs, atomically;
     /// a chunk that is entirely fill value is deleted instead.
     pub fn write_back_chunk(
@@ -418,26 +363,52 @@ impl ZarrArray {
         chunk: &[u8],
         durable: bool,
     ) -> FsResult<WriteBack> {
-        let codecs = self.chain()?;
-        if chunk == self.fill_chunk().as_slice() {
-            for (key, _) in self.candidate_keys(linear) {
-                self.store.delete(&key, durable).map_err(|e| {
-                    FsError::from_io(&format!("deleting chunk {}", self.store.describe(&key)), &e)
-                })?;
-            }
-            return Ok(WriteBack::Deleted);
-        }
-        let key = self.chunk_store_key(linear);
-        let encoded = codecs
-            .encode(chunk)
-            .map_err(|e| FsError::io(format!("chunk {}: {e}", self.store.describe(&key))))?;
-        let like = self.metadata_key();
-        self.store
-            .put(&key, &encoded, Some(&like), durable)
-            .map_err(|e| {
-                FsError::from_io(&format!("writing chunk {}", self.store.describe(&key)), &e)
-            })?;
-        Ok(WriteBack::Stored(encoded.len()))
+        let chunks = [(linear, Arc::new(chunk.to_vec()))];
+        let stats = Stats::default();
+        self.write_back_chunks(&chunks, durable, &stats)
+            .pop()
+            .expect("one result per chunk")
+    }
+
+    /// Writes decoded chunks back to the store with the array's own codecs (encoded in
+    /// parallel on the current rayon pool): each stored object is replaced atomically, a
+    /// shard once with all of its chunks given here; chunks that are entirely fill value
+    /// leave the store. Returns one result per chunk, in order; a chunk that fails to
+    /// encode is left as stored.
+    pub fn write_back_chunks(
+        &self,
+        chunks: &[(u64, ChunkBuf)],
+        durable: bool,
+        stats: &Stats,
+    ) -> Vec<FsResult<WriteBack>> {
+        let codecs = match self.chain() {
+            Ok(codecs) => codecs,
+            Err(err) => return vec![Err(err); chunks.len()],
+        };
+        let fill = self.fill_chunk();
+        let encoded: Vec<FsResult<Update>> = chunks
+            .par_iter()
+            .map(|(linear, chunk)| {
+                if chunk.as_slice() == fill.as_slice() {
+                    return Ok((*linear, None));
+                }
+                codecs
+                    .encode(chunk)
+                    .map(|bytes| (*linear, Some(bytes)))
+                    .map_err(|e| {
+                        FsError::io(format!("chunk {}: {e}", self.describe_chunk(*linear)))
+                    })
+            })
+            .collect();
+        let updates: Vec<Update> = encoded
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let mut stored = self.stored.write_back(&updates, durable, stats).into_iter();
+        encoded
+            .into_iter()
+            .map(|result| result.and_then(|_| stored.next().expect("one result per update")))
+            .collect()
     }
 
     /// Loads and decodes one chunk (fill value when absent). Errors name the chunk file.
@@ -467,8 +438,8 @@ impl ZarrArray {
     }
 
     /// Reads the stored bytes of chunk `linear` into `encoded` (a reused buffer); returns
-    /// their store key, `None` when the chunk is absent. Fails when the array's codecs are
-    /// not supported.
+    /// their location for messages, `None` when the chunk is absent. Fails when the array's
+    /// codecs are not supported.
     pub fn read_stored(
         &self,
         linear: u64,
@@ -476,11 +447,8 @@ impl ZarrArray {
         encoded: &mut Vec<u8>,
     ) -> FsResult<Option<String>> {
         self.check_readable(stats)?;
-        match self.read_encoded(linear, encoded) {
-            Ok(Some(key)) => {
-                Stats::add(&stats.store_bytes_read, encoded.len() as u64);
-                Ok(Some(key))
-            }
+        match self.stored.read(linear, encoded, stats) {
+            Ok(Some(location)) => Ok(Some(location)),
             Ok(None) => {
                 Stats::add(&stats.chunks_missing, 1);
                 Ok(None)
@@ -493,16 +461,12 @@ impl ZarrArray {
     }
 
     /// Opens stored chunk `linear` for reads of parts of it, all of the version opened, with
-    /// its store key; `None` when it is absent.
-    pub fn open_stored(
-        &self,
-        linear: u64,
-        stats: &Stats,
-    ) -> FsResult<Option<(String, Box<dyn OpenObject>)>> {
+    /// its location for messages; `None` when it is absent.
+    pub fn open_stored(&self, linear: u64, stats: &Stats) -> FsResult<Option<OpenStored>> {
         self.check_readable(stats)?;
-        let max_len = self.max_stored_chunk_bytes();
         let found = self
-            .find_stored(linear, |key| self.store.open(key, max_len))
+            .stored
+            .open(linear, stats)
             .inspect_err(|_| Stats::add(&stats.errors, 1))?;
         if found.is_none() {
             Stats::add(&stats.chunks_missing, 1);
@@ -510,29 +474,21 @@ impl ZarrArray {
         Ok(found)
     }
 
-    /// Reads exactly `buf.len()` bytes from `offset` of the stored chunk opened from `key`.
+    /// Reads exactly `buf.len()` bytes from `offset` of the stored chunk opened at
+    /// `location`.
     pub fn read_stored_at(
         &self,
-        (key, object): (&str, &dyn OpenObject),
+        (location, object): (&str, &dyn OpenObject),
         offset: u64,
         buf: &mut [u8],
         stats: &Stats,
     ) -> FsResult<()> {
-        let fail = |why: String| {
+        read_exact_at(object, offset, buf).map_err(|why| {
             Stats::add(&stats.errors, 1);
-            FsError::io(format!("chunk {}: {why}", self.store.describe(key)))
-        };
-        match object.read_at(offset, buf) {
-            Ok(n) if n == buf.len() => {
-                Stats::add(&stats.store_bytes_read, n as u64);
-                Ok(())
-            }
-            Ok(n) => Err(fail(format!(
-                "{n} of {} bytes at offset {offset}: the chunk ends before",
-                buf.len()
-            ))),
-            Err(err) => Err(fail(err.to_string())),
-        }
+            FsError::io(format!("chunk {location}: {why}"))
+        })?;
+        Stats::add(&stats.store_bytes_read, buf.len() as u64);
+        Ok(())
     }
 
     /// Whether the array's chunks may be stored in blocks that decode on their own (blosc in
@@ -541,12 +497,12 @@ impl ZarrArray {
         self.chain().is_ok_and(CodecChain::may_decode_by_blocks)
     }
 
-    /// Decodes a whole stored chunk read from `key` into `buffer` (a recycled chunk buffer
-    /// when it has the chunk's size); edge padding shows the fill value.
+    /// Decodes a whole stored chunk read from `location` into `buffer` (a recycled chunk
+    /// buffer when it has the chunk's size); edge padding shows the fill value.
     pub fn decode_stored(
         &self,
         linear: u64,
-        key: &str,
+        location: &str,
         encoded: &[u8],
         buffer: Vec<u8>,
         stats: &Stats,
@@ -565,10 +521,7 @@ impl ZarrArray {
             }
             Err(err) => {
                 Stats::add(&stats.errors, 1);
-                Err(FsError::io(format!(
-                    "chunk {}: {err}",
-                    self.store.describe(key)
-                )))
+                Err(FsError::io(format!("chunk {location}: {err}")))
             }
         }
     }
@@ -580,14 +533,14 @@ impl ZarrArray {
         buffer: Vec<u8>,
         encoded: &mut Vec<u8>,
     ) -> FsResult<Loaded> {
-        let Some(key) = self.read_stored(linear, stats, encoded)? else {
+        let Some(location) = self.read_stored(linear, stats, encoded)? else {
             return Ok(Loaded {
                 buf: self.fill_chunk(),
                 cacheable: false,
             });
         };
         Ok(Loaded {
-            buf: Arc::new(self.decode_stored(linear, &key, encoded, buffer, stats)?),
+            buf: Arc::new(self.decode_stored(linear, &location, encoded, buffer, stats)?),
             cacheable: true,
         })
     }
@@ -599,6 +552,7 @@ mod tests {
     use crate::metadata::v2::parse_zarray;
     use crate::store::DirectoryStore;
     use serde_json::json;
+    use std::sync::atomic::Ordering;
 
     fn array(shape: &[u64], chunks: &[u64]) -> (tempfile::TempDir, ZarrArray) {
         let dir = tempfile::tempdir().unwrap();

@@ -34,11 +34,11 @@ fn behind((per_band, band, current): (u64, u64, u64), chunk: u64, block: u64) ->
     chunk_band < band || (chunk_band == band && block < current)
 }
 
-/// A stored chunk opened for reads of its blocks: its store key, the open object (every
+/// A stored chunk opened for reads of its blocks: its location, the open object (every
 /// block is read from the version whose header was read) and where its blocks lie.
 #[derive(Debug)]
 struct StoredBlocks {
-    key: String,
+    location: String,
     object: Box<dyn OpenObject>,
     blocks: BloscBlocks,
 }
@@ -63,7 +63,7 @@ impl Drop for OpenChunk {
 /// Opens stored chunk `linear` and reads where its blocks lie, from its header and block
 /// offsets only; `None` when the chunk is absent.
 fn read_index(array: &ZarrArray, linear: u64, stats: &Stats) -> FsResult<Option<StoredBlocks>> {
-    let Some((key, object)) = array.open_stored(linear, stats)? else {
+    let Some((location, object)) = array.open_stored(linear, stats)? else {
         return Ok(None);
     };
     let size = object.len();
@@ -72,7 +72,7 @@ fn read_index(array: &ZarrArray, linear: u64, stats: &Stats) -> FsResult<Option<
         FsError::io(format!("chunk {}: {err}", array.describe_chunk(linear)))
     };
     let mut head = vec![0u8; HEADER_BYTES.min(size as usize)];
-    array.read_stored_at((&key, &*object), 0, &mut head, stats)?;
+    array.read_stored_at((&location, &*object), 0, &mut head, stats)?;
     let need = BloscBlocks::index_len(&head).map_err(corrupt)?;
     if need > size as usize {
         return Err(corrupt(crate::codec::CodecError::corrupt(
@@ -82,11 +82,11 @@ fn read_index(array: &ZarrArray, linear: u64, stats: &Stats) -> FsResult<Option<
     }
     if need > head.len() {
         head.resize(need, 0);
-        array.read_stored_at((&key, &*object), 0, &mut head, stats)?;
+        array.read_stored_at((&location, &*object), 0, &mut head, stats)?;
     }
     let blocks = BloscBlocks::parse(&head[..need], size as usize).map_err(corrupt)?;
     Ok(Some(StoredBlocks {
-        key,
+        location,
         object,
         blocks,
     }))
@@ -325,10 +325,10 @@ impl BlockStream {
             }
         }
         let mut encoded = Vec::new();
-        let Some(key) = array.read_stored(linear, &self.stats, &mut encoded)? else {
+        let Some(location) = array.read_stored(linear, &self.stats, &mut encoded)? else {
             return Ok(Frame::Missing);
         };
-        let decoded = array.decode_stored(linear, &key, &encoded, Vec::new(), &self.stats)?;
+        let decoded = array.decode_stored(linear, &location, &encoded, Vec::new(), &self.stats)?;
         Ok(Frame::Whole(Arc::new(decoded)))
     }
 
@@ -350,7 +350,7 @@ impl BlockStream {
             Frame::Whole(buf) => BlockBuf { buf, offset: start },
             Frame::Blocks(stored) => {
                 let StoredBlocks {
-                    key,
+                    location,
                     object,
                     blocks,
                 } = &stored.stored;
@@ -365,7 +365,7 @@ impl BlockStream {
                     let range = blocks.stored_range(block as usize);
                     stored_bytes.resize(range.len(), 0);
                     self.array.read_stored_at(
-                        (key, &**object),
+                        (location, &**object),
                         range.start as u64,
                         stored_bytes,
                         &self.stats,

@@ -2,8 +2,9 @@
 //! C-order view (`data`), an NPY view (`data.npy`) and one file per decoded chunk; reads
 //! decode the chunks they touch in parallel and keep them in a byte-bounded LRU cache.
 //!
-//! Layers, bottom up: [`store`] and [`metadata`] → [`codec`] → [`geometry`] → [`cache`]
-//! and [`reader`] → [`tree`] → [`fuse`]; [`cli`] wires them to the command line.
+//! Layers, bottom up: [`store`] and [`metadata`] → [`codec`] → [`geometry`] → [`stored`]
+//! (where chunks lie: objects or shards) → [`array`](mod@array), [`cache`] and [`reader`] → [`tree`] →
+//! [`fuse`]; [`cli`] wires them to the command line.
 
 #![warn(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod reader;
 pub mod sample;
 pub mod stats;
 pub mod store;
+pub mod stored;
 pub mod tree;
 pub mod units;
 pub mod writer;

@@ -41,7 +41,8 @@ counters! {
     chunks_prefetched,
     /// Decodes ahead of a sequential reader dropped because it had read past them first.
     prefetches_dropped,
-    /// Compressed bytes read from the store.
+    /// Bytes read from the store for chunks: stored chunks, shard indexes, and shards read
+    /// to be rewritten.
     store_bytes_read,
     /// Bytes returned to readers.
     bytes_read,
@@ -59,7 +60,8 @@ counters! {
     chunks_encoded,
     /// Chunks deleted from the store because they became entirely fill value.
     chunks_deleted,
-    /// Encoded bytes written to the store.
+    /// Encoded bytes of the chunks written back (for a sharded array its inner chunks, not
+    /// the index and the inner chunks copied into a rewritten shard).
     bytes_written_back,
     /// Write-backs that failed (the chunk stays dirty and is retried).
     writeback_errors,

@@ -55,6 +55,18 @@ pub struct ListEntry {
     pub is_prefix: bool,
 }
 
+/// What tells versions of a stored object apart: replacing it (a new file renamed over it)
+/// changes its identity, rewriting it in place its modification time or size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// Size in bytes.
+    pub len: u64,
+    /// Last modification time.
+    pub mtime: SystemTime,
+    /// The file's identity (device and inode).
+    pub identity: (u64, u64),
+}
+
 /// A stored object opened for reads at offsets: every read sees the version that was opened,
 /// even when the object is replaced meanwhile.
 pub trait OpenObject: Send + Sync + std::fmt::Debug {
@@ -67,6 +79,11 @@ pub trait OpenObject: Send + Sync + std::fmt::Debug {
     /// Reads from `offset` into `buf`; returns how many bytes were read (fewer than
     /// `buf.len()` only at the object's end).
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// The version opened, when the store can tell (what is derived from an object may be
+    /// kept for as long as its version stays the same).
+    fn version(&self) -> Option<ObjectVersion> {
+        None
+    }
 }
 
 /// An object held in memory.
@@ -142,12 +159,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 struct OpenFile {
     file: File,
-    len: u64,
+    version: ObjectVersion,
 }
 
 impl OpenObject for OpenFile {
     fn len(&self) -> u64 {
-        self.len
+        self.version.len
+    }
+
+    fn version(&self) -> Option<ObjectVersion> {
+        Some(self.version)
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -281,7 +302,7 @@ impl DirectoryStore {
     /// Opens a stored object for reading: `Ok(None)` when absent or a prefix; refused when
     /// it is not a regular file or holds more than `max_len` bytes. Nothing blocks: FIFOs
     /// are opened non-blocking and refused.
-    fn open_object(&self, key: &str, max_len: u64) -> io::Result<Option<(File, u64)>> {
+    fn open_object(&self, key: &str, max_len: u64) -> io::Result<Option<(File, fs::Metadata)>> {
         let opened = self.open_key(key, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY);
         let file = match not_found_as_none(opened) {
             Ok(Some(fd)) => File::from(fd),
@@ -304,7 +325,7 @@ impl DirectoryStore {
         if meta.len() > max_len {
             return Err(too_large(meta.len(), max_len));
         }
-        Ok(Some((file, meta.len())))
+        Ok(Some((file, meta)))
     }
 
     /// Takes the store's advisory lock for the life of this store and its clones: shared
@@ -461,17 +482,24 @@ impl Store for DirectoryStore {
     }
 
     fn get_into(&self, key: &str, buf: &mut Vec<u8>, max_len: u64) -> io::Result<bool> {
-        let Some((file, len)) = self.open_object(key, max_len)? else {
+        let Some((file, meta)) = self.open_object(key, max_len)? else {
             return Ok(false);
         };
-        read_bounded(&file, len, max_len, buf)?;
+        read_bounded(&file, meta.len(), max_len, buf)?;
         Ok(true)
     }
 
     fn open(&self, key: &str, max_len: u64) -> io::Result<Option<Box<dyn OpenObject>>> {
-        Ok(self
-            .open_object(key, max_len)?
-            .map(|(file, len)| Box::new(OpenFile { file, len }) as Box<dyn OpenObject>))
+        Ok(self.open_object(key, max_len)?.map(|(file, meta)| {
+            Box::new(OpenFile {
+                file,
+                version: ObjectVersion {
+                    len: meta.len(),
+                    mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    identity: (meta.dev(), meta.ino()),
+                },
+            }) as Box<dyn OpenObject>
+        }))
     }
 
     fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
@@ -625,7 +653,14 @@ mod tests {
         let object = store.open("a/0", ANY).unwrap().unwrap();
         store.put("a/0", b"abc", None, false).unwrap();
         assert_reads_parts(&*object);
-        assert_eq!(store.open("a/0", ANY).unwrap().unwrap().len(), 3);
+        let replaced = store.open("a/0", ANY).unwrap().unwrap();
+        assert_eq!(replaced.len(), 3);
+        assert_ne!(replaced.version(), object.version(), "another version");
+        assert_eq!(
+            store.open("a/0", ANY).unwrap().unwrap().version(),
+            replaced.version(),
+            "the same version"
+        );
         assert!(store.open("a/1", ANY).unwrap().is_none());
         assert!(
             store.open("a", ANY).unwrap().is_none(),

@@ -7,7 +7,6 @@ use crate::error::{FsError, FsResult};
 use crate::geometry::Run;
 use crate::reader::ChunkReader;
 use crate::stats::Stats;
-use rayon::prelude::*;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -169,13 +168,11 @@ impl ChunkWriter {
         if snapshot.is_empty() {
             return Ok(());
         }
-        let results: Vec<FsResult<WriteBack>> = self.reader.pool().install(|| {
-            snapshot
-                .par_iter()
-                .map(|(linear, buf)| array.write_back_chunk(*linear, buf, durable))
-                .collect()
-        });
         let stats = self.stats();
+        let results: Vec<FsResult<WriteBack>> = self
+            .reader
+            .pool()
+            .install(|| array.write_back_chunks(&snapshot, durable, stats));
         let mut first_error = None;
         let mut dirty = array.dirty.lock().unwrap();
         for ((linear, buf), result) in snapshot.into_iter().zip(results) {
@@ -241,6 +238,7 @@ mod tests {
     struct FlakyStore {
         inner: DirectoryStore,
         full: AtomicBool,
+        puts: std::sync::atomic::AtomicUsize,
     }
 
     impl Store for FlakyStore {
@@ -266,6 +264,7 @@ mod tests {
             if self.full.load(Ordering::SeqCst) {
                 return Err(io::Error::from_raw_os_error(libc::ENOSPC));
             }
+            self.puts.fetch_add(1, Ordering::SeqCst);
             self.inner.put(key, bytes, like, durable)
         }
         fn delete(&self, key: &str, durable: bool) -> io::Result<()> {
@@ -286,18 +285,43 @@ mod tests {
 
     /// A 10x7 `>i2` array in 4x3 chunks (edge chunks on both axes), fill 7, zstd.
     fn fixture(order: &str) -> Fixture {
+        fixture_with(
+            parse_zarray(
+                &json!({"zarr_format": 2, "shape": [10, 7], "chunks": [4, 3], "dtype": ">i2",
+                        "compressor": {"id": "zstd", "level": 1}, "fill_value": 7,
+                        "order": order, "filters": null}),
+                json!({}),
+            )
+            .unwrap(),
+        )
+    }
+
+    /// The same array in Zarr v3, stored in 4x6 shards of 2x3 inner chunks (edge shards on
+    /// both axes), the index at the start.
+    fn sharded_fixture() -> Fixture {
+        fixture_with(
+            crate::metadata::v3::parse_array(&json!({
+                "zarr_format": 3, "node_type": "array", "shape": [10, 7], "data_type": "int16",
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [4, 6]}},
+                "chunk_key_encoding": {"name": "default"}, "fill_value": 7,
+                "codecs": [{"name": "sharding_indexed", "configuration": {
+                    "chunk_shape": [2, 3], "index_location": "start",
+                    "codecs": [{"name": "bytes", "configuration": {"endian": "big"}},
+                               {"name": "zstd", "configuration": {"level": 1}}],
+                    "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
+                                     {"name": "crc32c"}]}}]
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn fixture_with(meta: crate::metadata::ArrayMeta) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(FlakyStore {
             inner: DirectoryStore::open(dir.path()).unwrap(),
             full: AtomicBool::new(false),
+            puts: Default::default(),
         });
-        let meta = parse_zarray(
-            &json!({"zarr_format": 2, "shape": [10, 7], "chunks": [4, 3], "dtype": ">i2",
-                    "compressor": {"id": "zstd", "level": 1}, "fill_value": 7, "order": order,
-                    "filters": null}),
-            json!({}),
-        )
-        .unwrap();
         let array = Arc::new(ZarrArray::new(
             0,
             store.clone(),
@@ -349,8 +373,11 @@ mod tests {
 
     #[test]
     fn writes_are_visible_at_once_and_stored_on_flush() {
-        for order in ["C", "F"] {
-            let f = fixture(order);
+        for (order, f) in [
+            ("C", fixture("C")),
+            ("F", fixture("F")),
+            ("sharded", sharded_fixture()),
+        ] {
             let mut shadow = fill_view(&f);
             for (offset, bytes) in [
                 (3usize, vec![1u8, 2, 3, 4, 5]),
@@ -437,7 +464,12 @@ mod tests {
 
     #[test]
     fn failed_write_back_is_reported_kept_and_retried() {
-        let f = fixture("C");
+        for f in [fixture("C"), sharded_fixture()] {
+            failed_write_back_is_reported_kept_and_retried_for(f);
+        }
+    }
+
+    fn failed_write_back_is_reported_kept_and_retried_for(f: Fixture) {
         f.writer.write_flat(&f.array, 10, &[5, 5]).unwrap();
         f.store.full.store(true, Ordering::SeqCst);
         let err = f.writer.flush_array(&f.array, true).unwrap_err();
@@ -458,7 +490,12 @@ mod tests {
 
     #[test]
     fn concurrent_writers_to_one_chunk_lose_nothing() {
-        let f = fixture("C");
+        for f in [fixture("C"), sharded_fixture()] {
+            concurrent_writers_to_one_chunk_lose_nothing_for(f);
+        }
+    }
+
+    fn concurrent_writers_to_one_chunk_lose_nothing_for(f: Fixture) {
         std::thread::scope(|scope| {
             for t in 0..4u8 {
                 let f = &f;
@@ -493,5 +530,33 @@ mod tests {
             libc::EFBIG
         );
         assert!(f.array.dirty.lock().unwrap().chunks.is_empty());
+    }
+
+    #[test]
+    fn sharded_arrays_rewrite_each_shard_once() {
+        let f = sharded_fixture();
+        let values: Vec<u8> = (0..140u8).collect();
+        f.writer.write_flat(&f.array, 0, &values).unwrap();
+        assert_eq!(
+            f.array.dirty.lock().unwrap().chunks.len(),
+            15,
+            "5x3 inner chunks"
+        );
+        f.writer.flush_array(&f.array, false).unwrap();
+        assert_eq!(
+            f.store.puts.load(Ordering::SeqCst),
+            6,
+            "3x2 shards, one put each"
+        );
+        assert_eq!(stored_view(&f), values);
+        assert_eq!(f.reader.stats().chunks_encoded.load(Ordering::Relaxed), 15);
+        // Back to fill: every shard leaves the store.
+        f.writer.write_flat(&f.array, 0, &fill_view(&f)).unwrap();
+        f.writer.flush_array(&f.array, false).unwrap();
+        for shard in ["c/0/0", "c/0/1", "c/1/0", "c/1/1", "c/2/0", "c/2/1"] {
+            assert_eq!(f.store.get(shard, u64::MAX).unwrap(), None, "{shard}");
+        }
+        assert_eq!(f.reader.stats().chunks_deleted.load(Ordering::Relaxed), 15);
+        assert_eq!(stored_view(&f), fill_view(&f));
     }
 }

@@ -143,7 +143,7 @@ fn run() -> Result<()> {
             .map(|&c| {
                 let mut bytes = Vec::new();
                 array
-                    .read_encoded(c, &mut bytes)
+                    .read_stored(c, &Stats::default(), &mut bytes)
                     .map(|found| found.map(|_| bytes))
                     .map_err(|e| anyhow!(e.message))
             })
@@ -201,9 +201,12 @@ fn run() -> Result<()> {
         .find(|p| p.0 == med)
         .map(|p| p.1)
         .unwrap_or_else(|| median(&passes.iter().map(|p| p.1).collect::<Vec<_>>()));
-    let stored: u64 = chunks
+    // Each stored object once: the inner chunks of a shard share it.
+    let keys: std::collections::BTreeSet<String> =
+        chunks.iter().map(|&c| array.chunk_store_key(c)).collect();
+    let stored: u64 = keys
         .iter()
-        .filter_map(|&c| store.info(&array.chunk_store_key(c)).ok().flatten())
+        .filter_map(|key| store.info(key).ok().flatten())
         .map(|info| info.size)
         .sum();
     let json = serde_json::json!({

@@ -4,7 +4,7 @@
 //! byte order the array's views show).
 
 use super::array_to_array::{ArrayToArrayCodec, TransposeCodec};
-use super::array_to_bytes::{ArrayToBytesCodec, BytesCodec};
+use super::array_to_bytes::{ArrayToBytesCodec, BytesCodec, ShardingCodec};
 use super::bytes_to_bytes::{v2_compressor, v3_bytes_codec, BytesToBytesCodec};
 use super::CodecError;
 use crate::metadata::{ArrayMeta, CodecSpec, DataType, Order};
@@ -91,16 +91,20 @@ fn v2_id(config: &Value) -> String {
 struct ChainBuilder {
     repr: ChunkRepr,
     chunk_repr: ChunkRepr,
+    /// One element of fill value, in the chunk's byte order (what absent inner chunks of a
+    /// shard hold).
+    fill: Vec<u8>,
     array_to_array: Vec<ArrayStep>,
     array_to_bytes: Option<(Box<dyn ArrayToBytesCodec>, ChunkRepr)>,
     bytes_to_bytes: Vec<Box<dyn BytesToBytesCodec>>,
 }
 
 impl ChainBuilder {
-    fn new(chunk_repr: ChunkRepr) -> Self {
+    fn new(chunk_repr: ChunkRepr, fill: &[u8]) -> Self {
         ChainBuilder {
             repr: chunk_repr.clone(),
             chunk_repr,
+            fill: fill.to_vec(),
             array_to_array: Vec::new(),
             array_to_bytes: None,
             bytes_to_bytes: Vec::new(),
@@ -174,7 +178,7 @@ impl CodecChain {
                 filters,
                 compressor,
             } => Self::from_v2(filters, compressor.as_ref(), meta.order, repr),
-            CodecSpec::V3 { codecs } => Self::from_v3(codecs, repr),
+            CodecSpec::V3 { codecs } => Self::from_v3(codecs, repr, &meta.fill_bytes),
         }
     }
 
@@ -188,7 +192,7 @@ impl CodecChain {
     ) -> Result<Self, CodecError> {
         let itemsize = repr.dtype.size;
         let rank = repr.shape.len();
-        let mut chain = ChainBuilder::new(repr);
+        let mut chain = ChainBuilder::new(repr, &[]);
         if order == Order::F && rank > 1 {
             chain.array_to_array(Box::new(TransposeCodec::reversed(rank)))?;
         }
@@ -202,9 +206,10 @@ impl CodecChain {
         chain.finish()
     }
 
-    /// A Zarr v3 chain from the array's `codecs` list.
-    pub fn from_v3(codecs: &[Value], repr: ChunkRepr) -> Result<Self, CodecError> {
-        let mut chain = ChainBuilder::new(repr);
+    /// A Zarr v3 chain from a `codecs` list, for chunks of `repr` whose fill value is the
+    /// element `fill` (in `repr`'s byte order; what absent inner chunks of shards hold).
+    pub fn from_v3(codecs: &[Value], repr: ChunkRepr, fill: &[u8]) -> Result<Self, CodecError> {
+        let mut chain = ChainBuilder::new(repr, fill);
         for entry in codecs {
             let (name, configuration) = v3_entry(entry)?;
             match name {
@@ -224,6 +229,10 @@ impl CodecChain {
                     chain.array_to_array(Box::new(TransposeCodec::new(order, rank)?))?;
                 }
                 "bytes" => chain.array_to_bytes(Box::new(BytesCodec::from_v3(configuration)?))?,
+                "sharding_indexed" => {
+                    let codec = ShardingCodec::from_v3(configuration, &chain.repr, &chain.fill)?;
+                    chain.array_to_bytes(Box::new(codec))?
+                }
                 _ => {
                     let itemsize = chain.repr.dtype.size;
                     chain.bytes_to_bytes(v3_bytes_codec(name, configuration, itemsize)?)?
@@ -236,6 +245,15 @@ impl CodecChain {
     /// Size of a decoded chunk in bytes.
     pub fn chunk_bytes(&self) -> usize {
         self.chunk_bytes
+    }
+
+    /// The size of every stored chunk, when the codecs make it fixed (no compressor).
+    pub fn encoded_len(&self) -> Option<usize> {
+        let sizes = self.bytes_stage_sizes();
+        match (self.bytes_to_bytes.last(), sizes.last()) {
+            (Some(codec), Some(size)) => size.and_then(|s| codec.encoded_len(s)),
+            _ => self.array_to_bytes.encoded_len(&self.bytes_repr),
+        }
     }
 
     /// The codecs, in encoding order, e.g. `transpose(order=[1, 0]) → bytes → zstd(…)`.
@@ -277,7 +295,7 @@ impl CodecChain {
     /// (`sizes[i]` is what codec `i` decodes to).
     fn bytes_stage_sizes(&self) -> Vec<Option<usize>> {
         let mut sizes = Vec::with_capacity(self.bytes_to_bytes.len());
-        let mut size = self.bytes_repr.bytes();
+        let mut size = self.array_to_bytes.encoded_len(&self.bytes_repr);
         for codec in &self.bytes_to_bytes {
             sizes.push(size);
             size = size.and_then(|s| codec.encoded_len(s));
@@ -457,7 +475,8 @@ mod tests {
                    {"name": "gzip", "configuration": {"level": 1}}]),
         ];
         for codecs in &chains {
-            let chain = CodecChain::from_v3(codecs.as_array().unwrap(), r.clone()).unwrap();
+            let chain =
+                CodecChain::from_v3(codecs.as_array().unwrap(), r.clone(), &[0; 2]).unwrap();
             let stored = chain.encode(&chunk).unwrap();
             assert_eq!(chain.decode(&stored).unwrap(), chunk, "{codecs}");
         }
@@ -467,6 +486,7 @@ mod tests {
                 .as_array()
                 .unwrap(),
             repr(&[2], "<u2"),
+            &[0; 2],
         )
         .unwrap();
         assert_eq!(big.encode(&[1, 0, 2, 0]).unwrap(), [0, 1, 0, 2]);
@@ -478,6 +498,7 @@ mod tests {
             .as_array()
             .unwrap(),
             repr(&[2, 3], "|u1"),
+            &[0],
         )
         .unwrap();
         assert_eq!(t.encode(&[0, 1, 2, 3, 4, 5]).unwrap(), [0, 3, 1, 4, 2, 5]);
@@ -499,7 +520,7 @@ mod tests {
                    {"name": "unknown-codec"}]),
         ] {
             assert!(
-                CodecChain::from_v3(codecs.as_array().unwrap(), r.clone()).is_err(),
+                CodecChain::from_v3(codecs.as_array().unwrap(), r.clone(), &[0; 4]).is_err(),
                 "{codecs}"
             );
         }

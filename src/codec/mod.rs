@@ -15,7 +15,7 @@ pub mod bytes_to_bytes;
 pub mod chain;
 
 pub use array_to_array::{c_to_f_order, f_to_c_order, ArrayToArrayCodec};
-pub use array_to_bytes::ArrayToBytesCodec;
+pub use array_to_bytes::{ArrayToBytesCodec, ShardIndex, ShardIndexCodec, ShardingCodec};
 pub use bytes_to_bytes::{
     v2_compressor, v3_bytes_codec, BloscBlocks, BloscCodec, BloscCompressor, BloscShuffle,
     BytesToBytesCodec, GzipCodec, Lz4Codec, ZlibCodec, ZstdCodec,

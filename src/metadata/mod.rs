@@ -38,6 +38,31 @@ pub enum ChunkKeyEncoding {
     },
 }
 
+impl ChunkKeyEncoding {
+    /// The key of grid position `index` relative to the array, using `fallback_separator`
+    /// when a v2 encoding leaves the separator open.
+    pub fn key(&self, index: &[u64], fallback_separator: char) -> String {
+        let (prefix, sep) = match *self {
+            ChunkKeyEncoding::V2 { separator } => ("", separator.unwrap_or(fallback_separator)),
+            ChunkKeyEncoding::Default { separator } => ("c", separator),
+        };
+        let mut key = String::from(prefix);
+        if index.is_empty() {
+            if prefix.is_empty() {
+                key.push('0');
+            }
+            return key;
+        }
+        for (i, idx) in index.iter().enumerate() {
+            if i > 0 || !prefix.is_empty() {
+                key.push(sep);
+            }
+            key.push_str(&idx.to_string());
+        }
+        key
+    }
+}
+
 /// The codecs of an array, as declared (interpreted by the codec module).
 #[derive(Debug, Clone, PartialEq)]
 pub enum CodecSpec {
@@ -154,24 +179,7 @@ impl ArrayMeta {
     /// The store key of a chunk relative to the array, using `separator` for v2 arrays whose
     /// metadata leaves the separator open.
     pub fn chunk_key(&self, index: &[u64], fallback_separator: char) -> String {
-        let (prefix, sep) = match self.key_encoding {
-            ChunkKeyEncoding::V2 { separator } => ("", separator.unwrap_or(fallback_separator)),
-            ChunkKeyEncoding::Default { separator } => ("c", separator),
-        };
-        let mut key = String::from(prefix);
-        if index.is_empty() {
-            if prefix.is_empty() {
-                key.push('0');
-            }
-            return key;
-        }
-        for (i, idx) in index.iter().enumerate() {
-            if i > 0 || !prefix.is_empty() {
-                key.push(sep);
-            }
-            key.push_str(&idx.to_string());
-        }
-        key
+        self.key_encoding.key(index, fallback_separator)
     }
 
     /// The description served as `meta.json`: the views beside it (C order, the chunk files'

@@ -1,4 +1,9 @@
-//! Array→bytes codecs: they serialise a chunk of elements into bytes (one per chain).
+//! Array→bytes codecs: they serialise a chunk of elements into bytes (one per chain):
+//! `bytes`, and `sharding_indexed` ([`sharding`]).
+
+pub mod sharding;
+
+pub use sharding::{ShardIndex, ShardIndexCodec, ShardingCodec};
 
 pub mod vlen;
 
@@ -21,6 +26,10 @@ pub trait ArrayToBytesCodec: Send + Sync + std::fmt::Debug {
     /// Whether chunks of `repr` are encoded as their own bytes, unchanged.
     fn is_identity_for(&self, _repr: &ChunkRepr) -> bool {
         false
+    }
+    /// The encoded size of a chunk of `repr`, for codecs whose output size is fixed.
+    fn encoded_len(&self, _repr: &ChunkRepr) -> Option<usize> {
+        None
     }
 }
 
@@ -120,6 +129,10 @@ impl ArrayToBytesCodec for BytesCodec {
 
     fn is_identity_for(&self, repr: &ChunkRepr) -> bool {
         matches!(self.swap_unit(repr), Ok(None))
+    }
+
+    fn encoded_len(&self, repr: &ChunkRepr) -> Option<usize> {
+        repr.bytes()
     }
 }
 
