@@ -447,9 +447,8 @@ impl ChunkReader {
                 } else if let Err(err) =
                     load_through_cache(&cache, &stats, &array, linear, admission, wanted)
                 {
-                    if crate::error::first_report(&err.message) {
-                        tracing::warn!("read-ahead: {}", err.message);
-                    }
+                    // Only a guess failed: the read that needs the chunk says why.
+                    tracing::debug!("read-ahead: {}", err.message);
                 }
                 pending.fetch_sub(1, Ordering::Relaxed);
             });
