@@ -270,7 +270,8 @@ impl CodecChain {
                         numcodecs_filters = true;
                         continue;
                     }
-                    let itemsize = chain.repr.dtype.size;
+                    // zarr-python evolves every codec from the array's own spec.
+                    let itemsize = chain.chunk_repr.dtype.size;
                     chain.bytes_to_bytes(v3_bytes_codec(name, configuration, itemsize)?)?
                 }
             }

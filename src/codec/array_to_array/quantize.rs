@@ -40,6 +40,11 @@ impl QuantizeCodec {
         })
     }
 
+    /// Whether encoded elements have another size than decoded ones.
+    pub fn resizes(&self) -> bool {
+        self.astype.size != self.dtype.size
+    }
+
     /// The grid's scale, `2.0 ** bits`, computed as numcodecs computes it with Python floats.
     fn scale(&self) -> Result<f64, CodecError> {
         let precision = 10f64.powf(-(self.digits as f64));
