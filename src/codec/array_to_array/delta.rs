@@ -63,7 +63,7 @@ impl DeltaCodec {
         } else {
             Err(CodecError::encode(
                 CODEC,
-                format!("first element {value:?} does not fit {}", self.astype),
+                format!("first element {value} does not fit {}", self.astype),
             ))
         }
     }

@@ -212,7 +212,7 @@ pub(super) fn map_elements(
 /// numpy's cast of `value` from `from` to `to`, or why it has no defined result.
 pub(super) fn cast(value: Num, from: DataType, to: DataType) -> Result<Num, String> {
     numeric::cast(value, from, to).ok_or_else(|| {
-        format!("{value:?} has no defined conversion to {to} (numpy's result varies)")
+        format!("{value} has no defined conversion to {to} (numpy's result varies by CPU)")
     })
 }
 

@@ -26,6 +26,16 @@ pub(crate) enum Num {
     Complex(f64, f64),
 }
 
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Num::Int(i) => write!(f, "{i}"),
+            Num::Float(x) => write!(f, "{x}"),
+            Num::Complex(re, im) => write!(f, "({re}{im:+}j)"),
+        }
+    }
+}
+
 /// Whether numcodecs' numeric filters can work on elements of `dtype`.
 pub(crate) fn is_numeric(dtype: DataType) -> bool {
     matches!(
