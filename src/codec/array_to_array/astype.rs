@@ -2,7 +2,7 @@
 //! filter's output to a Zarr v3 array.
 
 use super::numcodecs::{
-    cast, dtype_field, element_buffer, element_count, elementwise_repr, map_elements,
+    cast_elements, dtype_field, element_buffer, element_count, elementwise_repr,
 };
 use super::numeric::is_numeric;
 use super::ArrayToArrayCodec;
@@ -71,9 +71,8 @@ impl ArrayToArrayCodec for AsTypeCodec {
         decoded.checked_bytes(CODEC, chunk.len())?;
         let (from, to) = (self.decode_dtype, self.encode_dtype);
         let mut out = element_buffer(CODEC, element_count(CODEC, chunk, from)?, to)?;
-        map_elements(CODEC, chunk, from, &mut out, to, |x| {
-            cast(x, from, to).map_err(|reason| CodecError::encode(CODEC, reason))
-        })?;
+        let error = |reason| CodecError::encode(CODEC, reason);
+        cast_elements(CODEC, chunk, from, &mut out, to, error)?;
         Ok(out)
     }
 
@@ -85,8 +84,7 @@ impl ArrayToArrayCodec for AsTypeCodec {
     ) -> Result<(), CodecError> {
         decoded.checked_bytes(CODEC, out.len())?;
         let (from, to) = (self.encode_dtype, self.decode_dtype);
-        map_elements(CODEC, encoded, from, out, to, |e| {
-            cast(e, from, to).map_err(|reason| CodecError::corrupt(CODEC, reason))
-        })
+        let error = |reason| CodecError::corrupt(CODEC, reason);
+        cast_elements(CODEC, encoded, from, out, to, error)
     }
 }

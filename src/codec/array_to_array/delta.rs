@@ -4,7 +4,7 @@ use super::numcodecs::{
     cast, dtype_field, element_buffer, element_count, elementwise_repr, require_kind,
     required_dtype,
 };
-use super::numeric::{self, Num, Op};
+use super::numeric::{self, with_prim, Num, Op, Prim, WithPrim};
 use super::ArrayToArrayCodec;
 use crate::codec::{ChunkRepr, CodecError};
 use crate::metadata::{DataType, DtypeKind};
@@ -69,6 +69,83 @@ impl DeltaCodec {
     }
 }
 
+impl DeltaCodec {
+    /// The work for `dtype` and `astype` of one primitive type (either byte order), where
+    /// numpy differences and sums in that type.
+    fn same_type<'a>(
+        &self,
+        input: &'a [u8],
+        output: &'a mut [u8],
+        direction: Direction,
+    ) -> Option<SameType<'a>> {
+        let (d, a) = (self.dtype, self.astype);
+        let primitive = with_prim(d, Probe).is_some();
+        (primitive && d.kind == a.kind && d.size == a.size).then(|| {
+            let (big_in, big_out) = match direction {
+                Direction::Encode => (d.is_big_endian(), a.is_big_endian()),
+                Direction::Decode => (a.is_big_endian(), d.is_big_endian()),
+            };
+            SameType {
+                input,
+                output,
+                big_in,
+                big_out,
+                direction,
+            }
+        })
+    }
+}
+
+/// Differencing (encoding) or summing (decoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Encode,
+    Decode,
+}
+
+/// Checks that a type is primitive.
+struct Probe;
+
+impl WithPrim for Probe {
+    type Output = ();
+    fn call<T: Prim>(self) {}
+}
+
+/// Delta coding between buffers of one primitive type.
+struct SameType<'a> {
+    input: &'a [u8],
+    output: &'a mut [u8],
+    big_in: bool,
+    big_out: bool,
+    direction: Direction,
+}
+
+impl WithPrim for SameType<'_> {
+    type Output = ();
+
+    fn call<T: Prim>(self) {
+        let size = std::mem::size_of::<T>();
+        let mut previous: Option<T> = None;
+        for (src, dst) in self
+            .input
+            .chunks_exact(size)
+            .zip(self.output.chunks_exact_mut(size))
+        {
+            let value = T::read(src, self.big_in);
+            let (result, carried) = match (self.direction, previous) {
+                (_, None) => (value, value),
+                (Direction::Encode, Some(prev)) => (value.sub(prev), value),
+                (Direction::Decode, Some(sum)) => {
+                    let sum = sum.add(value);
+                    (sum, sum)
+                }
+            };
+            result.write(dst, self.big_out);
+            previous = Some(carried);
+        }
+    }
+}
+
 impl ArrayToArrayCodec for DeltaCodec {
     fn describe(&self) -> String {
         format!("delta(dtype={},astype={})", self.dtype, self.astype)
@@ -87,6 +164,10 @@ impl ArrayToArrayCodec for DeltaCodec {
         let count = element_count(CODEC, chunk, self.dtype)?;
         let mut out = element_buffer(CODEC, count, self.astype)?;
         let (d, a) = (self.dtype, self.astype);
+        if let Some(work) = self.same_type(chunk, &mut out, Direction::Encode) {
+            with_prim(d, work);
+            return Ok(out);
+        }
         let mut previous = None;
         for (src, dst) in chunk.chunks_exact(d.size).zip(out.chunks_exact_mut(a.size)) {
             let value = numeric::load(src, d);
@@ -116,6 +197,10 @@ impl ArrayToArrayCodec for DeltaCodec {
             ));
         }
         let (d, a) = (self.dtype, self.astype);
+        if let Some(work) = self.same_type(encoded, out, Direction::Decode) {
+            with_prim(d, work);
+            return Ok(());
+        }
         let sum_type = numeric::promote(a, d);
         let mut sum = None;
         for (src, dst) in encoded

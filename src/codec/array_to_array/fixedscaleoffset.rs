@@ -43,13 +43,37 @@ impl FixedScaleOffsetCodec {
     }
 }
 
-/// `value op number` where `value` is of type `t`: the result and its type.
-fn step(op: Op, value: Num, t: DataType, number: PyNumber) -> Result<(Num, DataType), String> {
-    let (result_type, operand) = number
-        .with_array_of(t)
-        .ok_or_else(|| format!("Python integer {} out of bounds for {t}", number.describe()))?;
-    let value = cast(value, t, result_type)?;
-    Ok((numeric::apply(op, value, operand, result_type), result_type))
+/// One step `value op number` on values of type `from`, computed in `result` with the number
+/// converted to it, as numpy computes an array op a Python number.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    op: Op,
+    from: DataType,
+    result: DataType,
+    operand: Num,
+}
+
+impl Step {
+    /// The step, or why numpy raises (an int out of an integer type's bounds).
+    fn new(op: Op, from: DataType, number: PyNumber) -> Result<Self, String> {
+        let (result, operand) = number.with_array_of(from).ok_or_else(|| {
+            format!(
+                "Python integer {} out of bounds for {from}",
+                number.describe()
+            )
+        })?;
+        Ok(Step {
+            op,
+            from,
+            result,
+            operand,
+        })
+    }
+
+    fn apply(&self, value: Num) -> Result<Num, String> {
+        let value = cast(value, self.from, self.result)?;
+        Ok(numeric::apply(self.op, value, self.operand, self.result))
+    }
 }
 
 impl ArrayToArrayCodec for FixedScaleOffsetCodec {
@@ -75,13 +99,12 @@ impl ArrayToArrayCodec for FixedScaleOffsetCodec {
         decoded.checked_bytes(CODEC, chunk.len())?;
         let count = element_count(CODEC, chunk, self.dtype)?;
         let mut out = element_buffer(CODEC, count, self.astype)?;
+        let error = |reason| CodecError::encode(CODEC, reason);
+        let shift = Step::new(Op::Sub, self.dtype, self.offset).map_err(error)?;
+        let scale = Step::new(Op::Mul, shift.result, self.scale).map_err(error)?;
         map_elements(CODEC, chunk, self.dtype, &mut out, self.astype, |x| {
-            let encode = || {
-                let (shifted, t) = step(Op::Sub, x, self.dtype, self.offset)?;
-                let (scaled, t) = step(Op::Mul, shifted, t, self.scale)?;
-                cast(numeric::rint(scaled), t, self.astype)
-            };
-            encode().map_err(|reason| CodecError::encode(CODEC, reason))
+            let scaled = scale.apply(shift.apply(x).map_err(error)?).map_err(error)?;
+            cast(numeric::rint(scaled), scale.result, self.astype).map_err(error)
         })?;
         Ok(out)
     }
@@ -98,13 +121,13 @@ impl ArrayToArrayCodec for FixedScaleOffsetCodec {
             DtypeKind::Float => self.astype,
             _ => numeric::native(DtypeKind::Float, 8),
         };
-        let decode = |e: Num| {
-            let (scaled, t) = step(Op::Div, cast(e, self.astype, t)?, t, self.scale)?;
-            let (value, t) = step(Op::Add, scaled, t, self.offset)?;
-            cast(value, t, self.dtype)
-        };
+        let error = |reason| CodecError::corrupt(CODEC, reason);
+        let unscale = Step::new(Op::Div, t, self.scale).map_err(error)?;
+        let unshift = Step::new(Op::Add, t, self.offset).map_err(error)?;
         map_elements(CODEC, encoded, self.astype, out, self.dtype, |e| {
-            decode(e).map_err(|reason| CodecError::corrupt(CODEC, reason))
+            let scaled = unscale.apply(cast(e, self.astype, t).map_err(error)?);
+            let value = unshift.apply(scaled.map_err(error)?).map_err(error)?;
+            cast(value, t, self.dtype).map_err(error)
         })
     }
 }

@@ -216,6 +216,34 @@ pub(super) fn cast(value: Num, from: DataType, to: DataType) -> Result<Num, Stri
     })
 }
 
+/// numpy's cast of every `from` element of `input` to a `to` element of `out`; `error` says
+/// why an element has no defined conversion. Copies or swaps bytes where only the byte order
+/// differs.
+pub(super) fn cast_elements(
+    codec: &str,
+    input: &[u8],
+    from: DataType,
+    out: &mut [u8],
+    to: DataType,
+    error: impl Fn(String) -> CodecError,
+) -> Result<(), CodecError> {
+    if from.kind == to.kind && from.size == to.size && input.len() == out.len() {
+        out.copy_from_slice(input);
+        if from.endian != to.endian {
+            let unit = if from.kind == DtypeKind::Complex {
+                from.size / 2
+            } else {
+                from.size
+            };
+            out.chunks_exact_mut(unit.max(1)).for_each(<[u8]>::reverse);
+        }
+        return Ok(());
+    }
+    map_elements(codec, input, from, out, to, |x| {
+        cast(x, from, to).map_err(&error)
+    })
+}
+
 /// A buffer of `count` elements of `dtype`; an error when the size overflows.
 pub(super) fn element_buffer(
     codec: &str,

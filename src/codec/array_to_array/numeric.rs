@@ -102,87 +102,103 @@ pub(crate) fn parse_dtype(codec: &str, text: &str) -> Result<DataType, CodecErro
     Ok(dtype)
 }
 
-/// The element's bytes in little-endian order (a complex number's halves swapped apart).
-fn little_endian(bytes: &[u8], dtype: DataType) -> [u8; 16] {
-    let mut le = [0u8; 16];
-    let size = dtype.size.min(16);
-    le[..size].copy_from_slice(&bytes[..size]);
-    if dtype.endian == Endian::Big {
-        let unit = if dtype.kind == DtypeKind::Complex {
-            size / 2
+/// The `N` bytes at the start of `bytes` as an integer in `big`- or little-endian order.
+macro_rules! read_int {
+    ($t:ty, $bytes:expr, $big:expr) => {{
+        let mut b = [0u8; std::mem::size_of::<$t>()];
+        b.copy_from_slice(&$bytes[..std::mem::size_of::<$t>()]);
+        if $big {
+            <$t>::from_be_bytes(b)
         } else {
-            size
-        };
-        for part in le[..size].chunks_exact_mut(unit.max(1)) {
-            part.reverse();
+            <$t>::from_le_bytes(b)
         }
-    }
-    le
+    }};
 }
 
-fn le_u64(bytes: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    b[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(b)
+/// Writes an integer's bytes in `big`- or little-endian order at the start of `out`.
+macro_rules! write_int {
+    ($value:expr, $out:expr, $big:expr) => {{
+        let b = if $big {
+            $value.to_be_bytes()
+        } else {
+            $value.to_le_bytes()
+        };
+        $out[..b.len()].copy_from_slice(&b);
+    }};
 }
 
-/// A float of `size` bytes (2, 4 or 8) from its little-endian bits, exactly.
-fn float_from_bits(bits: u64, size: usize) -> f64 {
+/// The bits of a float of `size` bytes (2, 4 or 8) at the start of `bytes`, exactly.
+fn read_float(bytes: &[u8], size: usize, big: bool) -> f64 {
     match size {
-        2 => f16_bits_to_f64(bits as u16),
-        4 => f32_bits_to_f64(bits as u32),
-        _ => f64::from_bits(bits),
+        2 => f16_bits_to_f64(read_int!(u16, bytes, big)),
+        4 => f32_bits_to_f64(read_int!(u32, bytes, big)),
+        _ => f64::from_bits(read_int!(u64, bytes, big)),
+    }
+}
+
+/// Writes `x` (of the domain of floats of `size` bytes) as such a float.
+fn write_float(x: f64, size: usize, out: &mut [u8], big: bool) {
+    match size {
+        2 => write_int!(f64_to_f16_bits(x), out, big),
+        4 => write_int!(f64_to_f32_bits(x), out, big),
+        _ => write_int!(x.to_bits(), out, big),
     }
 }
 
 /// Loads one element of `dtype` from `bytes` (at least `dtype.size` long), exactly.
 pub(crate) fn load(bytes: &[u8], dtype: DataType) -> Num {
-    let le = little_endian(bytes, dtype);
-    let size = dtype.size;
-    match dtype.kind {
-        DtypeKind::Bool => Num::Int(i128::from(le[0] != 0)),
-        DtypeKind::Int => {
-            let shift = 128 - 8 * size as u32;
-            Num::Int(((le_u64(&le[..size]) as i128) << shift) >> shift)
-        }
-        DtypeKind::Float => Num::Float(float_from_bits(le_u64(&le[..size]), size)),
-        DtypeKind::Complex => {
+    let big = dtype.endian == Endian::Big;
+    match (dtype.kind, dtype.size) {
+        (DtypeKind::Bool, _) => Num::Int(i128::from(bytes[0] != 0)),
+        (DtypeKind::Int, 1) => Num::Int(i128::from(bytes[0] as i8)),
+        (DtypeKind::Int, 2) => Num::Int(i128::from(read_int!(i16, bytes, big))),
+        (DtypeKind::Int, 4) => Num::Int(i128::from(read_int!(i32, bytes, big))),
+        (DtypeKind::Int, _) => Num::Int(i128::from(read_int!(i64, bytes, big))),
+        (DtypeKind::Float, size) => Num::Float(read_float(bytes, size, big)),
+        (DtypeKind::Complex, size) => {
             let half = size / 2;
             Num::Complex(
-                float_from_bits(le_u64(&le[..half]), half),
-                float_from_bits(le_u64(&le[half..size]), half),
+                read_float(bytes, half, big),
+                read_float(&bytes[half..], half, big),
             )
         }
         // Unsigned integers (and types the filters never accept) as raw unsigned values.
-        _ => Num::Int(i128::from(le_u64(&le[..size.min(8)]))),
+        (_, 1) => Num::Int(i128::from(bytes[0])),
+        (_, 2) => Num::Int(i128::from(read_int!(u16, bytes, big))),
+        (_, 4) => Num::Int(i128::from(read_int!(u32, bytes, big))),
+        (_, _) => Num::Int(i128::from(read_int!(u64, bytes, big))),
     }
 }
 
 /// Stores `value`, which is of `dtype`'s domain (see [`cast`]), as one element of `dtype`.
 pub(crate) fn store(value: Num, dtype: DataType, out: &mut [u8]) {
-    let size = dtype.size;
-    let mut le = [0u8; 16];
+    let big = dtype.endian == Endian::Big;
     match (dtype.kind, value) {
-        (DtypeKind::Bool, v) => le[0] = u8::from(is_nonzero(v)),
-        (DtypeKind::Float, v) => le[..8].copy_from_slice(&float_bits(real(v), size).to_le_bytes()),
+        (DtypeKind::Bool, v) => out[0] = u8::from(is_nonzero(v)),
+        (DtypeKind::Float, v) => write_float(real(v), dtype.size, out, big),
         (DtypeKind::Complex, v) => {
-            let half = size / 2;
+            let half = dtype.size / 2;
             let (re, im) = match v {
                 Num::Complex(re, im) => (re, im),
                 other => (real(other), 0.0),
             };
-            le[..8].copy_from_slice(&float_bits(re, half).to_le_bytes());
-            let im = float_bits(im, half).to_le_bytes();
-            le[half..half + 8].copy_from_slice(&im);
+            write_float(re, half, out, big);
+            write_float(im, half, &mut out[half..], big);
         }
-        (_, Num::Int(i)) => le.copy_from_slice(&i.to_le_bytes()),
-        (_, v) => le.copy_from_slice(&(real(v) as i128).to_le_bytes()),
+        (_, v) => {
+            let i = match v {
+                Num::Int(i) => i,
+                other => real(other) as i128,
+            };
+            // Integers wrap to the element's width.
+            match dtype.size {
+                1 => out[0] = i as u8,
+                2 => write_int!(i as u16, out, big),
+                4 => write_int!(i as u32, out, big),
+                _ => write_int!(i as u64, out, big),
+            }
+        }
     }
-    let stored = DataType {
-        endian: dtype.endian,
-        ..dtype
-    };
-    out[..size].copy_from_slice(&little_endian(&le, stored)[..size]);
 }
 
 fn is_nonzero(v: Num) -> bool {
@@ -195,17 +211,8 @@ fn is_nonzero(v: Num) -> bool {
 
 fn real(v: Num) -> f64 {
     match v {
-        Num::Int(i) => i as f64,
+        Num::Int(i) => int_to_f64(i),
         Num::Float(x) | Num::Complex(x, _) => x,
-    }
-}
-
-/// The bits of `x` (of the domain of floats of `size` bytes) as a float of that width.
-fn float_bits(x: f64, size: usize) -> u64 {
-    match size {
-        2 => u64::from(f64_to_f16_bits(x)),
-        4 => u64::from(f64_to_f32_bits(x)),
-        _ => x.to_bits(),
     }
 }
 
@@ -222,14 +229,37 @@ fn wrap(i: i128, dtype: DataType) -> i128 {
     }
 }
 
+/// An integer (within 64 bits, signed or not) rounded to `f64` by the hardware.
+fn int_to_f64(i: i128) -> f64 {
+    match i64::try_from(i) {
+        Ok(i) => i as f64,
+        Err(_) => i as u64 as f64,
+    }
+}
+
+/// An integer (within 64 bits, signed or not) rounded to `f32` by the hardware.
+fn int_to_f32(i: i128) -> f32 {
+    match i64::try_from(i) {
+        Ok(i) => i as f32,
+        Err(_) => i as u64 as f32,
+    }
+}
+
 /// Rounds `x` to a float of `size` bytes (ties to even).
 fn round_float(x: f64, size: usize) -> f64 {
-    float_from_bits(float_bits(x, size), size)
+    match size {
+        2 => f16_bits_to_f64(f64_to_f16_bits(x)),
+        4 => f32_bits_to_f64(f64_to_f32_bits(x)),
+        _ => x,
+    }
 }
 
 /// numpy's cast of a value of type `from` to type `to` (`astype`, array assignment); `None`
 /// for a float that cannot be converted to an integer type (see the module's documentation).
 pub(crate) fn cast(value: Num, from: DataType, to: DataType) -> Option<Num> {
+    if from.kind == to.kind && from.size == to.size {
+        return Some(value);
+    }
     let component = |size: usize| {
         if to.kind == DtypeKind::Complex {
             size / 2
@@ -248,8 +278,8 @@ pub(crate) fn cast(value: Num, from: DataType, to: DataType) -> Option<Num> {
             let size = component(to.size);
             let convert = |v: Num| match v {
                 // Integers round once, straight to the target width.
-                Num::Int(i) if size == 8 => i as f64,
-                Num::Int(i) => round_float(f64::from(i as f32), size),
+                Num::Int(i) if size == 8 => int_to_f64(i),
+                Num::Int(i) => round_float(f64::from(int_to_f32(i)), size),
                 Num::Float(x) | Num::Complex(x, _) => convert_float(x, from_float_size, size),
             };
             match (to.kind, v) {
@@ -292,6 +322,87 @@ fn float_to_int(x: f64, to: DataType) -> Option<i128> {
         _ => (1i128 << (bits - 1)) - 1,
     };
     (lowest..=highest).contains(&t).then_some(t)
+}
+
+/// A primitive element type (integers, `f4`, `f8`) that filters compute with natively where
+/// numpy computes in that same type: integers wrap around, floats round as the hardware does.
+pub(crate) trait Prim: Copy {
+    /// Reads an element from the start of `bytes`.
+    fn read(bytes: &[u8], big: bool) -> Self;
+    /// Writes the element at the start of `out`.
+    fn write(self, out: &mut [u8], big: bool);
+    /// `self + other` in the type.
+    fn add(self, other: Self) -> Self;
+    /// `self - other` in the type.
+    fn sub(self, other: Self) -> Self;
+}
+
+macro_rules! prim_int {
+    ($($t:ty),*) => {$(
+        impl Prim for $t {
+            fn read(bytes: &[u8], big: bool) -> Self {
+                read_int!($t, bytes, big)
+            }
+            fn write(self, out: &mut [u8], big: bool) {
+                write_int!(self, out, big)
+            }
+            fn add(self, other: Self) -> Self {
+                self.wrapping_add(other)
+            }
+            fn sub(self, other: Self) -> Self {
+                self.wrapping_sub(other)
+            }
+        }
+    )*};
+}
+
+prim_int!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+macro_rules! prim_float {
+    ($($t:ty => $bits:ty),*) => {$(
+        impl Prim for $t {
+            fn read(bytes: &[u8], big: bool) -> Self {
+                <$t>::from_bits(read_int!($bits, bytes, big))
+            }
+            fn write(self, out: &mut [u8], big: bool) {
+                write_int!(self.to_bits(), out, big)
+            }
+            fn add(self, other: Self) -> Self {
+                self + other
+            }
+            fn sub(self, other: Self) -> Self {
+                self - other
+            }
+        }
+    )*};
+}
+
+prim_float!(f32 => u32, f64 => u64);
+
+/// Work generic over a [`Prim`] type.
+pub(crate) trait WithPrim {
+    /// What the work gives.
+    type Output;
+    /// Does the work with elements of type `T`.
+    fn call<T: Prim>(self) -> Self::Output;
+}
+
+/// Runs `work` with the primitive type of `dtype`; `None` for types without one (booleans,
+/// `f2`, complex).
+pub(crate) fn with_prim<W: WithPrim>(dtype: DataType, work: W) -> Option<W::Output> {
+    Some(match (dtype.kind, dtype.size) {
+        (DtypeKind::Int, 1) => work.call::<i8>(),
+        (DtypeKind::Int, 2) => work.call::<i16>(),
+        (DtypeKind::Int, 4) => work.call::<i32>(),
+        (DtypeKind::Int, 8) => work.call::<i64>(),
+        (DtypeKind::UInt, 1) => work.call::<u8>(),
+        (DtypeKind::UInt, 2) => work.call::<u16>(),
+        (DtypeKind::UInt, 4) => work.call::<u32>(),
+        (DtypeKind::UInt, 8) => work.call::<u64>(),
+        (DtypeKind::Float, 4) => work.call::<f32>(),
+        (DtypeKind::Float, 8) => work.call::<f64>(),
+        _ => return None,
+    })
 }
 
 /// The type numpy computes in when combining arrays of types `a` and `b` (native order).

@@ -2,8 +2,8 @@
 //! `digits` decimal digits (lossy; decoding only converts the type back).
 
 use super::numcodecs::{
-    cast, dtype_field, element_buffer, element_count, elementwise_repr, map_elements, require_kind,
-    required_dtype, PyNumber,
+    cast, cast_elements, dtype_field, element_buffer, element_count, elementwise_repr,
+    map_elements, require_kind, required_dtype, PyNumber,
 };
 use super::numeric::{self, Op};
 use super::ArrayToArrayCodec;
@@ -102,8 +102,7 @@ impl ArrayToArrayCodec for QuantizeCodec {
         out: &mut [u8],
     ) -> Result<(), CodecError> {
         decoded.checked_bytes(CODEC, out.len())?;
-        map_elements(CODEC, encoded, self.astype, out, self.dtype, |e| {
-            cast(e, self.astype, self.dtype).map_err(|reason| CodecError::corrupt(CODEC, reason))
-        })
+        let error = |reason| CodecError::corrupt(CODEC, reason);
+        cast_elements(CODEC, encoded, self.astype, out, self.dtype, error)
     }
 }
