@@ -98,7 +98,8 @@ pub fn outermost_filter_dtype(
     else {
         return Ok(None);
     };
-    let (name, configuration) = crate::codec::chain::v3_entry(entry)?;
+    let name = entry.get("name").and_then(Value::as_str).unwrap_or_default();
+    let configuration = entry.get("configuration").unwrap_or(&Value::Null);
     let Some(id) = name.strip_prefix("numcodecs.") else {
         return Ok(None);
     };
