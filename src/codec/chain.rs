@@ -3,9 +3,14 @@
 //! itself array→bytes: stored chunk bytes ⇄ decoded chunks (C order, full chunk shape, the
 //! byte order the array's views show).
 
-use super::array_to_array::{ArrayToArrayCodec, TransposeCodec};
+use super::array_to_array::{
+    numcodecs_filter, outermost_filter_dtype, ArrayToArrayCodec, AsTypeCodec, TransposeCodec,
+};
 use super::array_to_bytes::{ArrayToBytesCodec, BytesCodec, ShardingCodec};
-use super::bytes_to_bytes::{v2_compressor, v3_bytes_codec, BytesToBytesCodec};
+use super::bytes_to_bytes::{
+    numcodecs_bytes_codec, v2_compressor, v3_bytes_codec, BytesToBytesCodec,
+    NUMCODECS_SHUFFLE_ELEMENTSIZE,
+};
 use super::CodecError;
 use crate::metadata::{ArrayMeta, CodecSpec, DataType, Order};
 use serde_json::Value;
@@ -139,6 +144,15 @@ impl ChainBuilder {
         Ok(())
     }
 
+    /// The array→bytes codec that stores elements as they are (Zarr v2; the bytes numcodecs
+    /// filters produce), unless there is one already.
+    fn stored_as_they_are(&mut self) -> Result<(), CodecError> {
+        if self.array_to_bytes.is_some() {
+            return Ok(());
+        }
+        self.array_to_bytes(Box::new(BytesCodec::new(Some(self.repr.dtype.endian))))
+    }
+
     fn bytes_to_bytes(&mut self, codec: Box<dyn BytesToBytesCodec>) -> Result<(), CodecError> {
         if self.array_to_bytes.is_none() {
             return Err(CodecError::config(
@@ -171,7 +185,7 @@ impl CodecChain {
     pub fn from_meta(meta: &ArrayMeta) -> Result<Self, CodecError> {
         let repr = ChunkRepr {
             shape: meta.chunk_shape.iter().map(|&c| c as usize).collect(),
-            dtype: meta.dtype.clone(),
+            dtype: meta.dtype,
         };
         match &meta.codecs {
             CodecSpec::V2 {
@@ -182,8 +196,9 @@ impl CodecChain {
         }
     }
 
-    /// A Zarr v2 chain: Fortran order as a transpose, the filters, the elements in the dtype's
-    /// declared order, then the compressor.
+    /// A Zarr v2 chain: Fortran order as a transpose, the filters (numcodecs' array filters
+    /// over the chunk's bytes in memory order, then its bytes→bytes codecs), the elements as
+    /// they are, then the compressor.
     pub fn from_v2(
         filters: &[Value],
         compressor: Option<&Value>,
@@ -196,10 +211,19 @@ impl CodecChain {
         if order == Order::F && rank > 1 {
             chain.array_to_array(Box::new(TransposeCodec::reversed(rank)))?;
         }
-        if let Some(filter) = filters.first() {
-            return Err(CodecError::Unsupported(format!("filter {}", v2_id(filter))));
+        for filter in filters {
+            let id = v2_id(filter);
+            if let Some(codec) = numcodecs_filter(&id, filter, &chain.repr, 2) {
+                chain.array_to_array(codec?)?;
+                continue;
+            }
+            let size = chain.repr.dtype.size;
+            let codec = numcodecs_bytes_codec(&id, filter, size, NUMCODECS_SHUFFLE_ELEMENTSIZE)
+                .unwrap_or_else(|| Err(CodecError::Unsupported(format!("filter {id}"))))?;
+            chain.stored_as_they_are()?;
+            chain.bytes_to_bytes(codec)?;
         }
-        chain.array_to_bytes(Box::new(BytesCodec::new(Some(chain.repr.dtype.endian))))?;
+        chain.stored_as_they_are()?;
         if let Some(config) = compressor {
             chain.bytes_to_bytes(v2_compressor(config, itemsize)?)?;
         }
@@ -207,9 +231,17 @@ impl CodecChain {
     }
 
     /// A Zarr v3 chain from a `codecs` list, for chunks of `repr` whose fill value is the
-    /// element `fill` (in `repr`'s byte order; what absent inner chunks of shards hold).
+    /// element `fill` (in `repr`'s byte order; what absent inner chunks of shards hold). With
+    /// numcodecs filters (`numcodecs.*` array→array codecs) it reads as zarr-python does: the
+    /// `bytes` codec hands the filters the stored bytes unchanged, and the outermost filter's
+    /// elements are cast to the array's type.
     pub fn from_v3(codecs: &[Value], repr: ChunkRepr, fill: &[u8]) -> Result<Self, CodecError> {
         let mut chain = ChainBuilder::new(repr, fill);
+        let mut numcodecs_filters = false;
+        if let Some(dtype) = outermost_filter_dtype(codecs, &chain.repr)? {
+            let cast = AsTypeCodec::cast(dtype, chain.repr.dtype);
+            chain.array_to_array(Box::new(cast))?;
+        }
         for entry in codecs {
             let (name, configuration) = v3_entry(entry)?;
             match name {
@@ -228,13 +260,28 @@ impl CodecChain {
                     let rank = chain.repr.shape.len();
                     chain.array_to_array(Box::new(TransposeCodec::new(order, rank)?))?;
                 }
-                "bytes" => chain.array_to_bytes(Box::new(BytesCodec::from_v3(configuration)?))?,
+                "bytes" => {
+                    let mut codec = BytesCodec::from_v3(configuration)?;
+                    if numcodecs_filters {
+                        codec = BytesCodec::new(Some(chain.repr.dtype.endian));
+                    }
+                    chain.array_to_bytes(Box::new(codec))?;
+                }
                 "sharding_indexed" => {
                     let codec = ShardingCodec::from_v3(configuration, &chain.repr, &chain.fill)?;
                     chain.array_to_bytes(Box::new(codec))?
                 }
                 _ => {
-                    let itemsize = chain.repr.dtype.size;
+                    let filter = name
+                        .strip_prefix("numcodecs.")
+                        .and_then(|id| numcodecs_filter(id, configuration, &chain.repr, 3));
+                    if let Some(codec) = filter {
+                        chain.array_to_array(codec?)?;
+                        numcodecs_filters = true;
+                        continue;
+                    }
+                    // zarr-python evolves every codec from the array's own spec.
+                    let itemsize = chain.chunk_repr.dtype.size;
                     chain.bytes_to_bytes(v3_bytes_codec(name, configuration, itemsize)?)?
                 }
             }

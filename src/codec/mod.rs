@@ -1,9 +1,9 @@
 //! Chunk codecs, grouped by what they map, as in the Zarr v3 model: array→array codecs
-//! ([`array_to_array`]: transpose and v2 filters), one array→bytes codec
+//! ([`array_to_array`]: transpose and numcodecs' filters), one array→bytes codec
 //! ([`array_to_bytes`]: `bytes`), and bytes→bytes codecs ([`bytes_to_bytes`]: blosc, zstd,
-//! gzip, zlib, lz4, crc32c). A [`chain::CodecChain`] composes them into the codec of one
-//! array; it is itself array→bytes. Zarr v2 `filters`/`compressor`/`order` map onto the same
-//! chain.
+//! gzip, zlib, lz4, bz2, lzma, shuffle and checksums). A [`chain::CodecChain`] composes them
+//! into the codec of one array; it is itself array→bytes. Zarr v2 `filters`/`compressor`/
+//! `order` map onto the same chain.
 //!
 //! Every decoder validates its input: garbage, truncated frames and frames whose decoded size
 //! differs from the expected one yield [`CodecError::Corrupt`], never a panic or an
@@ -13,12 +13,14 @@ pub mod array_to_array;
 pub mod array_to_bytes;
 pub mod bytes_to_bytes;
 pub mod chain;
+#[cfg(test)]
+mod chain_numcodecs_tests;
 
 pub use array_to_array::{c_to_f_order, f_to_c_order, ArrayToArrayCodec};
 pub use array_to_bytes::{ArrayToBytesCodec, ShardIndex, ShardIndexCodec, ShardingCodec};
 pub use bytes_to_bytes::{
-    v2_compressor, v3_bytes_codec, BloscBlocks, BloscCodec, BloscCompressor, BloscShuffle,
-    BytesToBytesCodec, GzipCodec, Lz4Codec, ZlibCodec, ZstdCodec,
+    numcodecs_bytes_codec, v2_compressor, v3_bytes_codec, BloscBlocks, BloscCodec, BloscCompressor,
+    BloscShuffle, BytesToBytesCodec, GzipCodec, Lz4Codec, ZlibCodec, ZstdCodec,
 };
 pub use chain::{ChunkRepr, CodecChain};
 

@@ -4,11 +4,12 @@
 //! lists and from Zarr v3 `data_type` names.
 
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::Mutex;
 
 /// The family of a type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DtypeKind {
     /// `b`: one byte per boolean.
     Bool,
@@ -30,15 +31,16 @@ pub enum DtypeKind {
     Unicode,
     /// `V`: raw bytes with no interpretation (v3 `r<bits>`, `raw_bytes`).
     Raw,
-    /// A record of named fields laid out one after the other.
-    Structured(Arc<Record>),
+    /// A record of named fields laid out one after the other (interned: one copy of each
+    /// distinct layout lives for the life of the process).
+    Structured(&'static Record),
     /// Variable-length elements (v2 `|O` with an object codec, v3 `string` and `bytes`):
     /// shown as JSON lines, not as fixed-size views.
     Variable(VariableKind),
 }
 
 /// What the elements of a variable-length array are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VariableKind {
     /// Text (v3 `string`).
     Text,
@@ -49,7 +51,7 @@ pub enum VariableKind {
 }
 
 /// The unit of a datetime64 or timedelta64: `count` times a base unit (`10ms`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimeUnit {
     /// Base unit as NumPy names it (`Y M W D h m s ms us ns ps fs as`), empty for the
     /// generic unit.
@@ -107,7 +109,7 @@ impl TimeUnit {
 }
 
 /// One field of a structured type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Field {
     /// Field name.
     pub name: String,
@@ -119,14 +121,29 @@ pub struct Field {
 
 /// The fields of a structured type, packed one after the other (as a Zarr v2 field list
 /// declares them).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Record {
     /// Fields in order.
     pub fields: Vec<Field>,
 }
 
+impl Record {
+    /// The one shared copy of this layout.
+    fn intern(self) -> &'static Record {
+        static INTERNED: Mutex<Option<HashSet<&'static Record>>> = Mutex::new(None);
+        let mut interned = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
+        let set = interned.get_or_insert_with(HashSet::new);
+        if let Some(&known) = set.get(&self) {
+            return known;
+        }
+        let leaked: &'static Record = Box::leak(Box::new(self));
+        set.insert(leaked);
+        leaked
+    }
+}
+
 /// Byte order of the stored elements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endian {
     /// `<`
     Little,
@@ -137,7 +154,7 @@ pub enum Endian {
 }
 
 /// A data type with its declared byte order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DataType {
     /// Type family.
     pub kind: DtypeKind,
@@ -296,7 +313,7 @@ impl DataType {
             return Err("a structured dtype of zero bytes".into());
         }
         Ok(Self::new(
-            DtypeKind::Structured(Arc::new(Record { fields })),
+            DtypeKind::Structured(Record { fields }.intern()),
             size,
             Endian::NotApplicable,
         ))

@@ -1,8 +1,24 @@
 //! Array→array codecs: they map a chunk of elements to another chunk of elements (another
-//! shape or element type), before an array→bytes codec serialises it.
+//! shape or element type), before an array→bytes codec serialises it: transpose, and
+//! numcodecs' filters (delta, fixedscaleoffset, quantize, bitround, packbits, astype).
 
+mod astype;
+mod bitround;
+mod delta;
+mod fixedscaleoffset;
+mod numcodecs;
+mod numeric;
+mod packbits;
+mod quantize;
 mod transpose;
 
+pub use astype::AsTypeCodec;
+pub use bitround::BitRoundCodec;
+pub use delta::DeltaCodec;
+pub use fixedscaleoffset::FixedScaleOffsetCodec;
+pub use numcodecs::{numcodecs_filter, outermost_filter_dtype};
+pub use packbits::PackBitsCodec;
+pub use quantize::QuantizeCodec;
 pub use transpose::{c_to_f_order, f_to_c_order, try_c_to_f_order, try_f_to_c_order};
 
 use super::{ChunkRepr, CodecError};
@@ -14,6 +30,11 @@ pub trait ArrayToArrayCodec: Send + Sync + std::fmt::Debug {
     fn describe(&self) -> String;
     /// The representation a chunk of `decoded` is encoded into.
     fn encoded_repr(&self, decoded: &ChunkRepr) -> Result<ChunkRepr, CodecError>;
+    /// The element type decoding yields whatever it is given, for codecs that name one
+    /// (numcodecs' `dtype`); `None` when decoded elements keep the type of the stage before.
+    fn decodes_to(&self) -> Option<crate::metadata::DataType> {
+        None
+    }
     /// Encodes a chunk of `decoded` (C order) into one of [`Self::encoded_repr`].
     fn encode(&self, chunk: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError>;
     /// Decodes a chunk of [`Self::encoded_repr`] into `out`, a chunk of `decoded`.
@@ -135,7 +156,7 @@ impl ArrayToArrayCodec for TransposeCodec {
         }
         Ok(ChunkRepr {
             shape: self.order.iter().map(|&axis| decoded.shape[axis]).collect(),
-            dtype: decoded.dtype.clone(),
+            dtype: decoded.dtype,
         })
     }
 

@@ -74,7 +74,7 @@ impl ShardingCodec {
             .ok_or_else(|| CodecError::config(CODEC, "missing \"codecs\" list"))?;
         let repr = ChunkRepr {
             shape: chunk_shape.clone(),
-            dtype: shard.dtype.clone(),
+            dtype: shard.dtype,
         };
         let inner = CodecChain::from_v3(codecs, repr, fill)?;
         if fill.len() != shard.dtype.size {

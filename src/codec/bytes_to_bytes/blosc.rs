@@ -35,10 +35,12 @@ pub enum BloscCompressor {
     Zlib,
     /// "zstd"
     Zstd,
+    /// "snappy" (c-blosc built with snappy; numcodecs' wheels leave it out)
+    Snappy,
 }
 
 impl BloscCompressor {
-    /// Parse a blosc `cname`; "snappy" and unknown names are unsupported.
+    /// Parse a blosc `cname`; unknown names are unsupported.
     pub fn from_name(name: &str) -> Result<Self, CodecError> {
         match name {
             "blosclz" => Ok(Self::BloscLz),
@@ -46,6 +48,7 @@ impl BloscCompressor {
             "lz4hc" => Ok(Self::Lz4hc),
             "zlib" => Ok(Self::Zlib),
             "zstd" => Ok(Self::Zstd),
+            "snappy" => Ok(Self::Snappy),
             other => Err(CodecError::Unsupported(format!(
                 "blosc with cname {other:?}"
             ))),
@@ -60,6 +63,7 @@ impl BloscCompressor {
             Self::Lz4hc => "lz4hc",
             Self::Zlib => "zlib",
             Self::Zstd => "zstd",
+            Self::Snappy => "snappy",
         }
     }
 
@@ -70,6 +74,7 @@ impl BloscCompressor {
             Self::Lz4hc => c"lz4hc",
             Self::Zlib => c"zlib",
             Self::Zstd => c"zstd",
+            Self::Snappy => c"snappy",
         }
     }
 }
@@ -583,12 +588,13 @@ mod tests {
     use crate::codec::test_util::{assert_decodes_vectors, noise, sample, vector};
     use serde_json::json;
 
-    const ALL_CNAMES: [BloscCompressor; 5] = [
+    const ALL_CNAMES: [BloscCompressor; 6] = [
         BloscCompressor::BloscLz,
         BloscCompressor::Lz4,
         BloscCompressor::Lz4hc,
         BloscCompressor::Zlib,
         BloscCompressor::Zstd,
+        BloscCompressor::Snappy,
     ];
     const ALL_SHUFFLES: [BloscShuffle; 3] =
         [BloscShuffle::None, BloscShuffle::Byte, BloscShuffle::Bit];
@@ -662,6 +668,7 @@ mod tests {
             (BloscCompressor::BloscLz, 0u8),
             (BloscCompressor::Lz4, 1),
             (BloscCompressor::Lz4hc, 1),
+            (BloscCompressor::Snappy, 2),
             (BloscCompressor::Zlib, 3),
             (BloscCompressor::Zstd, 4),
         ];
@@ -735,7 +742,13 @@ mod tests {
                 "{bad}"
             );
         }
-        for cname in ["snappy", "lzma"] {
+        assert_eq!(
+            BloscCodec::from_v2(&json!({"id":"blosc","cname":"snappy"}), 4)
+                .unwrap()
+                .cname,
+            BloscCompressor::Snappy
+        );
+        for cname in ["lzma", "brotli"] {
             assert!(matches!(
                 BloscCodec::from_v2(&json!({"id":"blosc","cname":cname}), 4),
                 Err(CodecError::Unsupported(m)) if m.contains(cname)
@@ -766,7 +779,7 @@ mod tests {
             Err(CodecError::Config { .. })
         ));
         assert!(matches!(
-            BloscCodec::from_v3(&json!({"cname":"snappy"}), 2),
+            BloscCodec::from_v3(&json!({"cname":"lzma"}), 2),
             Err(CodecError::Unsupported(_))
         ));
     }

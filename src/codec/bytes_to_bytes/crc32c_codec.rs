@@ -1,63 +1,32 @@
 //! The v3 `crc32c` codec: the bytes followed by their CRC-32C (Castagnoli), little-endian,
-//! checked on every decode.
+//! checked on every decode (numcodecs' `crc32c` with its default location).
 
-use crate::codec::{size_mismatch, BytesToBytesCodec, CodecError};
-
-const CODEC: &str = "crc32c";
+use super::checksum32::Checksum32Codec;
+use crate::codec::{BytesToBytesCodec, CodecError};
 
 /// Appends and checks a CRC-32C.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Crc32cCodec;
 
-impl Crc32cCodec {
-    /// The checked payload of `encoded`.
-    fn payload(encoded: &[u8]) -> Result<&[u8], CodecError> {
-        let Some(split) = encoded.len().checked_sub(4) else {
-            return Err(CodecError::corrupt(
-                CODEC,
-                format!("{} bytes cannot hold a checksum", encoded.len()),
-            ));
-        };
-        let (payload, stored) = encoded.split_at(split);
-        let stored = u32::from_le_bytes(stored.try_into().expect("4 bytes"));
-        let computed = crc32c::crc32c(payload);
-        if stored != computed {
-            return Err(CodecError::corrupt(
-                CODEC,
-                format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"),
-            ));
-        }
-        Ok(payload)
-    }
-}
-
 impl BytesToBytesCodec for Crc32cCodec {
     fn describe(&self) -> String {
-        CODEC.into()
+        Checksum32Codec::CRC32C.describe()
     }
 
     fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
-        Ok(Self::payload(encoded)?.to_vec())
+        Checksum32Codec::CRC32C.decode(encoded)
     }
 
     fn decode_into(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
-        let payload = Self::payload(encoded)?;
-        if payload.len() != out.len() {
-            return Err(size_mismatch(CODEC, payload.len(), out.len()));
-        }
-        out.copy_from_slice(payload);
-        Ok(())
+        Checksum32Codec::CRC32C.decode_into(encoded, out)
     }
 
     fn encode(&self, decoded: &[u8]) -> Result<Vec<u8>, CodecError> {
-        let mut out = Vec::with_capacity(decoded.len() + 4);
-        out.extend_from_slice(decoded);
-        out.extend_from_slice(&crc32c::crc32c(decoded).to_le_bytes());
-        Ok(out)
+        Checksum32Codec::CRC32C.encode(decoded)
     }
 
     fn encoded_len(&self, decoded_len: usize) -> Option<usize> {
-        decoded_len.checked_add(4)
+        Checksum32Codec::CRC32C.encoded_len(decoded_len)
     }
 }
 

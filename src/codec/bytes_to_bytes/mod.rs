@@ -1,16 +1,26 @@
 //! Bytes→bytes codecs: compressors and checksums over a chunk's encoded bytes.
 
 mod blosc;
+mod bz2;
+mod checksum32;
 mod crc32c_codec;
 mod gzip;
 mod lz4;
+mod lzma;
+mod lzma_filters;
+mod shuffle;
+mod streams;
 mod zlib;
 mod zstd_codec;
 
 pub use blosc::{BloscBlocks, BloscCodec, BloscCompressor, BloscShuffle};
+pub use bz2::Bz2Codec;
+pub use checksum32::{Checksum, Checksum32Codec, Location};
 pub use crc32c_codec::Crc32cCodec;
 pub use gzip::GzipCodec;
 pub use lz4::Lz4Codec;
+pub use lzma::LzmaCodec;
+pub use shuffle::ShuffleCodec;
 pub use zlib::ZlibCodec;
 pub use zstd_codec::ZstdCodec;
 
@@ -62,12 +72,12 @@ pub(crate) fn check_bound(codec: &str, len: usize, max_len: usize) -> Result<(),
 }
 
 /// Build a codec from a Zarr v2 `compressor` JSON object, e.g.
-/// `{"id":"blosc","cname":"lz4","clevel":5,"shuffle":1,"blocksize":0}`.
+/// `{"id":"blosc","cname":"lz4","clevel":5,"shuffle":1,"blocksize":0}`: any numcodecs
+/// bytes→bytes codec (see [`numcodecs_bytes_codec`]).
 ///
 /// `itemsize` is the array dtype's item size, used as the blosc typesize
 /// (unless the object carries an explicit `"typesize"`, as numcodecs allows)
 /// and to resolve blosc AUTOSHUFFLE (-1). Unknown extra fields are tolerated.
-/// Supported ids: "blosc", "zstd", "gzip", "zlib", "lz4".
 pub fn v2_compressor(
     config: &Value,
     itemsize: usize,
@@ -79,11 +89,31 @@ pub fn v2_compressor(
         .get("id")
         .and_then(Value::as_str)
         .ok_or_else(|| CodecError::config("compressor", "missing string field \"id\""))?;
+    numcodecs_bytes_codec(id, config, itemsize, NUMCODECS_SHUFFLE_ELEMENTSIZE)
+        .unwrap_or_else(|| Err(CodecError::Unsupported(id.to_string())))
+}
+
+/// numcodecs' default `Shuffle` element size.
+pub const NUMCODECS_SHUFFLE_ELEMENTSIZE: usize = 4;
+
+/// numcodecs' bytes→bytes codec `id` configured by `config` (a v2 `compressor` or filter,
+/// or the configuration of a v3 `numcodecs.<id>`): blosc, zstd, gzip, zlib, lz4, bz2, lzma,
+/// shuffle, crc32, crc32c, adler32, fletcher32, jenkins_lookup3; `None` for other ids.
+/// `typesize` is blosc's element size unless configured; `elementsize` is shuffle's.
+pub fn numcodecs_bytes_codec(
+    id: &str,
+    config: &Value,
+    typesize: usize,
+    elementsize: usize,
+) -> Option<Result<Box<dyn BytesToBytesCodec>, CodecError>> {
+    fn boxed<C: BytesToBytesCodec + 'static>(codec: C) -> Box<dyn BytesToBytesCodec> {
+        Box::new(codec)
+    }
     let empty = Value::Object(Default::default());
-    match id {
+    Some(match id {
         "blosc" => decode_whatever_the_settings(
-            BloscCodec::from_v2(config, itemsize),
-            BloscCodec::from_v2(&empty, itemsize),
+            BloscCodec::from_v2(config, typesize),
+            BloscCodec::from_v2(&empty, typesize),
         ),
         "zstd" => decode_whatever_the_settings(
             ZstdCodec::from_config(id, config),
@@ -101,8 +131,14 @@ pub fn v2_compressor(
             Lz4Codec::from_config(id, config),
             Lz4Codec::from_config(id, &empty),
         ),
-        other => Err(CodecError::Unsupported(other.to_string())),
-    }
+        "bz2" => decode_whatever_the_settings(
+            Bz2Codec::from_config(id, config),
+            Bz2Codec::from_config(id, &empty),
+        ),
+        "lzma" => LzmaCodec::from_config(config).map(boxed),
+        "shuffle" => ShuffleCodec::from_config(config, elementsize).map(boxed),
+        _ => return Checksum32Codec::from_config(id, config).map(|codec| codec.map(boxed)),
+    })
 }
 
 /// A codec whose stored frames describe themselves, configured with settings that only an
@@ -161,8 +197,11 @@ fn decode_whatever_the_settings<C: BytesToBytesCodec + 'static>(
 /// `configuration` object (null or absent fields take the spec defaults).
 ///
 /// Supported: "blosc" (cname, clevel, shuffle "noshuffle"/"shuffle"/"bitshuffle",
-/// typesize, blocksize), "zstd" (level, checksum), "gzip" (level). `itemsize`
-/// is the fallback blosc typesize when the configuration has none.
+/// typesize, blocksize), "zstd" (level, checksum), "gzip" (level), "crc32c", and the
+/// `numcodecs.<id>` names zarr-python 3 writes for numcodecs' bytes→bytes codecs (configured
+/// as numcodecs configures them; blosc compresses bytes, typesize 1, as zarr-python hands
+/// them). `itemsize` is the fallback blosc typesize when the configuration has none, and
+/// shuffle's element size.
 pub fn v3_bytes_codec(
     name: &str,
     configuration: &Value,
@@ -188,7 +227,10 @@ pub fn v3_bytes_codec(
             GzipCodec::from_config(name, &Value::Null),
         ),
         "crc32c" => Ok(Box::new(Crc32cCodec)),
-        other => Err(CodecError::Unsupported(other.to_string())),
+        other => other
+            .strip_prefix("numcodecs.")
+            .and_then(|id| numcodecs_bytes_codec(id, configuration, 1, itemsize))
+            .unwrap_or_else(|| Err(CodecError::Unsupported(other.to_string()))),
     }
 }
 
@@ -221,13 +263,15 @@ mod tests {
 
     #[test]
     fn v2_unknown_and_bad_configs() {
-        match v2_compressor(&json!({"id":"bz2","level":1}), 1) {
-            Err(CodecError::Unsupported(name)) => assert_eq!(name, "bz2"),
-            other => panic!("unexpected {other:?}"),
+        for id in ["pcodec", "zfpy", "delta", "pickle"] {
+            match v2_compressor(&json!({ "id": id }), 1) {
+                Err(CodecError::Unsupported(name)) => assert_eq!(name, id),
+                other => panic!("unexpected {other:?}"),
+            }
         }
-        let err = v2_compressor(&json!({"id":"blosc","cname":"snappy"}), 1).unwrap_err();
+        let err = v2_compressor(&json!({"id":"blosc","cname":"brotli"}), 1).unwrap_err();
         assert!(
-            matches!(err, CodecError::Unsupported(ref m) if m.contains("snappy")),
+            matches!(err, CodecError::Unsupported(ref m) if m.contains("brotli")),
             "{err}"
         );
         assert!(matches!(

@@ -1,0 +1,90 @@
+//! numcodecs' `AsType` filter, and the value cast zarr-python performs when it assigns a
+//! filter's output to a Zarr v3 array.
+
+use super::numcodecs::{
+    cast_elements, dtype_field, element_buffer, element_count, elementwise_repr,
+};
+use super::numeric::is_numeric;
+use super::ArrayToArrayCodec;
+use crate::codec::{ChunkRepr, CodecError};
+use crate::metadata::DataType;
+use serde_json::Value;
+
+const CODEC: &str = "astype";
+
+/// Elements of `decode_dtype` stored as `encode_dtype`, converted by value as numpy's
+/// `astype` converts them (integers wrap around, floats round to nearest, floats to integers
+/// truncate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsTypeCodec {
+    encode_dtype: DataType,
+    decode_dtype: DataType,
+    /// How the codec is described: `astype` for the filter, `cast` for zarr-python's
+    /// assignment.
+    label: &'static str,
+}
+
+impl AsTypeCodec {
+    /// From numcodecs' configuration: `encode_dtype` (required), `decode_dtype` (for
+    /// zarr-python 3 the array's type when absent: `incoming`).
+    pub fn from_config(config: &Value, incoming: DataType) -> Result<Self, CodecError> {
+        let encode_dtype = dtype_field(CODEC, config, "encode_dtype")?
+            .ok_or_else(|| CodecError::config(CODEC, "missing \"encode_dtype\""))?;
+        let decode_dtype = dtype_field(CODEC, config, "decode_dtype")?.unwrap_or(incoming);
+        if !is_numeric(decode_dtype) {
+            return Err(CodecError::Unsupported(format!("astype to {decode_dtype}")));
+        }
+        Ok(AsTypeCodec {
+            encode_dtype,
+            decode_dtype,
+            label: CODEC,
+        })
+    }
+
+    /// The value cast from elements of `from` to an array of `to`.
+    pub fn cast(from: DataType, to: DataType) -> Self {
+        AsTypeCodec {
+            encode_dtype: from,
+            decode_dtype: to,
+            label: "cast",
+        }
+    }
+}
+
+impl ArrayToArrayCodec for AsTypeCodec {
+    fn describe(&self) -> String {
+        format!(
+            "{}(encode_dtype={},decode_dtype={})",
+            self.label, self.encode_dtype, self.decode_dtype
+        )
+    }
+
+    fn encoded_repr(&self, decoded: &ChunkRepr) -> Result<ChunkRepr, CodecError> {
+        elementwise_repr(CODEC, decoded, self.decode_dtype, self.encode_dtype)
+    }
+
+    fn decodes_to(&self) -> Option<DataType> {
+        Some(self.decode_dtype)
+    }
+
+    fn encode(&self, chunk: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
+        decoded.checked_bytes(CODEC, chunk.len())?;
+        let (from, to) = (self.decode_dtype, self.encode_dtype);
+        let mut out = element_buffer(CODEC, element_count(CODEC, chunk, from)?, to)?;
+        let error = |reason| CodecError::encode(CODEC, reason);
+        cast_elements(CODEC, chunk, from, &mut out, to, error)?;
+        Ok(out)
+    }
+
+    fn decode_into(
+        &self,
+        encoded: &[u8],
+        decoded: &ChunkRepr,
+        out: &mut [u8],
+    ) -> Result<(), CodecError> {
+        decoded.checked_bytes(CODEC, out.len())?;
+        let (from, to) = (self.encode_dtype, self.decode_dtype);
+        let error = |reason| CodecError::corrupt(CODEC, reason);
+        cast_elements(CODEC, encoded, from, out, to, error)
+    }
+}
