@@ -116,6 +116,9 @@ RUNTIME_LEVERS = [
 # connection is created.
 MAX_PAGES_LIMIT = Path("/proc/sys/fs/fuse/max_pages_limit")
 LEVER_DATASETS = ("A", "D")
+# Datasets measured in every scenario; S and V are read whole and (S) by chunk files, T is
+# the cube of the access-pattern scenarios.
+FULL_SETS = ("A", "B", "C", "D", "U")
 PEER_LIBS = ("zarr", "zarrs", "tensorstore")
 LEVERS_DOC = ROOT / "docs" / "bench-levers.md"
 
@@ -143,6 +146,8 @@ class Dataset:
     codec: str  # key into CODECS
     values: str  # key into VALUE_GENERATORS
     description: str
+    zarr_format: int = 2
+    shards: tuple[int, ...] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -177,7 +182,21 @@ def dataset_specs(quick: bool) -> dict[str, Dataset]:
                      "uint16 volume, blosc zstd + bitshuffle"),
         "U": Dataset("U", "<f4", a_shape, (1024, 1024), "none", "field2d",
                      "A's values uncompressed (FUSE ceiling)"),
+        "S": Dataset("S", "<f4", a_shape, (512, 512), "v3-blosc-lz4-shuffle", "field2d",
+                     "A's values as Zarr v3, shards 2048×2048 of 512×512 inner chunks, "
+                     "sharded blosc lz4 + shuffle", zarr_format=3,
+                     shards=(2048, 2048)),
+        "V": Dataset("V", "<f4", a_shape, (1024, 1024), "v3-default", "field2d",
+                     "A's values as Zarr v3 with zarr-python's default codecs, zstd",
+                     zarr_format=3),
+        "T": Dataset("T", "<f4", cube_shape(quick), (24, 128, 128), "blosc-lz4-shuffle",
+                     "cube3d", "float32 time × y × x cube, blosc lz4 + shuffle"),
     }
+
+
+def cube_shape(quick: bool) -> tuple[int, int, int]:
+    """The cube of the access-pattern scenarios (a quarter of the planes in a quick run)."""
+    return (60, 1024, 1024) if quick else (240, 1024, 1024)
 
 
 def make_codec(key: str):
@@ -191,7 +210,16 @@ def make_codec(key: str):
         "blosc-zstd-bitshuffle": lambda: numcodecs.Blosc(cname="zstd", clevel=5,
                                                          shuffle=numcodecs.Blosc.BITSHUFFLE),
         "none": lambda: None,
+        "v3-blosc-lz4-shuffle": lambda: zarr_codecs().BloscCodec(cname="lz4", clevel=5,
+                                                                 shuffle="shuffle"),
+        "v3-default": lambda: "auto",
     }[key]()
+
+
+def zarr_codecs():
+    import zarr.codecs
+
+    return zarr.codecs
 
 
 def field2d(shape, dtype, rows: slice, seed: int):
@@ -219,7 +247,20 @@ def volume3d(shape, dtype, rows: slice, seed: int):
     return np.clip(smooth + noise, 0, 65535).astype(dtype)
 
 
-VALUE_GENERATORS = {"field2d": field2d, "volume3d": volume3d}
+def cube3d(shape, dtype, rows: slice, seed: int):
+    """A smooth float32 field over (time, y, x) plus small noise, time steps ``rows`` only."""
+    import numpy as np
+
+    t = np.arange(rows.start, rows.stop, dtype=np.float32)[:, None, None]
+    y = np.arange(shape[1], dtype=np.float32)[None, :, None]
+    x = np.arange(shape[2], dtype=np.float32)[None, None, :]
+    smooth = 10.0 * np.sin(x / 90.0 + t / 30.0) * np.cos(y / 70.0 - t / 50.0)
+    rng = np.random.default_rng([seed, rows.start])
+    noise = rng.normal(0.0, 0.05, size=(rows.stop - rows.start, shape[1], shape[2]))
+    return (smooth + noise.astype(np.float32)).astype(dtype)
+
+
+VALUE_GENERATORS = {"field2d": field2d, "volume3d": volume3d, "cube3d": cube3d}
 
 
 def store_path(work: Path, name: str) -> Path:
@@ -268,14 +309,15 @@ def generate(work: Path, specs: dict[str, Dataset], wanted: list[str], raw_for: 
             stamp_path(path).unlink(missing_ok=True)
             arrays[n] = zarr.create_array(
                 store=str(path), shape=spec.shape, chunks=spec.chunks, dtype=spec.dtype,
-                compressors=make_codec(spec.codec), filters=None, fill_value=0,
-                zarr_format=2, overwrite=True,
+                compressors=make_codec(spec.codec), filters=None if spec.zarr_format == 2
+                else "auto", fill_value=0, zarr_format=spec.zarr_format, shards=spec.shards,
+                overwrite=True,
             )
         raws = {}
         for n in todo_raw:
             stamp_path(raw_path(work, n)).unlink(missing_ok=True)
             raws[n] = open(raw_path(work, n), "wb")
-        band = specs[names[0]].chunks[0]
+        band = max((specs[n].shards or specs[n].chunks)[0] for n in names)
         seed = 20240 + sum(map(ord, values))
         for start in range(0, shape[0], band):
             rows = slice(start, min(start + band, shape[0]))
@@ -289,6 +331,12 @@ def generate(work: Path, specs: dict[str, Dataset], wanted: list[str], raw_for: 
             stamp_path(raw_path(work, n)).write_text(json.dumps(specs[n].params()))
         for n in todo_stores:
             stamp_path(store_path(work, n)).write_text(json.dumps(specs[n].params()))
+
+
+def metadata_file(store: Path) -> Path:
+    """The array metadata document of a store whose root is an array (v2 or v3)."""
+    v3 = store / "zarr.json"
+    return v3 if v3.exists() else store / ".zarray"
 
 
 def stored_bytes(path: Path) -> int:
@@ -670,7 +718,8 @@ def open_reader(lib: str, store: str):
     if lib == "tensorstore":
         import tensorstore as ts
 
-        arr = ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": store}},
+        driver = "zarr3" if (Path(store) / "zarr.json").exists() else "zarr"
+        arr = ts.open({"driver": driver, "kvstore": {"driver": "file", "path": store}},
                       read=True).result()
         return arr, lambda sel=...: arr[sel].read().result()
     import zarr
@@ -689,6 +738,10 @@ def worker(task: dict) -> dict:
     import numpy as np
 
     op, lib, store = task["op"], task.get("lib", "zarr"), task.get("store")
+    if op.startswith("pattern_"):
+        import bench_patterns
+
+        return bench_patterns.worker(task, open_reader)
     if op == "read_all":
         _, read = open_reader(lib, store)
         times, result = [], None
@@ -780,7 +833,8 @@ class Bench:
         self.selected = [n.strip().upper() for n in args.only.split(",") if n.strip()]
         unknown = [n for n in self.selected if n not in self.specs]
         if unknown:
-            raise BenchError(f"unknown dataset(s) {', '.join(unknown)}; choose from A,B,C,D,U")
+            raise BenchError(f"unknown dataset(s) {', '.join(unknown)}; choose from "
+                             f"{','.join(self.specs)}")
         # U (and its raw file) is the ceiling that A's targets refer to.
         self.stores = list(self.selected)
         if args.levers_only:
@@ -793,17 +847,28 @@ class Bench:
                               "diagnostics": {}, "notes": [], "foreign_load": {}}
         self.zarrfs, self.decode_bench = self._snapshot_binaries()
         self.daemon_cpu_total = 0.0  # CPU of daemons that have exited (see Mount.unmount)
+        # Writable mounts need --rw where the daemon mounts read-only by default.
+        usage = subprocess.run([str(self.zarrfs), "mount", "--help"], capture_output=True,
+                               text=True).stdout
+        self.rw_args = ["--rw"] if "--rw" in usage else []
+        self.error = BenchError
+        self.log = log
+
+    def store_path(self, name: str) -> Path:
+        return store_path(self.work, name)
 
     def _snapshot_binaries(self) -> tuple[Path, Path]:
-        """Copies the release binaries into the work dir so a rebuild during the run cannot
-        change what is measured."""
+        """Copies the release binaries (or ``--binary``) into the work dir so a rebuild during
+        the run cannot change what is measured."""
         bindir = self.work / "bin"
         bindir.mkdir(exist_ok=True)
         out = []
         for name in ("zarrfs", "zarrfs-decode-bench"):
             src = ROOT / "target" / "release" / name
+            if name == "zarrfs" and self.args.binary:
+                src = Path(self.args.binary).resolve()
             if not src.exists():
-                raise BenchError(f"{src.relative_to(ROOT)} missing: run cargo build --release")
+                raise BenchError(f"{src} missing: run cargo build --release")
             dst = bindir / name
             tmp = bindir / (name + ".tmp")
             shutil.copy2(src, tmp)
@@ -822,7 +887,7 @@ class Bench:
             self.results["datasets"][name] = {
                 "dtype": spec.dtype, "shape": list(spec.shape), "chunks": list(spec.chunks),
                 "codec": spec.codec, "description": spec.description, "bytes": spec.nbytes,
-                "stored_bytes": stored_bytes(path) - (path / ".zarray").stat().st_size,
+                "stored_bytes": stored_bytes(path) - metadata_file(path).stat().st_size,
                 "num_chunks": spec.num_chunks,
             }
         paths = [store_path(self.work, n) for n in self.stores]
@@ -1043,6 +1108,41 @@ class Bench:
         log(f"{name}: cat chunks/* {out['zarrfs_cat']['seconds']:.3f}s, zarr chunk by chunk "
             f"{res.get('seconds', float('nan')):.3f}s")
 
+    def inner_chunk_bytes(self, name: str) -> None:
+        """Bytes read from the store for one inner chunk file of a sharded array on a fresh
+        mount, against its shard's index plus that chunk's stored bytes."""
+        store = store_path(self.work, name)
+        spec = self.specs[name]
+        per_shard = math.prod(s // c for s, c in zip(spec.shards, spec.chunks))
+        shard = (store / "c" / "0" / "0").read_bytes()
+        index_len = 16 * per_shard + 4  # little-endian (offset, nbytes) pairs + crc32c
+        index = shard[-index_len:]
+        nbytes = int.from_bytes(index[8:16], "little")
+        runs = []
+        for _ in range(self.repeats):
+            with Mount(self, store) as m:
+                before = m.stats()["store_bytes_read"]
+                t0 = time.perf_counter()
+                (m.path / "chunks" / "0.0").read_bytes()
+                wall = time.perf_counter() - t0
+                runs.append((m.stats()["store_bytes_read"] - before, wall))
+        self.results.setdefault("inner_chunk", {})[name] = {
+            "store_bytes_read": max(r[0] for r in runs), "index_bytes": index_len,
+            "chunk_bytes": nbytes, "seconds": median([r[1] for r in runs])}
+        log(f"{name}: one inner chunk read {max(r[0] for r in runs)} bytes from the store "
+            f"(index {index_len} + chunk {nbytes})")
+
+    # -- scenario 9 ----------------------------------------------------------------------------
+
+    def patterns(self, name: str) -> None:
+        import bench_patterns
+
+        self.results.setdefault("patterns", {})[name] = {
+            "reads": bench_patterns.run_reads(self, name, Mount, run_worker),
+            "writes": (bench_patterns.run_writes(self, name, Mount, run_worker)
+                       if not self.args.no_write else None),
+        }
+
     # -- scenario 7 ----------------------------------------------------------------------------
 
     def write_supported(self, name: str) -> tuple[bool, str]:
@@ -1052,7 +1152,7 @@ class Bench:
         scratch.mkdir(parents=True)
         shutil.copy(store_path(self.work, name) / ".zarray", scratch / ".zarray")
         try:
-            with Mount(self, scratch) as m:
+            with Mount(self, scratch, *self.rw_args) as m:
                 try:
                     fd = os.open(m.path / "data", os.O_WRONLY)
                 except OSError as e:
@@ -1080,7 +1180,7 @@ class Bench:
             shutil.rmtree(scratch, ignore_errors=True)
             scratch.mkdir(parents=True)
             shutil.copy(store_path(self.work, name) / ".zarray", scratch / ".zarray")
-            m = Mount(self, scratch).__enter__()
+            m = Mount(self, scratch, *self.rw_args).__enter__()
             t0 = time.perf_counter()
             try:
                 subprocess.run(["dd", f"if={raw}", f"of={m.path / 'data'}", "bs=1M",
@@ -1426,14 +1526,22 @@ class Bench:
             self.results["validation_problems"] = []
             return
         for name in self.stores:
+            if name == "T":
+                continue
             g(f"{name} sequential reads and in-process peers", self.sequential, name)
             g(f"{name} decode limit", self.decode_limit, name)
-            if name in self.compressed:
+            if name in FULL_SETS and name != "U":
                 g(f"{name} random reads", self.random_reads, name)
+            if name in FULL_SETS + ("S",) and name != "U":
                 g(f"{name} chunk files", self.chunk_files, name)
+            if name == "S":
+                g("S one inner chunk", self.inner_chunk_bytes, name)
         if "U" in self.stores:
             g("raw file", self.raw_file_limit)
-        write_names = self.compressed if not self.args.no_write else []
+        if "T" in self.stores:
+            g("T access patterns", self.patterns, "T")
+        write_names = ([n for n in self.compressed if n in FULL_SETS]
+                       if not self.args.no_write else [])
         for name in write_names:
             g(f"{name} write", self.write, name)
             if "skipped" in self.results["write"][name]:
@@ -1779,6 +1887,9 @@ def write_report(r: dict, md_path: Path, png_path: Path, command: str) -> None:
         add(f"| {name} | 1024 MiB (default) | {r['datasets'][name]['bytes'] / MiB:.0f} MiB | "
             f"{seq['daemon_peak_rss'] / MiB:.0f} | | |")
     add("")
+    import bench_patterns
+
+    L.extend(bench_patterns.report(r))
     add_diagnostics(L, r)
     add_levers(L, r, md_path)
     add("## Correctness")
@@ -2050,8 +2161,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="1/16-size datasets, report written inside the work directory")
-    p.add_argument("--only", default="A,B,C,D,U",
-                   help="comma-separated datasets to run (default A,B,C,D,U; A brings U)")
+    p.add_argument("--only", default="A,B,C,D,U,S,V,T",
+                   help="comma-separated datasets to run (default A,B,C,D,U,S,V,T; A brings "
+                   "U; T runs the access-pattern scenarios)")
     p.add_argument("--repeats", type=int, default=5, help="runs per measurement (median; ≥ 3)")
     p.add_argument("--work-dir", help="datasets, mount point and raw results "
                    "(default target/bench-data, or target/bench-data-quick with --quick)")
@@ -2078,6 +2190,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="the kernel's fs.fuse.max_pages_limit during the run, put back at the "
                         "end (1024: reads of flat views arrive in 4 MiB requests; 0 leaves the "
                         "machine's setting)")
+    p.add_argument("--binary", help="the zarrfs binary to measure (default: the release build)")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report and chart from the work dir's results.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)

@@ -18,6 +18,7 @@ pub mod fuse;
 pub mod geometry;
 pub mod jsonl;
 pub mod metadata;
+pub mod pattern;
 pub mod reader;
 pub mod sample;
 pub mod stats;

@@ -3,13 +3,14 @@
 
 use crate::array::{WalkOrder, ZarrArray};
 use crate::blocks::{BlockBuf, BlockStream};
-use crate::cache::{Admission, ChunkBuf, ChunkCache};
+use crate::cache::{Admission, ChunkBuf, ChunkCache, ChunkKey};
 use crate::error::FsResult;
 use crate::geometry::ReadPlan;
 use crate::stats::Stats;
 use rayon::prelude::*;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Chunks a sequential reader of a flat view keeps while it reads their band, valid for
 /// one write-back generation of the array.
@@ -62,6 +63,8 @@ pub struct ChunkReader {
     stats: Arc<Stats>,
     pending_prefetches: Arc<AtomicUsize>,
     max_pending_prefetches: usize,
+    /// Chunks whose decode ahead is queued and has not started (then the cache shows it).
+    queued: Arc<Mutex<HashSet<ChunkKey>>>,
 }
 
 impl ChunkReader {
@@ -74,6 +77,7 @@ impl ChunkReader {
             stats,
             pending_prefetches: Arc::new(AtomicUsize::new(0)),
             max_pending_prefetches,
+            queued: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
@@ -424,7 +428,9 @@ impl ChunkReader {
         let by_memory = self.cache.budget() / 8 / array.grid.chunk_bytes().max(1);
         let limit = self.max_pending_prefetches.min(by_memory.max(1));
         for linear in chunks {
-            if self.cache.is_present_or_loading((array.id, linear))
+            let key = (array.id, linear);
+            if self.queued.lock().unwrap().contains(&key)
+                || self.cache.is_present_or_loading(key)
                 || array.dirty.lock().unwrap().chunks.contains_key(&linear)
             {
                 continue;
@@ -433,14 +439,17 @@ impl ChunkReader {
                 return Some(linear);
             }
             self.pending_prefetches.fetch_add(1, Ordering::Relaxed);
+            self.queued.lock().unwrap().insert(key);
             Stats::add(&self.stats.chunks_prefetched, 1);
-            let (cache, stats, pending) = (
+            let (cache, stats, pending, queued) = (
                 self.cache.clone(),
                 self.stats.clone(),
                 self.pending_prefetches.clone(),
+                self.queued.clone(),
             );
             let array = array.clone();
             self.pool.spawn(move || {
+                let _started = DequeueOnDrop(&queued, key);
                 let wanted = || !scan.is_some_and(|fh| array.scan_has_passed(fh, linear));
                 if !wanted() {
                     Stats::add(&stats.prefetches_dropped, 1);
@@ -482,6 +491,16 @@ impl ChunkReader {
         let id = array.id;
         self.cache
             .release_scanned(chunks.into_iter().map(|linear| (id, linear)));
+    }
+}
+
+/// Takes a chunk off the queue of decodes ahead once its task is done with it (the cache
+/// or its single flight shows the chunk from the moment the task looks it up).
+struct DequeueOnDrop<'a>(&'a Mutex<HashSet<ChunkKey>>, ChunkKey);
+
+impl Drop for DequeueOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().remove(&self.1);
     }
 }
 

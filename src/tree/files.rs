@@ -6,6 +6,7 @@ use crate::array::ZarrArray;
 use crate::blocks::BlockStream;
 use crate::cache::Admission;
 use crate::error::{FsError, FsResult};
+use crate::pattern::AccessPattern;
 use crate::reader::HeldChunks;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -41,6 +42,8 @@ pub(super) struct Sequential {
     /// Whether read-ahead may decode whole chunks beyond the band being read (whole): the
     /// next band is taken whole too, or the array's chunks do not decode by blocks.
     pub(super) whole_beyond_band: bool,
+    /// The reader's access pattern over the flat view.
+    pub(super) pattern: AccessPattern,
 }
 
 /// How many chunk positions a reader looks through for a stored chunk that tells whether
@@ -49,6 +52,17 @@ const PROBED_CHUNKS: u64 = 256;
 
 /// How far ahead of a reader blocks are decoded at least (bytes of the flat view).
 const BLOCKS_AHEAD_BYTES: u64 = 16 << 20;
+
+/// Most predicted ranges of a reader's pattern looked at per request.
+const PREDICTIONS_PER_READ: usize = 64;
+
+/// A run of contiguous reads of a flat view this long (at least) is a scan: the flat bytes
+/// of an index along the first axis (up to 4 MiB), which touch every chunk of a band
+/// anyway. Shorter runs (the rows of a slab or a tile inside one plane) read ahead only what
+/// their pattern touches next.
+fn scan_threshold(array: &ZarrArray) -> u64 {
+    array.grid.row_bytes().min(4 << 20)
+}
 
 /// Whether a sequential reader of a flat view can read chunks by blocks.
 #[derive(Debug, Default)]
@@ -361,6 +375,7 @@ impl Tree {
     /// Reads up to `size` bytes at `offset` from an open file.
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         crate::stats::Stats::add(&self.reader.stats().read_requests, 1);
+        tracing::trace!("read of {size} bytes at {offset} (handle {fh})");
         let file = self.open_file(fh)?;
         let size = u64::from(size);
         match &file.target {
@@ -401,8 +416,7 @@ impl Tree {
                 }
                 let data_start = offset.max(header_len) - header_len;
                 let data_end = end.max(header_len) - header_len;
-                let (admission, blocks) =
-                    self.read_ahead(fh, &file, array, offset, end, data_start..data_end);
+                let (admission, blocks) = self.read_ahead(fh, &file, array, data_start..data_end);
                 // A sequential reader keeps the chunks of its band (unless another read of
                 // the same handle is using them right now).
                 let mut held = if admission.is_scan() {
@@ -428,7 +442,10 @@ impl Tree {
         }
     }
 
-    /// Starts decoding ahead of a sequential reader, band by band: a band is one row of
+    /// Starts decoding ahead of a reader. One that is not scanning (see [`scan_threshold`])
+    /// gets the chunks its access pattern touches next (see [`crate::pattern`]), decoded in
+    /// parallel and cached like random reads; random reads get none. A scan is read ahead
+    /// band by band: a band is one row of
     /// chunks along the first axis, which a C-order reader needs all at once. The current
     /// band and the next ones are started: with scan resistance (the default) enough bands
     /// to keep every decode thread busy and the first chunks of the band after, else as
@@ -442,19 +459,21 @@ impl Tree {
         fh: u64,
         file: &OpenFile,
         array: &Arc<ZarrArray>,
-        offset: u64,
-        end: u64,
         data: std::ops::Range<u64>,
     ) -> (Admission, Option<Arc<BlockStream>>) {
         let mut seq = file.sequential.lock().unwrap();
-        if !seq.advance(offset, end) {
-            self.remember_band_read_by_blocks(array, &seq, None);
-            seq.prefetched_to = 0;
-            seq.band = None;
-            seq.band_by_blocks = false;
-            seq.blocks_started_to = 0;
-            array.note_scan_band(fh, None, Instant::now());
-            file.held.lock().unwrap().clear(self.reader.cache());
+        seq.pattern.note(data.start, data.end);
+        if !seq.pattern.scanning(scan_threshold(array)) {
+            if seq.band.is_some() {
+                self.remember_band_read_by_blocks(array, &seq, None);
+                seq.prefetched_to = 0;
+                seq.band = None;
+                seq.band_by_blocks = false;
+                seq.blocks_started_to = 0;
+                array.note_scan_band(fh, None, Instant::now());
+                file.held.lock().unwrap().clear(self.reader.cache());
+            }
+            self.follow_pattern(array, &mut seq.pattern);
             return (Admission::Keep, None);
         }
         let grid = &array.grid;
@@ -545,6 +564,28 @@ impl Tree {
             }
         }
         (admission, None)
+    }
+
+    /// Starts decoding the chunks of the ranges a reader's pattern predicts, as far as the
+    /// decodes in flight allow; what is not started now is looked at on the next read.
+    fn follow_pattern(&self, array: &Arc<ZarrArray>, pattern: &mut AccessPattern) {
+        let size = array.grid.total_bytes();
+        for _ in 0..PREDICTIONS_PER_READ {
+            let Some(range) = pattern.peek(size) else {
+                return;
+            };
+            let chunks = array
+                .grid
+                .chunks_touching(range.start, range.end - range.start);
+            if self
+                .reader
+                .prefetch_list(array, chunks, Admission::Keep, None)
+                .is_some()
+            {
+                return;
+            }
+            pattern.consume();
+        }
     }
 
     /// Chunks of bands read by blocks, from the reader's band up to `until` (exclusive; when

@@ -8,6 +8,8 @@
 
 mod files;
 pub mod npy;
+#[cfg(test)]
+mod pattern_tests;
 pub mod perms;
 mod sync;
 
@@ -36,6 +38,10 @@ const CHUNK_ARRAY_SHIFT: u32 = 40;
 const MAX_CHUNK_ARRAYS: u64 = 1 << (63 - CHUNK_ARRAY_SHIFT);
 /// Preferred I/O size reported for the data views (readers size their buffers by it).
 pub const PREFERRED_IO_SIZE: u32 = 4 << 20;
+/// Preferred I/O size of `data.npy`: `np.load` reads the header through a buffer of this
+/// size, and every byte of it past the header is data that has to be decoded (4 MiB can
+/// be a whole band of chunks, for a reader that then maps a few of them).
+pub const NPY_IO_SIZE: u32 = 4096;
 
 /// Whether an entry is a directory or a regular file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -615,7 +621,10 @@ impl Tree {
             }
             NodeKind::Npy { array, header } => {
                 let size = header.len() as u64 + array.grid.total_bytes();
-                self.attr(ino, File, size, array.mtime, self.doc_owner(source), true)
+                Attr {
+                    blksize: NPY_IO_SIZE,
+                    ..self.attr(ino, File, size, array.mtime, self.doc_owner(source), true)
+                }
             }
             NodeKind::Document { content, mtime } => {
                 let size = content.len() as u64;
