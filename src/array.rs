@@ -30,6 +30,9 @@ pub struct DirtyState {
     pub last_write: Option<Instant>,
     /// The last write-back failure, until a write-back succeeds.
     pub failure: Option<FsError>,
+    /// Bytes written into each dirty chunk since it last became complete (or dirty): a
+    /// chunk written over whole is stored at once, while the writer goes on.
+    pub written: HashMap<u64, usize>,
 }
 
 /// A chunk as loaded from the store.

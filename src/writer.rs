@@ -8,15 +8,20 @@ use crate::geometry::Run;
 use crate::reader::ChunkReader;
 use crate::stats::Stats;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Applies writes to arrays and writes dirty chunks back to the store.
+/// Applies writes to arrays and writes dirty chunks back to the store: a chunk once its
+/// bytes have all been written (on the decode pool, while the writer goes on), every other
+/// one on close, fsync, idleness, memory pressure or unmount.
 #[derive(Debug)]
 pub struct ChunkWriter {
     reader: Arc<ChunkReader>,
     /// Dirty bytes (over all arrays) above which a writer flushes its array first.
     dirty_limit: u64,
+    /// Chunks written over whole, to the thread that stores them.
+    complete: Mutex<Sender<(Arc<ZarrArray>, Vec<u64>)>>,
 }
 
 /// Copies the bytes of `runs` from `data` into `chunk`.
@@ -32,9 +37,18 @@ impl ChunkWriter {
     /// memory up to half the cache budget.
     pub fn new(reader: Arc<ChunkReader>) -> Self {
         let dirty_limit = (reader.cache().budget() as u64 / 2).max(1);
+        let (complete, received) = channel();
+        let storer = reader.clone();
+        // Its own thread, not the pool: a pool thread waiting for an array's write-back
+        // could be handed another write-back of that array by rayon meanwhile.
+        std::thread::Builder::new()
+            .name("zarrfs-store".into())
+            .spawn(move || store_complete_chunks(&storer, &received))
+            .expect("spawn the write-back thread");
         ChunkWriter {
             reader,
             dirty_limit,
+            complete: Mutex::new(complete),
         }
     }
 
@@ -132,6 +146,7 @@ impl ChunkWriter {
                 .zip(bases)
                 .collect::<std::collections::HashMap<u64, ChunkBuf>>();
             let mut added = 0u64;
+            let mut complete = Vec::new();
             for (linear, runs, _) in groups {
                 let entry = dirty.chunks.entry(*linear).or_insert_with(|| {
                     added += 1;
@@ -141,9 +156,18 @@ impl ChunkWriter {
                 apply_runs(chunk, runs, data);
                 array.mask_padding(*linear, chunk);
                 self.reader.cache().invalidate((array.id, *linear));
+                let written = dirty.written.entry(*linear).or_default();
+                *written += runs.iter().map(|r| r.len).sum::<usize>();
+                if *written >= array.grid.valid_bytes_in_chunk(*linear) {
+                    dirty.written.remove(linear);
+                    complete.push(*linear);
+                }
             }
             dirty.last_write = Some(Instant::now());
             drop(dirty);
+            if !complete.is_empty() {
+                self.write_back_in_background(array, complete);
+            }
             let stats = self.stats();
             Stats::add(&stats.dirty_chunks, added);
             Stats::add(&stats.dirty_bytes, added * array.grid.chunk_bytes() as u64);
@@ -156,69 +180,114 @@ impl ChunkWriter {
         Ok(())
     }
 
+    /// Has `chunks` (written over whole) stored in the background; a failure stays with the
+    /// array and is returned by the next flush, as the chunks stay dirty.
+    fn write_back_in_background(&self, array: &Arc<ZarrArray>, chunks: Vec<u64>) {
+        let _ = self.complete.lock().unwrap().send((array.clone(), chunks));
+    }
+
     /// Encodes and stores every dirty chunk of the array (in parallel). With `durable`, the
     /// store's directories are synced too. A chunk that fails stays dirty and the first
     /// error is returned (ENOSPC and similar errnos are kept).
     pub fn flush_array(&self, array: &Arc<ZarrArray>, durable: bool) -> FsResult<()> {
-        let _serialised = array.flush_lock.lock().unwrap();
-        let snapshot: Vec<(u64, ChunkBuf)> = {
-            let dirty = array.dirty.lock().unwrap();
-            dirty.chunks.iter().map(|(k, v)| (*k, v.clone())).collect()
-        };
-        if snapshot.is_empty() {
-            return Ok(());
-        }
-        let stats = self.stats();
-        let results: Vec<FsResult<WriteBack>> = self
-            .reader
-            .pool()
-            .install(|| array.write_back_chunks(&snapshot, durable, stats));
-        let mut first_error = None;
-        let mut dirty = array.dirty.lock().unwrap();
-        for ((linear, buf), result) in snapshot.into_iter().zip(results) {
-            match result {
-                Ok(outcome) => {
-                    match outcome {
-                        WriteBack::Deleted => Stats::add(&stats.chunks_deleted, 1),
-                        WriteBack::Stored(size) => {
-                            Stats::add(&stats.chunks_encoded, 1);
-                            Stats::add(&stats.bytes_written_back, size as u64);
-                        }
-                    }
-                    let unchanged = dirty
-                        .chunks
-                        .get(&linear)
-                        .is_some_and(|current| Arc::ptr_eq(current, &buf));
-                    if unchanged {
-                        dirty.chunks.remove(&linear);
-                        stats.dirty_chunks.fetch_sub(1, Ordering::Relaxed);
-                        stats
-                            .dirty_bytes
-                            .fetch_sub(array.grid.chunk_bytes() as u64, Ordering::Relaxed);
-                        if outcome != WriteBack::Deleted {
-                            self.reader.cache().insert((array.id, linear), buf);
-                        } else {
-                            self.reader.cache().invalidate((array.id, linear));
-                        }
-                    }
-                }
-                Err(err) => {
-                    Stats::add(&stats.writeback_errors, 1);
-                    tracing::warn!("write-back failed, chunk kept dirty: {}", err.message);
-                    first_error.get_or_insert(err);
-                }
+        write_back(&self.reader, array, None, durable)
+    }
+}
+
+/// Stores the chunks sent by writers as they complete them (those of one array sent
+/// meanwhile together), until the writer is dropped.
+fn store_complete_chunks(reader: &ChunkReader, received: &Receiver<(Arc<ZarrArray>, Vec<u64>)>) {
+    while let Ok((array, mut chunks)) = received.recv() {
+        let mut others = Vec::new();
+        while let Ok((next, more)) = received.try_recv() {
+            if Arc::ptr_eq(&next, &array) {
+                chunks.extend(more);
+            } else {
+                others.push((next, more));
             }
         }
-        dirty.generation += 1;
-        match first_error {
-            Some(err) => {
-                dirty.failure = Some(err.clone());
-                Err(err)
+        for (array, chunks) in std::iter::once((array, chunks)).chain(others) {
+            if let Err(err) = write_back(reader, &array, Some(&chunks), false) {
+                tracing::debug!("write-back of complete chunks: {}", err.message);
             }
-            None => {
+        }
+    }
+}
+
+/// Encodes and stores the dirty chunks of the array (`only` those listed, when given) in
+/// parallel on the reader's pool, one write-back of the array at a time.
+fn write_back(
+    reader: &ChunkReader,
+    array: &Arc<ZarrArray>,
+    only: Option<&[u64]>,
+    durable: bool,
+) -> FsResult<()> {
+    let _serialised = array.flush_lock.lock().unwrap();
+    let snapshot: Vec<(u64, ChunkBuf)> = {
+        let dirty = array.dirty.lock().unwrap();
+        match only {
+            Some(chunks) => chunks
+                .iter()
+                .filter_map(|k| dirty.chunks.get(k).map(|v| (*k, v.clone())))
+                .collect(),
+            None => dirty.chunks.iter().map(|(k, v)| (*k, v.clone())).collect(),
+        }
+    };
+    if snapshot.is_empty() {
+        return Ok(());
+    }
+    let stats = reader.stats().as_ref();
+    let results: Vec<FsResult<WriteBack>> = reader
+        .pool()
+        .install(|| array.write_back_chunks(&snapshot, durable, stats));
+    let mut first_error = None;
+    let mut dirty = array.dirty.lock().unwrap();
+    for ((linear, buf), result) in snapshot.into_iter().zip(results) {
+        match result {
+            Ok(outcome) => {
+                match outcome {
+                    WriteBack::Deleted => Stats::add(&stats.chunks_deleted, 1),
+                    WriteBack::Stored(size) => {
+                        Stats::add(&stats.chunks_encoded, 1);
+                        Stats::add(&stats.bytes_written_back, size as u64);
+                    }
+                }
+                let unchanged = dirty
+                    .chunks
+                    .get(&linear)
+                    .is_some_and(|current| Arc::ptr_eq(current, &buf));
+                if unchanged {
+                    dirty.chunks.remove(&linear);
+                    dirty.written.remove(&linear);
+                    stats.dirty_chunks.fetch_sub(1, Ordering::Relaxed);
+                    stats
+                        .dirty_bytes
+                        .fetch_sub(array.grid.chunk_bytes() as u64, Ordering::Relaxed);
+                    if outcome != WriteBack::Deleted {
+                        reader.cache().insert((array.id, linear), buf);
+                    } else {
+                        reader.cache().invalidate((array.id, linear));
+                    }
+                }
+            }
+            Err(err) => {
+                Stats::add(&stats.writeback_errors, 1);
+                tracing::warn!("write-back failed, chunk kept dirty: {}", err.message);
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    dirty.generation += 1;
+    match first_error {
+        Some(err) => {
+            dirty.failure = Some(err.clone());
+            Err(err)
+        }
+        None => {
+            if only.is_none() {
                 dirty.failure = None;
-                Ok(())
             }
+            Ok(())
         }
     }
 }
@@ -396,10 +465,9 @@ mod tests {
                     "{order}"
                 );
             }
-            assert_eq!(
-                stored_view(&f),
-                fill_view(&f),
-                "nothing stored before a flush"
+            assert!(
+                !f.array.dirty.lock().unwrap().chunks.is_empty(),
+                "chunks written in part wait for a flush"
             );
             f.writer.flush_array(&f.array, true).unwrap();
             assert_eq!(stored_view(&f), shadow, "{order}: stored after flush");
@@ -428,6 +496,43 @@ mod tests {
             f.writer.write_chunk(&f.array, linear, 20, &[0; 5]).is_err(),
             "past the chunk end"
         );
+    }
+
+    #[test]
+    fn a_chunk_written_over_whole_is_stored_while_the_writer_goes_on() {
+        let f = fixture("C");
+        // Chunk (0, 0) is rows 0..4 × columns 0..3: six bytes of each 14-byte row. Chunk
+        // (0, 1) gets one row only.
+        for row in 0..4u64 {
+            f.writer
+                .write_flat(&f.array, row * 14, &[row as u8; 6])
+                .unwrap();
+        }
+        f.writer.write_flat(&f.array, 6, &[9; 2]).unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while f.store.get("0.0", u64::MAX).unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the complete chunk was never stored"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Stored in order: the partial chunk, sent after it if at all, would be stored too.
+        f.writer.write_flat(&f.array, 0, &[0; 0]).unwrap();
+        assert_eq!(f.reader.stats().chunks_encoded.load(Ordering::Relaxed), 1);
+        let dirty: Vec<u64> = f
+            .array
+            .dirty
+            .lock()
+            .unwrap()
+            .chunks
+            .keys()
+            .copied()
+            .collect();
+        assert_eq!(dirty, [1], "the partial chunk waits for a flush");
+        assert_eq!(&stored_view(&f)[..6], &[0; 6]);
+        f.writer.flush_array(&f.array, false).unwrap();
+        assert_eq!(&stored_view(&f)[6..8], &[9, 9]);
     }
 
     #[test]
