@@ -37,7 +37,8 @@ def selections(shape: tuple[int, ...]) -> dict:
 # Scenarios: key, label, how the mount is read, selection.
 SCENARIOS = [
     ("slab_mmap", "slab `[:, 300:556, 700:956]` via `np.load(mmap_mode='r')`", "mmap", "slab"),
-    ("slab_pread", "same slab via one `pread` of its rows per time step", "pread", "slab"),
+    ("slab_pread", "same slab via one `pread` of its whole rows per time step", "pread",
+     "slab"),
     ("series_mmap", f"time series of {PIXELS} random pixels via mmap", "mmap", "series"),
     ("series_pread", f"time series of {PIXELS} random pixels via `pread` of 4 bytes each",
      "pread", "series"),
@@ -52,8 +53,8 @@ MOUNTS = [
 
 
 def chunks_touched(shape, chunks, kind: str, sel, whole_rows: bool) -> int:
-    """Chunks a selection intersects; with ``whole_rows``, those of the 4 KiB pages it lies
-    in (through mmap every page of the cube is a whole row along x)."""
+    """Chunks a selection intersects; with ``whole_rows``, those of the whole rows along x
+    it lies in (what a reader of 4 KiB pages through mmap, or of whole rows, touches)."""
     def span(lo, hi, c):
         return set(range(lo // c, (hi - 1) // c + 1))
 
@@ -236,7 +237,8 @@ def run_reads(bench, name: str, Mount, run_worker) -> dict:
         sel = sels[kind]
         res = {"label": label, "via": via, "kind": kind,
                "touched": chunks_touched(shape, spec.chunks, kind, sel, False),
-               "touched_pages": chunks_touched(shape, spec.chunks, kind, sel, via == "mmap"),
+               "touched_pages": chunks_touched(shape, spec.chunks, kind, sel,
+                                               whole_rows=(via, kind) != ("pread", "series")),
                "mounts": {}, "peers": {}}
         runs = {m: {"cold": [], "warm": [], "decoded": [], "warm_decoded": [], "sha": set()}
                 for m, *_ in MOUNTS}
@@ -396,3 +398,33 @@ def report(r: dict) -> list[str]:
                 f"{fmt(ratio(w['tensorstore']['seconds'], zp), 2)} | | |")
             add("")
     return L
+
+
+def targets(r: dict, add) -> None:
+    """The targets of the access-pattern scenarios (default read-only mount), through
+    ``add(name, measured, limit, ok, detail)``."""
+    for name, res in (r.get("patterns") or {}).items():
+        for key, s in res.get("reads", {}).items():
+            v = s["mounts"].get("ro")
+            if not v:
+                continue
+            zp = s["peers"].get("zarr", {}).get("seconds")
+            tp = s["peers"].get("tensorstore", {}).get("seconds")
+            touched = s["touched_pages"]
+            q = v["decoded"] / max(1, touched)
+            add(f"{name} {key}: chunks decoded ≤ 1.2× chunks touched", q, 1.2, q <= 1.2,
+                f"{v['decoded']:.0f} decoded, {touched} touched ({s['touched']} by the "
+                "selection)")
+            for what, t, limit, peer, label in (
+                    ("cold", v["cold"], 0.8, zp, "zarr-python"),
+                    ("cold", v["cold"], 1.0, tp, "tensorstore"),
+                    ("warm", v["warm"], 0.2, zp, "zarr-python")):
+                q = ratio(t, peer)
+                add(f"{name} {key}: {what} ≤ {limit}× {label}", q, limit,
+                    None if q is None else q <= limit, f"{fmt(t)} s vs {fmt(peer)} s")
+        w = res.get("writes")
+        if w:
+            q = ratio(w["zarrfs"]["seconds"], w["zarr"]["seconds"])
+            add(f"{name} memmap slab write + fsync ≤ 1.0× zarr-python `a[sel] = x`", q, 1.0,
+                None if q is None else q <= 1.0,
+                f"{fmt(w['zarrfs']['seconds'])} s vs {fmt(w['zarr']['seconds'])} s")

@@ -47,9 +47,11 @@ pub struct Loaded {
 /// The order in which chunk files are being opened, as far as it can be told.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum WalkOrder {
-    /// Not known (first open, or a jump): both orders are candidates.
+    /// No walk (first open, or a jump): nothing is read ahead.
     #[default]
     Unknown,
+    /// A walk whose steps so far fit both orders.
+    Either,
     /// Linear grid order (`0.0`, `0.1`, … `0.10`).
     Grid,
     /// Byte order of the names, as a shell glob lists them (`0.0`, `0.1`, `0.10`, … `0.2`).
@@ -304,6 +306,7 @@ impl ZarrArray {
                 match (by_grid, by_names) {
                     (true, false) => WalkOrder::Grid,
                     (false, true) => WalkOrder::Names,
+                    (true, true) if walk.order == WalkOrder::Unknown => WalkOrder::Either,
                     (true, true) => walk.order,
                     (false, false) => WalkOrder::Unknown,
                 }
@@ -575,7 +578,7 @@ mod tests {
         let (_dir, a) = array(&[3, 12], &[1, 1]);
         let open = |name: &str| a.note_chunk_opened(a.grid.parse_chunk_name(name).unwrap());
         assert_eq!(open("0.0"), WalkOrder::Unknown);
-        assert_eq!(open("0.1"), WalkOrder::Unknown, "fits both orders");
+        assert_eq!(open("0.1"), WalkOrder::Either, "fits both orders");
         assert_eq!(open("0.10"), WalkOrder::Names);
         for name in ["0.11", "0.2", "0.3"] {
             assert_eq!(open(name), WalkOrder::Names);
@@ -586,7 +589,7 @@ mod tests {
             "fits both: the verdict stays"
         );
         assert_eq!(open("2.0"), WalkOrder::Unknown, "a jump");
-        assert_eq!(open("2.1"), WalkOrder::Unknown);
+        assert_eq!(open("2.1"), WalkOrder::Either);
         assert_eq!(open("2.2"), WalkOrder::Grid);
     }
 

@@ -467,13 +467,16 @@ impl ChunkReader {
 
     /// Starts decoding the chunk files likely to be read after chunk `linear`: the next
     /// ones in the order the previous opens followed (grid order, or name order as in
-    /// `cat chunks/*`), or in both while that order is unknown.
+    /// `cat chunks/*`), or in both while either fits. A first open, or one that follows no
+    /// order, reads nothing ahead: one chunk file read from a fresh mount reads only its
+    /// own chunk.
     pub fn prefetch_after_chunk(&self, array: &Arc<ZarrArray>, linear: u64) {
         let depth = self.prefetch_depth() as usize;
         let (grid_depth, name_depth) = match array.note_chunk_opened(linear) {
             WalkOrder::Grid => (depth, 0),
             WalkOrder::Names => (0, depth),
-            WalkOrder::Unknown => (depth, depth),
+            WalkOrder::Either => (depth, depth),
+            WalkOrder::Unknown => return,
         };
         let by_grid = (linear + 1..array.grid.num_chunks()).take(grid_depth);
         let by_name = array.chunks_after_in_name_order(linear, name_depth);

@@ -147,6 +147,19 @@ fn one_inner_chunk_reads_the_shard_index_and_its_own_bytes_only() {
     );
 }
 
+#[test]
+fn the_first_inner_chunk_read_from_a_fresh_mount_reads_nothing_ahead() {
+    let (copy, mount) = mount(&["--read-only"]);
+    // Inner chunk (0, 0, 0): the first, which chunk files after it in both orders follow.
+    let shard = std::fs::read(copy.path().join("zp/f4_start_blosc_3d/c/0/0/0")).unwrap();
+    let index_len = 8 * 16 + 4;
+    let (_, nbytes) = index_at_start(&shard, 8)[0];
+    let bytes = read_all(&mount.path("zp/f4_start_blosc_3d/chunks/0.0.0")).unwrap();
+    assert_eq!(bytes.len(), 2 * 3 * 2 * 4);
+    assert_eq!(stat(&mount, "chunks_prefetched"), 0);
+    assert_eq!(stat(&mount, "store_bytes_read"), index_len as u64 + nbytes);
+}
+
 /// The store key of the shard holding inner chunk `idx`.
 fn shard_key(array: &FixtureArray, idx: &[u64]) -> String {
     let per: Vec<u64> = array
