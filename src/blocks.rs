@@ -143,18 +143,22 @@ pub struct BlockStream {
     spare: Mutex<Vec<Vec<u8>>>,
     /// Stored chunks held open (see [`MAX_OPEN_CHUNKS`]).
     open_chunks: Arc<AtomicUsize>,
+    /// Buffers of blocks let go of kept at most (an eighth of the cache's budget).
+    max_spare: usize,
     max_open_chunks: usize,
 }
 
 impl BlockStream {
     /// A stream over `array` when its chunks decode by blocks, of the size the stored chunk
-    /// `probe` uses (learnt once per array). `Ok(None)` when that chunk is absent (another
-    /// may tell), `Err(())` when the array's chunks decode whole only.
+    /// `probe` uses (learnt once per array), keeping at most `spare_bytes` of block buffers
+    /// for reuse. `Ok(None)` when that chunk is absent (another may tell), `Err(())` when
+    /// the array's chunks decode whole only.
     #[allow(clippy::result_unit_err)]
     pub fn open(
         array: &Arc<ZarrArray>,
         probe: u64,
         stats: &Arc<Stats>,
+        spare_bytes: usize,
     ) -> Result<Option<Self>, ()> {
         if !array.may_decode_by_blocks() {
             return Err(());
@@ -174,14 +178,16 @@ impl BlockStream {
                 })
             }
         };
+        let block_bytes = block_bytes.ok_or(())?;
         Ok(Some(BlockStream {
             array: array.clone(),
             stats: stats.clone(),
-            block_bytes: block_bytes.ok_or(())?,
+            block_bytes,
             state: Mutex::new(StreamState::default()),
             changed: Condvar::new(),
             spare: Mutex::new(Vec::new()),
             open_chunks: Arc::new(AtomicUsize::new(0)),
+            max_spare: (spare_bytes / block_bytes.max(1)).clamp(2, 64),
             max_open_chunks: MAX_OPEN_CHUNKS,
         }))
     }
@@ -275,7 +281,7 @@ impl BlockStream {
         let mut spare = self.spare.lock().unwrap();
         for block in passed {
             if let Ok(buf) = Arc::try_unwrap(block.buf) {
-                if buf.capacity() >= self.block_bytes && spare.len() < 64 {
+                if buf.capacity() >= self.block_bytes && spare.len() < self.max_spare {
                     spare.push(buf);
                 }
             }
@@ -484,7 +490,9 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let (old, new) = (chunk(3), chunk(17));
         array.write_back_chunk(0, &old, false).unwrap();
-        let stream = BlockStream::open(&array, 0, &stats).unwrap().unwrap();
+        let stream = BlockStream::open(&array, 0, &stats, 1 << 20)
+            .unwrap()
+            .unwrap();
         // Another writer renames a new version over the chunk after the first block was
         // read: the new version's blocks lie elsewhere.
         let got = read_blocks(&stream, 0, || {
@@ -495,7 +503,9 @@ mod tests {
             "every block of the version whose header was read"
         );
         assert_eq!(stats.errors.load(std::sync::atomic::Ordering::Relaxed), 0);
-        let stream = BlockStream::open(&array, 0, &stats).unwrap().unwrap();
+        let stream = BlockStream::open(&array, 0, &stats, 1 << 20)
+            .unwrap()
+            .unwrap();
         assert!(
             read_blocks(&stream, 0, || ()) == new,
             "a stream opened later reads the new one"
@@ -510,7 +520,9 @@ mod tests {
         for (linear, bytes) in chunks.iter().enumerate() {
             array.write_back_chunk(linear as u64, bytes, false).unwrap();
         }
-        let mut stream = BlockStream::open(&array, 0, &stats).unwrap().unwrap();
+        let mut stream = BlockStream::open(&array, 0, &stats, 1 << 20)
+            .unwrap()
+            .unwrap();
         stream.max_open_chunks = 1;
         for (linear, expected) in chunks.iter().enumerate() {
             assert!(

@@ -121,6 +121,16 @@ pub fn fresh_buffer(len: usize) -> Vec<u8> {
     buf
 }
 
+/// Hands memory freed to the allocator's heaps back to the system (buffers smaller than
+/// the mmap threshold, such as blosc blocks, stay in glibc's heaps once freed).
+pub fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The decoded-chunk cache.
 pub struct ChunkCache {
     budget: usize,

@@ -79,11 +79,12 @@ impl AccessPattern {
         self.run.as_ref().map_or(0, |r| r.end - r.start)
     }
 
-    /// Whether the current run is a scan: at least `threshold` bytes, read in several
-    /// requests or from the start (a single request elsewhere is a random read).
-    pub fn scanning(&self, threshold: u64) -> bool {
+    /// Whether the current run is a scan: at least `threshold` bytes read in several
+    /// requests (a single request is a random read), or `from_start` bytes from the start.
+    pub fn scanning(&self, threshold: u64, from_start: u64) -> bool {
         self.run.as_ref().is_some_and(|run| {
-            run.end - run.start >= threshold && (run.start == 0 || self.requests_in_run >= 2)
+            let len = run.end - run.start;
+            (len >= threshold && self.requests_in_run >= 2) || (run.start == 0 && len >= from_start)
         })
     }
 
@@ -245,18 +246,21 @@ mod tests {
             pattern.note(offset, offset + len);
         }
         assert_eq!(pattern.run_len(), 400);
-        assert!(pattern.scanning(400) && !pattern.scanning(401));
+        assert!(pattern.scanning(400, 400) && !pattern.scanning(401, 401));
     }
 
     #[test]
-    fn one_large_read_is_a_scan_only_from_the_start() {
+    fn one_read_is_a_scan_only_from_the_start() {
         let mut pattern = AccessPattern::default();
         pattern.note(5000, 9000);
-        assert!(!pattern.scanning(1000), "a random read");
+        assert!(!pattern.scanning(1000, 100), "a random read");
         pattern.note(9000, 9100);
-        assert!(pattern.scanning(1000), "continued");
-        pattern.note(0, 4000);
-        assert!(pattern.scanning(1000), "from the start");
+        assert!(pattern.scanning(1000, 100), "continued");
+        pattern.note(0, 100);
+        assert!(pattern.scanning(1000, 100), "from the start");
+        pattern.note(5000, 5050);
+        pattern.note(0, 99);
+        assert!(!pattern.scanning(1000, 100), "too short");
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub struct HeldChunks {
 }
 
 impl HeldChunks {
+    /// Whether no chunk is held.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
     /// Lets go of every chunk, offering the buffers to `cache` for reuse.
     pub fn clear(&mut self, cache: &ChunkCache) {
         self.retain(0..0, cache);

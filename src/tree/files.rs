@@ -53,6 +53,11 @@ const PROBED_CHUNKS: u64 = 256;
 /// How far ahead of a reader blocks are decoded at least (bytes of the flat view).
 const BLOCKS_AHEAD_BYTES: u64 = 16 << 20;
 
+/// A read from the start of a flat view this long is a scan (the first window of the
+/// kernel's read-ahead; a shorter read there, such as `np.load` reading an NPY header, is
+/// not).
+const SCAN_FROM_START: u64 = 128 << 10;
+
 /// Most predicted ranges of a reader's pattern looked at per request.
 const PREDICTIONS_PER_READ: usize = 64;
 
@@ -275,17 +280,28 @@ impl Tree {
     /// Closes a file handle; the last close of a written file starts its write-back.
     pub fn release(&self, fh: u64) {
         let file = self.files.lock().unwrap().remove(&fh);
+        let mut scanned = false;
         if let Some(file) = &file {
-            file.held.lock().unwrap().clear(self.reader.cache());
+            let mut held = file.held.lock().unwrap();
+            scanned = !held.is_empty();
+            held.clear(self.reader.cache());
             if let FileTarget::Flat { array, .. } = &file.target {
                 array.note_scan_band(fh, None, Instant::now());
                 self.remember_band_read_by_blocks(array, &file.sequential.lock().unwrap(), None);
             }
+            let mut blocks = file.blocks.lock().unwrap();
+            scanned |= matches!(*blocks, Blocks::Stream(_));
+            *blocks = Blocks::Untried;
         }
         if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
             if let Err(err) = self.writer.flush_array(array, false) {
                 tracing::warn!("write-back on close: {}", err.message);
             }
+        }
+        if scanned {
+            // The blocks and chunks a scan held were freed to the allocator's heaps.
+            drop(file);
+            crate::cache::return_free_memory();
         }
     }
 
@@ -463,7 +479,11 @@ impl Tree {
     ) -> (Admission, Option<Arc<BlockStream>>) {
         let mut seq = file.sequential.lock().unwrap();
         seq.pattern.note(data.start, data.end);
-        if !seq.pattern.scanning(scan_threshold(array)) {
+        let threshold = scan_threshold(array);
+        if !seq
+            .pattern
+            .scanning(threshold, threshold.min(SCAN_FROM_START))
+        {
             if seq.band.is_some() {
                 self.remember_band_read_by_blocks(array, &seq, None);
                 seq.prefetched_to = 0;
@@ -666,7 +686,8 @@ impl Tree {
             // The first stored chunk from the band on tells (absent ones show the fill value).
             let probes = band.start..(band.start + PROBED_CHUNKS).min(array.grid.num_chunks());
             for chunk in probes {
-                match BlockStream::open(array, chunk, self.reader.stats()) {
+                let spare = self.reader.cache().budget() / 8;
+                match BlockStream::open(array, chunk, self.reader.stats(), spare) {
                     Ok(Some(stream)) => *blocks = Blocks::Stream(Arc::new(stream)),
                     Ok(None) => continue,
                     Err(()) => *blocks = Blocks::Unavailable,
@@ -675,6 +696,27 @@ impl Tree {
             }
         }
         matches!(*blocks, Blocks::Stream(_))
+    }
+
+    /// The flat row before which the rows of blocks from the reader's (`band`, `block`) on
+    /// fit in the cache's budget (the reader's own row of blocks at least): a band of many
+    /// chunks is decoded a row of blocks at a time rather than held whole.
+    fn blocks_within_budget(
+        &self,
+        array: &ZarrArray,
+        stream: &BlockStream,
+        band: u64,
+        block: u64,
+    ) -> u64 {
+        let grid = &array.grid;
+        let block_bytes = stream.block_bytes() as u64;
+        let row_of_blocks = grid.chunks_per_band() * block_bytes;
+        let rows_kept = (self.reader.cache().budget() as u64 / row_of_blocks.max(1)).max(1);
+        let chunk_rows = grid.chunk_shape().first().copied().unwrap_or(1);
+        let blocks_per_chunk = (grid.chunk_bytes() as u64).div_ceil(block_bytes).max(1);
+        let next = block + rows_kept;
+        let (band, block) = (band + next / blocks_per_chunk, next % blocks_per_chunk);
+        band * chunk_rows + block * block_bytes / grid.chunk_row_bytes().max(1)
     }
 
     /// Starts decoding the blocks a sequential reader at `data` needs next, up to two rows
@@ -700,7 +742,9 @@ impl Tree {
         let current_block = row_in_chunk * inner / stream.block_bytes() as u64;
         stream.advance(chunks_per_band, band, current_block);
         let ahead = (2 * rows_per_block * flat_row).max(BLOCKS_AHEAD_BYTES);
-        let target = (data.end + ahead).min(grid.total_bytes());
+        let target = (data.end + ahead)
+            .min(grid.total_bytes())
+            .min(self.blocks_within_budget(array, stream, band, current_block) * flat_row);
         let from = started_to.max(data.start);
         if target <= from {
             return started_to;
