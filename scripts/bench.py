@@ -12,6 +12,9 @@ argument is passed on. One run:
    C  float64 4096x4096, chunks 512x512, gzip level 5
    D  uint16 512x512x512, chunks 128x128x128, blosc zstd + bit shuffle
    U  A's values uncompressed (the FUSE ceiling), plus a plain raw file of the same bytes
+   S  A's values as Zarr v3, sharded: shards 2048x2048 of 512x512 inner chunks, blosc lz4
+   V  A's values as Zarr v3 with zarr-python 3's default codecs (zstd)
+   T  float32 cube 240x1024x1024, chunks 24x128x128, blosc lz4 + shuffle (scenario 9)
 
 2. puts every store file in the page cache, then measures, each at least ``--repeats`` times
    (median reported):
@@ -26,6 +29,14 @@ argument is passed on. One run:
    7  writing a whole array through ``data`` (skipped, with the reason, while the mount
       refuses writes)
    8  peak RSS of the daemon with ``--cache-size 128MiB``
+   9  on T (scripts/bench_patterns.py): a slab, a time series of 20 pixels and a tile, read
+      through mmap of ``data.npy`` and ``pread`` of ``data`` on read-only mounts (page cache
+      and direct I/O), cold and warm, against zarr-python and tensorstore reading the same
+      selection; chunks decoded against chunks touched; the slab written through
+      ``numpy.memmap`` + fsync against their ``a[sel] = x``
+
+   S and V take scenarios 1-4 (S also 6, and the bytes one inner chunk file reads from the
+   store); T takes scenario 9 only.
 
    plus daemon CPU (user+sys from /proc/PID/stat), the read request size the daemon sees,
    per-thread CPU and run-state sampling of one cold read, and a perf profile when perf works;

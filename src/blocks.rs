@@ -135,8 +135,10 @@ struct StreamState {
 pub struct BlockStream {
     array: Arc<ZarrArray>,
     stats: Arc<Stats>,
-    /// Decoded size of a block (the first stored chunk's blosc block size).
+    /// Decoded size of a block (the first stored chunk's blosc block size, or of a part).
     block_bytes: usize,
+    /// Whether blocks are parts of chunks decoded whole (see [`BlockStream::in_parts`]).
+    in_parts: bool,
     state: Mutex<StreamState>,
     changed: Condvar,
     /// Buffers of blocks let go of, for the next decodes.
@@ -179,17 +181,48 @@ impl BlockStream {
             }
         };
         let block_bytes = block_bytes.ok_or(())?;
-        Ok(Some(BlockStream {
+        Ok(Some(Self::new(
+            array,
+            stats,
+            block_bytes,
+            spare_bytes,
+            false,
+        )))
+    }
+
+    /// A stream over `array` reading its chunks in parts of `part_bytes` (whole rows of a
+    /// chunk, say): each part decodes its chunk whole and keeps only its own bytes, so that a
+    /// band of chunks wider than the cache is never held whole, at the price of decoding
+    /// each chunk once per part. For chunks that do not decode by blocks.
+    pub fn in_parts(
+        array: &Arc<ZarrArray>,
+        part_bytes: usize,
+        stats: &Arc<Stats>,
+        spare_bytes: usize,
+    ) -> Self {
+        let part_bytes = part_bytes.clamp(1, array.grid.chunk_bytes().max(1));
+        Self::new(array, stats, part_bytes, spare_bytes, true)
+    }
+
+    fn new(
+        array: &Arc<ZarrArray>,
+        stats: &Arc<Stats>,
+        block_bytes: usize,
+        spare_bytes: usize,
+        in_parts: bool,
+    ) -> Self {
+        BlockStream {
             array: array.clone(),
             stats: stats.clone(),
             block_bytes,
+            in_parts,
             state: Mutex::new(StreamState::default()),
             changed: Condvar::new(),
             spare: Mutex::new(Vec::new()),
             open_chunks: Arc::new(AtomicUsize::new(0)),
             max_spare: (spare_bytes / block_bytes.max(1)).clamp(2, 64),
             max_open_chunks: MAX_OPEN_CHUNKS,
-        }))
+        }
     }
 
     /// Decoded bytes per block (the last block of a chunk may be shorter).
@@ -348,6 +381,9 @@ impl BlockStream {
             )));
         }
         let len = self.block_bytes.min(chunk_bytes - start);
+        if self.in_parts {
+            return self.load_part(linear, start..start + len);
+        }
         Ok(match self.frame(linear)? {
             Frame::Missing => BlockBuf {
                 buf: self.array.fill_chunk(),
@@ -392,6 +428,36 @@ impl BlockStream {
                     offset: 0,
                 }
             }
+        })
+    }
+
+    /// Bytes `part` of chunk `linear`, decoded whole into this thread's scratch.
+    fn load_part(&self, linear: u64, part: std::ops::Range<usize>) -> FsResult<BlockBuf> {
+        thread_local! {
+            /// A chunk's stored bytes and the chunk decoded whole, per decoding thread.
+            static WHOLE: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+                const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        let array = &self.array;
+        let mut out = self.spare.lock().unwrap().pop().unwrap_or_default();
+        out.clear();
+        WHOLE.with(|scratch| -> FsResult<()> {
+            let (encoded, decoded) = &mut *scratch.borrow_mut();
+            match array.read_stored(linear, &self.stats, encoded)? {
+                None => out.extend_from_slice(&array.fill_chunk()[part]),
+                Some(location) => {
+                    let buffer = std::mem::take(decoded);
+                    let whole =
+                        array.decode_stored(linear, &location, encoded, buffer, &self.stats)?;
+                    out.extend_from_slice(&whole[part]);
+                    *decoded = whole;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(BlockBuf {
+            buf: Arc::new(out),
+            offset: 0,
         })
     }
 

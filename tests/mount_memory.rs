@@ -20,14 +20,12 @@ fn value(i: u64) -> f32 {
     (i % 4099) as f32 * 0.25
 }
 
-/// The array, written through a writable mount so that its chunks carry blosc's own blocks
-/// (two of 512 KiB per chunk).
-fn write_store(store: &Path) {
+/// The array with `compressor`, written through a writable mount (blosc chunks carry
+/// blosc's own blocks: two of 512 KiB per chunk).
+fn write_store(store: &Path, compressor: serde_json::Value) {
     std::fs::create_dir_all(store).unwrap();
     let zarray = serde_json::json!({"zarr_format": 2, "shape": [ROWS, COLUMNS],
-        "chunks": [512, 512], "dtype": "<f4",
-        "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1,
-                       "blocksize": 0},
+        "chunks": [512, 512], "dtype": "<f4", "compressor": compressor,
         "fill_value": 0, "order": "C", "filters": null});
     std::fs::write(store.join(".zarray"), zarray.to_string()).unwrap();
     let mount = Mount::new(store, &["-o", "rw"]);
@@ -58,10 +56,21 @@ fn daemon_status(mount: &Mount, key: &str) -> u64 {
 }
 
 #[test]
-fn a_band_wider_than_the_cache_is_read_within_the_budget() {
+fn a_band_of_blosc_chunks_wider_than_the_cache_is_read_within_the_budget() {
+    read_within_budget(serde_json::json!(
+        {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0}
+    ));
+}
+
+#[test]
+fn a_band_of_chunks_decoded_whole_wider_than_the_cache_is_read_in_parts() {
+    read_within_budget(serde_json::json!({"id": "zlib", "level": 1}));
+}
+
+fn read_within_budget(compressor: serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("wide.zarr");
-    write_store(&store);
+    write_store(&store, compressor);
     let mount = Mount::new(&store, &["--read-only", "--cache-size", "64MiB"]);
     let data = std::fs::File::open(mount.path("data")).unwrap();
     let mut buf = vec![0u8; 4 * MIB as usize];

@@ -640,8 +640,31 @@ impl Tree {
     /// the array's chunks may decode by blocks and the file has not found they do not.
     fn may_read_by_blocks(&self, file: &OpenFile, array: &ZarrArray) -> bool {
         self.reader.cache().scan_resistance()
-            && array.may_decode_by_blocks()
+            && (array.may_decode_by_blocks() || self.band_wider_than_cache(array))
             && !matches!(*file.blocks.lock().unwrap(), Blocks::Unavailable)
+    }
+
+    /// Whether a band of the array's chunks holds more than the cache's budget.
+    fn band_wider_than_cache(&self, array: &ZarrArray) -> bool {
+        let band = array.grid.chunks_per_band() as u128 * array.grid.chunk_bytes() as u128;
+        band > self.reader.cache().budget() as u128
+    }
+
+    /// The blocks of a band of chunks that do not decode by blocks, when the band is wider
+    /// than the cache: parts of whole chunk rows such that a row of them across the band
+    /// takes half the cache's budget.
+    fn parts_of_wide_band(&self, array: &Arc<ZarrArray>) -> Blocks {
+        if !self.band_wider_than_cache(array) {
+            return Blocks::Unavailable;
+        }
+        let grid = &array.grid;
+        let row = grid.chunk_row_bytes().max(1);
+        let budget = self.reader.cache().budget() as u64;
+        let part = (budget / 2 / grid.chunks_per_band().max(1)) / row * row;
+        let spare = self.reader.cache().budget() / 8;
+        let stream =
+            BlockStream::in_parts(array, part.max(row) as usize, self.reader.stats(), spare);
+        Blocks::Stream(Arc::new(stream))
     }
 
     /// Whether a scan takes the chunks `band` whole: one of them is unsaved, or taken whole
@@ -683,14 +706,16 @@ impl Tree {
         }
         let mut blocks = file.blocks.lock().unwrap();
         if let Blocks::Untried = *blocks {
-            // The first stored chunk from the band on tells (absent ones show the fill value).
+            // The first stored chunk from the band on tells (absent ones show the fill value);
+            // chunks that decode whole only are read in parts when a band is wider than the
+            // cache.
             let probes = band.start..(band.start + PROBED_CHUNKS).min(array.grid.num_chunks());
             for chunk in probes {
                 let spare = self.reader.cache().budget() / 8;
                 match BlockStream::open(array, chunk, self.reader.stats(), spare) {
                     Ok(Some(stream)) => *blocks = Blocks::Stream(Arc::new(stream)),
                     Ok(None) => continue,
-                    Err(()) => *blocks = Blocks::Unavailable,
+                    Err(()) => *blocks = self.parts_of_wide_band(array),
                 }
                 break;
             }
