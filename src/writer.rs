@@ -510,13 +510,15 @@ mod tests {
         }
         f.writer.write_flat(&f.array, 6, &[9; 2]).unwrap();
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        while f.store.get("0.0", u64::MAX).unwrap().is_none() {
+        let stats = f.reader.stats();
+        while stats.chunks_encoded.load(Ordering::Relaxed) == 0 {
             assert!(
                 Instant::now() < deadline,
                 "the complete chunk was never stored"
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        assert!(f.store.get("0.0", u64::MAX).unwrap().is_some());
         // Stored in order: the partial chunk, sent after it if at all, would be stored too.
         f.writer.write_flat(&f.array, 0, &[0; 0]).unwrap();
         assert_eq!(f.reader.stats().chunks_encoded.load(Ordering::Relaxed), 1);
