@@ -941,9 +941,14 @@ mod tests {
         let (_dir2, tree) = tree_with_budget(true, 200_000);
         let data = walk(&tree, "climate/temperature/data");
         assert_eq!(read_whole(&tree, &data, 64 << 10), expected);
-        // Each part decodes its chunk once; without parts or holding the band, each of the
-        // 24 requests would decode its 4 chunks again.
-        assert_eq!(stat(&tree, "chunks_decoded"), 16 * 6);
+        // Each part decodes its chunk once (a decode ahead racing the reader past its part
+        // may add one); without parts or holding the band, each of the 24 requests would
+        // decode its 4 chunks again.
+        let decoded = stat(&tree, "chunks_decoded");
+        assert!(
+            (16 * 6..=16 * 6 + 8).contains(&decoded),
+            "{decoded} decodes"
+        );
     }
 
     #[test]
