@@ -327,14 +327,15 @@ fn write_back_errors_reach_fsync_and_nothing_is_lost() {
     let total = data.metadata().unwrap().len() as usize;
     let mut seed = 99u64;
     let noise: Vec<u8> = (0..total).map(|_| rng(&mut seed) as u8).collect();
-    data.write_all_at(&noise, 0).unwrap();
-    // Fill the file system so the write-back cannot land.
+    // Fill the file system first, so that no write-back can land: neither those of chunks
+    // written over whole, which start while the writer goes on, nor the one fsync asks for.
     let filler = area.path().join("filler");
     let mut f = File::create(&filler).unwrap();
     let block = vec![0xAAu8; 64 * 1024];
     while f.write_all(&block).is_ok() {}
     let _ = f.sync_all();
     drop(f);
+    data.write_all_at(&noise, 0).unwrap();
     let err = data.sync_all().unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
     assert!(mount.log().contains("write-back failed"), "{}", mount.log());
