@@ -1973,7 +1973,8 @@ def write_report(r: dict, md_path: Path, png_path: Path, command: str) -> None:
     add("## Rerun")
     add("")
     add("```sh")
-    add("bash scripts/bench.sh                 # this report (~2.5 GB of data in target/bench-data)")
+    add("bash scripts/bench.sh                 # this report (~4 GB of data in target/bench-data;"
+        f" this run took {r.get('elapsed_s', 0) / 60:.0f} min)")
     add("bash scripts/bench.sh --quick         # 1/16-size smoke run, report in target/bench-data-quick")
     add("bash scripts/bench.sh --only A,C      # a subset of the datasets")
     add("bash scripts/bench.sh --levers-only --no-levers --only A,D --levers-commits c34ca54,HEAD")

@@ -3,7 +3,7 @@
 # docs/bench.png. Installs what is missing, builds release, prepares a Python venv
 # (target/bench-venv) and hands over to scripts/bench.py with the same arguments:
 #
-#   bash scripts/bench.sh                 # full run (~2.5 GB of data under target/bench-data)
+#   bash scripts/bench.sh                 # full run (~4 GB of data under target/bench-data)
 #   bash scripts/bench.sh --quick         # 1/16-size smoke run, report under target/bench-data-quick
 #   bash scripts/bench.sh --only A,C      # a subset of the datasets
 #   bash scripts/bench.sh --levers-only --only A,D --levers-commits c34ca54,HEAD
