@@ -4,7 +4,9 @@
 //! chunks. Decoding just those blocks, right before they are copied into replies, keeps
 //! the decoded bytes in the CPU's caches, where whole chunks (a row of them is often tens
 //! of MiB) have left them by the time the reader gets to their last rows. Blocks are held
-//! by the reader's [`BlockStream`], not by the chunk cache.
+//! by the reader's [`BlockStream`], not by the chunk cache. Chunks that decode whole only
+//! are read the same way in parts ([`BlockStream::in_parts`]) when a band of them is wider
+//! than the cache: memory is then bounded at the price of decoding each chunk once per part.
 
 use crate::array::ZarrArray;
 use crate::cache::ChunkBuf;

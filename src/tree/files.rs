@@ -282,9 +282,11 @@ impl Tree {
         let file = self.files.lock().unwrap().remove(&fh);
         let mut scanned = false;
         if let Some(file) = &file {
-            let mut held = file.held.lock().unwrap();
-            scanned = !held.is_empty();
-            held.clear(self.reader.cache());
+            {
+                let mut held = file.held.lock().unwrap();
+                scanned = !held.is_empty();
+                held.clear(self.reader.cache());
+            }
             if let FileTarget::Flat { array, .. } = &file.target {
                 array.note_scan_band(fh, None, Instant::now());
                 self.remember_band_read_by_blocks(array, &file.sequential.lock().unwrap(), None);
