@@ -173,10 +173,12 @@ pub(crate) fn deflate_level(codec: &str, level: u32) -> Result<u32, CodecError> 
 /// The optional integer "level" of a zlib or gzip configuration (default 1); -1 is zlib's
 /// default, 6, as Python's `zlib` and `gzip` modules (and so numcodecs) take it.
 pub(crate) fn level_field(codec: &str, config: &Value) -> Result<u32, CodecError> {
-    Ok(match int_field_in(codec, config, "level", -1, 9)?.unwrap_or(1) {
-        -1 => 6,
-        level => level as u32,
-    })
+    Ok(
+        match int_field_in(codec, config, "level", -1, 9)?.unwrap_or(1) {
+            -1 => 6,
+            level => level as u32,
+        },
+    )
 }
 
 pub(crate) fn inflate_vec(
