@@ -7,6 +7,7 @@ use crate::cache::{Admission, ChunkBuf, ChunkCache};
 use crate::error::FsResult;
 use crate::geometry::ReadPlan;
 use crate::stats::Stats;
+use crate::store::Profile;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -90,6 +91,14 @@ impl ChunkReader {
             .thread_name(|i| format!("zarrfs-decode-{i}"))
             .build()?;
         Ok(Self::new(cache, Arc::new(pool), stats))
+    }
+
+    /// Sizes read-ahead for a store: as many chunk reads in flight as its round trips call
+    /// for (its profile's requests in flight), never fewer than keep the decoders busy. The
+    /// cache budget still bounds them (see [`Self::prefetch_list`]).
+    pub fn for_store(mut self, profile: Profile) -> Self {
+        self.max_pending_prefetches = self.max_pending_prefetches.max(profile.requests_in_flight);
+        self
     }
 
     /// How a sequential scan of `array` admits the chunks it decodes: kept from the second
@@ -434,6 +443,9 @@ impl ChunkReader {
             }
             self.pending_prefetches.fetch_add(1, Ordering::Relaxed);
             Stats::add(&self.stats.chunks_prefetched, 1);
+            // A store whose reads are round trips starts the read now, not when a decoder
+            // gets to it.
+            array.prefetch_stored(linear);
             let (cache, stats, pending) = (
                 self.cache.clone(),
                 self.stats.clone(),

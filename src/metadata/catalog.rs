@@ -1,7 +1,8 @@
-//! Finding the nodes of a store: a node's own metadata documents first (`zarr.json`, which
-//! wins over `.zarray`/`.zgroup` in the same place, as in zarr-python); where a node has
-//! none, the store's consolidated metadata (v2 `.zmetadata`, or the `consolidated_metadata`
-//! of the root `zarr.json`); a directory with neither is an implicit group.
+//! Finding the nodes of a store: a node's own metadata documents (`zarr.json`, which wins
+//! over `.zarray`/`.zgroup` in the same place, as in zarr-python) and the store's
+//! consolidated metadata (v2 `.zmetadata`, or the `consolidated_metadata` of the root
+//! `zarr.json`), in the order [`Consolidated`] says; a directory with neither is an implicit
+//! group.
 
 use super::{read_json, v2, v3, MetadataError, NodeMeta};
 use crate::store::{join_key, Store};
@@ -31,10 +32,38 @@ pub struct Located {
     pub origin: Origin,
 }
 
+/// How the catalog uses a store's consolidated metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consolidated {
+    /// For nodes missing their own documents (local stores: own documents are cheap and
+    /// may be newer).
+    Fallback,
+    /// Before the nodes' own documents (object stores: one GET at mount describes every
+    /// node it lists, instead of a GET per node).
+    Prefer,
+    /// Not at all (`--no-consolidated`).
+    Ignore,
+}
+
+impl Consolidated {
+    /// The use for `store`: preferred on stores whose requests are round trips, a fallback
+    /// on local ones, ignored when `wanted` is false.
+    pub fn for_store(store: &dyn Store, wanted: bool) -> Self {
+        match (wanted, store.profile().remote) {
+            (false, _) => Consolidated::Ignore,
+            (true, true) => Consolidated::Prefer,
+            (true, false) => Consolidated::Fallback,
+        }
+    }
+}
+
 /// The nodes of one store.
 #[derive(Debug)]
 pub struct Catalog {
     store: Arc<dyn Store>,
+    use_consolidated: Consolidated,
+    /// The root `zarr.json`, read once when the catalog is opened.
+    root_v3: Result<Option<Value>, MetadataError>,
     /// Documents of the consolidated `.zmetadata` at the root, by key (`a/b/.zarray`).
     consolidated: HashMap<String, Value>,
     /// `zarr.json` documents of the root's v3 consolidated metadata, by node path (`a/b`).
@@ -49,32 +78,47 @@ const CONSOLIDATED_V2: &str = ".zmetadata";
 pub const ROOT_SEARCH_DIRECTORIES: usize = 64;
 
 impl Catalog {
-    /// Opens the catalog of a store, reading its consolidated metadata if it has any. Damaged
-    /// consolidated metadata is reported once and ignored.
+    /// Opens the catalog of a store, with consolidated metadata used as is best for the
+    /// store (see [`Consolidated::for_store`]).
     pub fn open(store: Arc<dyn Store>) -> Self {
-        let consolidated = match read_json(store.as_ref(), CONSOLIDATED_V2) {
-            Ok(Some(doc)) => consolidated_v2_documents(&doc).unwrap_or_else(|reason| {
-                tracing::warn!(
-                    "{}: {reason}; consolidated metadata ignored",
-                    store.describe(CONSOLIDATED_V2)
-                );
-                HashMap::new()
-            }),
-            Ok(None) => HashMap::new(),
-            Err(err) => {
-                tracing::warn!("{err}; consolidated metadata ignored");
-                HashMap::new()
+        let use_consolidated = Consolidated::for_store(store.as_ref(), true);
+        Self::with_consolidated(store, use_consolidated)
+    }
+
+    /// Opens the catalog of a store, reading its root `zarr.json` and, unless `use_it` is
+    /// [`Consolidated::Ignore`], its consolidated metadata (`.zmetadata` only when the root
+    /// `zarr.json` holds none). Damaged consolidated metadata is reported once and ignored.
+    pub fn with_consolidated(store: Arc<dyn Store>, use_it: Consolidated) -> Self {
+        let root_v3 = read_json(store.as_ref(), v3::DOCUMENT);
+        let consolidated_v3 = match (&root_v3, use_it) {
+            (Ok(Some(root)), Consolidated::Fallback | Consolidated::Prefer) => {
+                consolidated_v3_documents(root).unwrap_or_else(|reason| {
+                    tracing::warn!(
+                        "{}: {reason}; consolidated metadata ignored",
+                        store.describe(v3::DOCUMENT)
+                    );
+                    HashMap::new()
+                })
             }
-        };
-        let consolidated_v3 = match read_json(store.as_ref(), v3::DOCUMENT) {
-            Ok(Some(root)) => consolidated_v3_documents(&root).unwrap_or_else(|reason| {
-                tracing::warn!(
-                    "{}: {reason}; consolidated metadata ignored",
-                    store.describe(v3::DOCUMENT)
-                );
-                HashMap::new()
-            }),
             _ => HashMap::new(),
+        };
+        let read_v2 = use_it != Consolidated::Ignore && consolidated_v3.is_empty();
+        let consolidated = match read_v2.then(|| read_json(store.as_ref(), CONSOLIDATED_V2)) {
+            None => HashMap::new(),
+            Some(read) => match read {
+                Ok(Some(doc)) => consolidated_v2_documents(&doc).unwrap_or_else(|reason| {
+                    tracing::warn!(
+                        "{}: {reason}; consolidated metadata ignored",
+                        store.describe(CONSOLIDATED_V2)
+                    );
+                    HashMap::new()
+                }),
+                Ok(None) => HashMap::new(),
+                Err(err) => {
+                    tracing::warn!("{err}; consolidated metadata ignored");
+                    HashMap::new()
+                }
+            },
         };
         let node_paths = consolidated
             .keys()
@@ -101,6 +145,8 @@ impl Catalog {
         }
         Catalog {
             store,
+            use_consolidated: use_it,
+            root_v3,
             consolidated,
             consolidated_v3,
             consolidated_children,
@@ -113,10 +159,31 @@ impl Catalog {
     }
 
     /// The node at `path` ("" for the root) from its own documents or the consolidated
-    /// metadata; `Ok(None)` when neither describes it.
+    /// metadata, in the catalog's order; `Ok(None)` when neither describes it.
     fn described_node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
+        if self.use_consolidated == Consolidated::Prefer {
+            if let Some(found) = self.consolidated_node(path)? {
+                return Ok(Some(found));
+            }
+        }
+        if let Some(found) = self.own_node(path)? {
+            return Ok(Some(found));
+        }
+        match self.use_consolidated {
+            Consolidated::Fallback => self.consolidated_node(path),
+            Consolidated::Prefer | Consolidated::Ignore => Ok(None),
+        }
+    }
+
+    /// The node at `path` from its own documents.
+    fn own_node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
         let v3_key = join_key(path, v3::DOCUMENT);
-        if let Some(doc) = read_json(self.store.as_ref(), &v3_key)? {
+        let doc = if path.is_empty() {
+            self.root_v3.clone()?
+        } else {
+            read_json(self.store.as_ref(), &v3_key)?
+        };
+        if let Some(doc) = doc {
             let meta = v3::parse_node(&doc).map_err(|reason| MetadataError {
                 path: self.store.describe(&v3_key),
                 reason,
@@ -136,6 +203,11 @@ impl Catalog {
                 origin: Origin::Document(join_key(path, document)),
             }));
         }
+        Ok(None)
+    }
+
+    /// The node at `path` from the consolidated metadata.
+    fn consolidated_node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
         if let Some(doc) = self.consolidated_v3.get(path) {
             let meta = v3::parse_node(doc).map_err(|reason| MetadataError {
                 path: format!(

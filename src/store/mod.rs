@@ -1,11 +1,19 @@
 //! Key/value access to a Zarr store, behind one trait ([`Store`]): a local directory
-//! ([`DirectoryStore`]). Nothing
-//! above this module knows which.
+//! ([`DirectoryStore`]), or S3-compatible and HTTP object storage ([`ObjectStore`], opened
+//! from a URL by [`remote::open`]). Nothing above this module knows which; callers size
+//! their read-ahead and choose where metadata comes from by the store's [`Profile`].
 
 mod beneath;
 mod directory;
+mod disk_cache;
+mod metered;
+mod object;
+mod ranges;
+pub mod remote;
+mod runtime;
 
 pub use directory::{DirectoryStore, TEMP_MARKER};
+pub use object::{ObjectStore, RemoteOptions};
 use std::io;
 use std::time::SystemTime;
 
@@ -47,6 +55,32 @@ pub trait OpenObject: Send + Sync + std::fmt::Debug {
     /// Reads from `offset` into `buf`; returns how many bytes were read (fewer than
     /// `buf.len()` only at the object's end).
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// Reads several parts at once, each as [`Self::read_at`] would (returning how many bytes
+    /// each got); an object store fetches nearby parts with one request.
+    fn read_many(&self, parts: &mut [(u64, &mut [u8])]) -> io::Result<Vec<usize>> {
+        parts
+            .iter_mut()
+            .map(|(offset, buf)| self.read_at(*offset, buf))
+            .collect()
+    }
+}
+
+/// What each request to a store costs, for callers that size their read-ahead and choose
+/// where metadata comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// Whether every request is a network round trip (object storage), not a local file.
+    pub remote: bool,
+    /// How many reads are worth keeping in flight for one sequential reader.
+    pub requests_in_flight: usize,
+}
+
+impl Profile {
+    /// A local directory: reads cost little more than the copy.
+    pub const LOCAL: Profile = Profile {
+        remote: false,
+        requests_in_flight: 1,
+    };
 }
 
 /// An object held in memory.
@@ -115,6 +149,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Removes temporary objects left by an interrupted writer of an earlier session;
     /// returns how many were removed.
     fn remove_stale_temporaries(&self) -> io::Result<usize>;
+    /// Says that `key` will be read whole soon ([`Self::get_into`] with the same bound):
+    /// a store whose reads are round trips starts reading it now.
+    fn prefetch(&self, _key: &str, _max_len: u64) {}
+    /// What requests cost.
+    fn profile(&self) -> Profile {
+        Profile::LOCAL
+    }
+    /// The store's own counters (requests, retries, bytes), as `name value` rows.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// Joins a prefix and a child name into a store key.

@@ -18,7 +18,7 @@ pub use sync::Invalidation;
 use crate::array::ZarrArray;
 use crate::error::{FsError, FsResult};
 use crate::jsonl::JsonLines;
-use crate::metadata::{self, Catalog, Located, NodeMeta, Origin};
+use crate::metadata::{self, Catalog, Consolidated, Located, NodeMeta, Origin};
 use crate::reader::ChunkReader;
 use crate::store::{join_key, Store};
 use crate::writer::ChunkWriter;
@@ -155,6 +155,8 @@ pub struct TreeOptions {
     pub cache_mode: CacheMode,
     /// Owners and modes shown instead of the store's.
     pub ownership: Ownership,
+    /// Never use the store's consolidated metadata (`--no-consolidated`).
+    pub ignore_consolidated: bool,
 }
 
 /// The virtual file tree over one store.
@@ -220,7 +222,10 @@ impl Tree {
         options: TreeOptions,
     ) -> FsResult<Self> {
         let tree = Tree {
-            catalog: Catalog::open(store.clone()),
+            catalog: Catalog::with_consolidated(
+                store.clone(),
+                Consolidated::for_store(store.as_ref(), !options.ignore_consolidated),
+            ),
             store,
             options,
             writer: ChunkWriter::new(reader.clone()),
@@ -616,17 +621,18 @@ impl Tree {
         })
     }
 
-    /// The `.zarrfs/stats` text.
+    /// The `.zarrfs/stats` text: the reader's counters, then the store's own.
     pub fn stats_text(&self) -> Vec<u8> {
         let cache = self.reader.cache();
-        self.reader
-            .stats()
-            .render(
-                cache.bytes() as u64,
-                cache.len() as u64,
-                cache.budget() as u64,
-            )
-            .into_bytes()
+        let mut text = self.reader.stats().render(
+            cache.bytes() as u64,
+            cache.len() as u64,
+            cache.budget() as u64,
+        );
+        for (name, value) in self.store.counters() {
+            text.push_str(&format!("{name} {value}\n"));
+        }
+        text.into_bytes()
     }
 
     /// Lists a directory from position `offset`; `emit(entry, next_offset)` returns true
