@@ -433,4 +433,95 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// A directory store that says its requests are round trips, and counts its reads.
+    #[derive(Debug)]
+    struct Remote {
+        dir: DirectoryStore,
+        gets: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Store for Remote {
+        fn get(&self, key: &str, max_len: u64) -> std::io::Result<Option<Vec<u8>>> {
+            self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.dir.get(key, max_len)
+        }
+        fn info(&self, key: &str) -> std::io::Result<Option<crate::store::ObjectInfo>> {
+            self.dir.info(key)
+        }
+        fn list(&self, prefix: &str) -> std::io::Result<Vec<crate::store::ListEntry>> {
+            self.dir.list(prefix)
+        }
+        fn describe(&self, key: &str) -> String {
+            self.dir.describe(key)
+        }
+        fn put(&self, _: &str, _: &[u8], _: Option<&str>, _: bool) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn delete(&self, _: &str, _: bool) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn remove_stale_temporaries(&self) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn profile(&self) -> crate::store::Profile {
+            crate::store::Profile {
+                remote: true,
+                ..crate::store::Profile::LOCAL
+            }
+        }
+    }
+
+    #[test]
+    fn object_stores_take_nodes_from_consolidated_metadata_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stale = zarray();
+        stale["shape"] = serde_json::json!([2]);
+        let consolidated = serde_json::json!({"zarr_consolidated_format": 1, "metadata": {
+            ".zgroup": {"zarr_format": 2},
+            "a/.zarray": stale,
+            "b/.zgroup": {"zarr_format": 2},
+        }});
+        fs::write(dir.path().join(".zmetadata"), consolidated.to_string()).unwrap();
+        fs::create_dir_all(dir.path().join("a")).unwrap();
+        fs::write(dir.path().join("a/.zarray"), zarray().to_string()).unwrap();
+        fs::create_dir_all(dir.path().join("c")).unwrap();
+        fs::write(dir.path().join("c/.zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+        let remote = Arc::new(Remote {
+            dir: DirectoryStore::open(dir.path()).unwrap(),
+            gets: Default::default(),
+        });
+        let gets = |r: &Remote| r.gets.load(std::sync::atomic::Ordering::Relaxed);
+        let shape = |located: Located| match located.meta {
+            NodeMeta::Array(meta) => meta.shape,
+            other => panic!("{other:?}"),
+        };
+        let catalog = Catalog::open(remote.clone());
+        assert_eq!(
+            gets(&remote),
+            2,
+            "the root zarr.json (absent), then .zmetadata"
+        );
+        catalog.root().unwrap();
+        assert_eq!(
+            shape(catalog.node("a").unwrap().unwrap()),
+            [2],
+            "consolidated"
+        );
+        assert!(catalog.node("b").unwrap().is_some());
+        assert_eq!(
+            gets(&remote),
+            2,
+            "nodes in the consolidated metadata cost no GET"
+        );
+        assert!(catalog.node("c").unwrap().is_some(), "others are looked up");
+        // --no-consolidated: every node from its own documents.
+        let own = Catalog::with_consolidated(remote.clone(), Consolidated::Ignore);
+        assert_eq!(shape(own.node("a").unwrap().unwrap()), [4]);
+        assert!(
+            own.node("b").unwrap().is_none(),
+            "b has no documents of its own"
+        );
+        assert_eq!(own.child_names("").unwrap(), ["a", "c"]);
+    }
 }

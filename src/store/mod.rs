@@ -73,6 +73,9 @@ pub struct Profile {
     pub remote: bool,
     /// How many reads are worth keeping in flight for one sequential reader.
     pub requests_in_flight: usize,
+    /// How long what was read stays trusted: an open after that sees what other writers
+    /// (other nodes) stored since (close-to-open). `None`: kept until remounted.
+    pub revalidate_after: Option<std::time::Duration>,
 }
 
 impl Profile {
@@ -80,6 +83,7 @@ impl Profile {
     pub const LOCAL: Profile = Profile {
         remote: false,
         requests_in_flight: 1,
+        revalidate_after: None,
     };
 }
 

@@ -638,6 +638,7 @@ impl Store for ObjectStore {
         Profile {
             remote: true,
             requests_in_flight: self.inner.options.max_requests,
+            revalidate_after: Some(self.inner.options.ttl),
         }
     }
 
@@ -715,5 +716,184 @@ impl OpenObject for RemoteObject {
             done.push(n);
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use object_store::ObjectStoreExt;
+
+    const ANY: u64 = u64::MAX;
+
+    fn options(ttl: Duration) -> RemoteOptions {
+        RemoteOptions {
+            max_requests: 4,
+            ttl,
+            request_timeout: Duration::from_secs(5),
+            read_only: false,
+        }
+    }
+
+    /// A store over `memory`, caching on disk in `disk` when given.
+    fn store_over(
+        memory: &Arc<InMemory>,
+        ttl: Duration,
+        disk: Option<&std::path::Path>,
+    ) -> ObjectStore {
+        let disk = disk.map(|dir| DiskCache::open(dir, 1 << 20, "mem://test").unwrap());
+        ObjectStore::new(
+            "mem://test".into(),
+            memory.clone(),
+            Runtime::new(1, Duration::from_secs(10)).unwrap(),
+            options(ttl),
+            Arc::new(Counters::default()),
+            disk,
+        )
+    }
+
+    fn counter(store: &ObjectStore, name: &str) -> u64 {
+        store
+            .counters()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+    }
+
+    /// Writes `bytes` at `key` behind the stores' backs (another node).
+    fn put_behind(memory: &InMemory, key: &str, bytes: &'static [u8]) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(memory.put(&Path::from(key), bytes.into()))
+            .unwrap();
+    }
+
+    #[test]
+    fn objects_prefixes_and_listings() {
+        let memory = Arc::new(InMemory::new());
+        let store = store_over(&memory, Duration::ZERO, None);
+        store.put("g/a/0.0", b"abc", None, false).unwrap();
+        store.put("g/.zgroup", b"{}", None, false).unwrap();
+        assert_eq!(store.get("g/a/0.0", ANY).unwrap().unwrap(), b"abc");
+        assert_eq!(store.get("g/a/1.0", ANY).unwrap(), None);
+        assert!(store.get("g/a/0.0", 2).is_err(), "larger than the bound");
+        let info = store.info("g/a/0.0").unwrap().unwrap();
+        assert_eq!((info.size, info.is_prefix), (3, false));
+        assert!(store.info("g/a").unwrap().unwrap().is_prefix);
+        assert!(store.info("g/none").unwrap().is_none());
+        let entries: Vec<(String, bool)> = store
+            .list("g")
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.is_prefix))
+            .collect();
+        assert_eq!(entries, [(".zgroup".into(), false), ("a".into(), true)]);
+        store.delete("g/a/0.0", false).unwrap();
+        assert_eq!(store.get("g/a/0.0", ANY).unwrap(), None);
+        assert!(
+            store.info("g/a").unwrap().is_none(),
+            "no object left under it"
+        );
+    }
+
+    #[test]
+    fn a_write_over_a_version_another_node_replaced_is_refused() {
+        let memory = Arc::new(InMemory::new());
+        let (a, b) = (
+            store_over(&memory, Duration::ZERO, None),
+            store_over(&memory, Duration::ZERO, None),
+        );
+        a.put("c/0", b"v1", None, false).unwrap();
+        assert!(b.get("c/0", ANY).unwrap().is_some(), "b reads v1");
+        a.put("c/0", b"v2", None, false).unwrap();
+        let err = b.put("c/0", b"b's", None, false).unwrap_err();
+        assert!(err.to_string().contains("412"), "{err}");
+        assert_eq!(counter(&b, "store_conflicts"), 1);
+        assert_eq!(
+            a.get("c/0", ANY).unwrap().unwrap(),
+            b"v2",
+            "not overwritten"
+        );
+        // Read as absent, then created by another node: refused as well.
+        assert!(b.get("c/1", ANY).unwrap().is_none());
+        put_behind(&memory, "c/1", b"other");
+        assert!(b.put("c/1", b"mine", None, false).is_err());
+        // Once read again, the write goes through.
+        assert!(b.get("c/0", ANY).unwrap().is_some());
+        b.put("c/0", b"v3", None, false).unwrap();
+        assert_eq!(a.get("c/0", ANY).unwrap().unwrap(), b"v3");
+    }
+
+    #[test]
+    fn absent_keys_are_remembered_for_the_ttl() {
+        let memory = Arc::new(InMemory::new());
+        let store = store_over(&memory, Duration::from_secs(3600), None);
+        assert!(store.get("k", ANY).unwrap().is_none());
+        put_behind(&memory, "k", b"new");
+        assert!(store.get("k", ANY).unwrap().is_none(), "within the TTL");
+        assert_eq!(counter(&store, "negative_cache_hits"), 1);
+        let fresh = store_over(&memory, Duration::ZERO, None);
+        assert_eq!(fresh.get("k", ANY).unwrap().unwrap(), b"new");
+    }
+
+    #[test]
+    fn ranged_reads_of_parts_stay_on_the_version_opened() {
+        let memory = Arc::new(InMemory::new());
+        let store = store_over(&memory, Duration::ZERO, None);
+        store.put("s", b"0123456789", None, false).unwrap();
+        let object = store.open("s", ANY).unwrap().unwrap();
+        assert_eq!(object.len(), 10);
+        let (mut a, mut b, mut c, mut d) = ([0u8; 3], [0u8; 2], [0u8; 4], [0u8; 4]);
+        let done = object
+            .read_many(&mut [
+                (7, &mut a[..]),
+                (1, &mut b[..]),
+                (8, &mut c[..]),
+                (12, &mut d[..]),
+            ])
+            .unwrap();
+        assert_eq!(done, [3, 2, 2, 0]);
+        assert_eq!((&a, &b, &c[..2]), (b"789", b"12", &b"89"[..]));
+        put_behind(&memory, "s", b"abcdefghij");
+        let err = object.read_at(0, &mut a).unwrap_err();
+        assert!(err.to_string().contains("changed while open"), "{err}");
+        assert!(store.open("missing", ANY).unwrap().is_none());
+        assert!(store.open("s", 9).is_err(), "larger than the bound");
+    }
+
+    #[test]
+    fn reads_started_ahead_are_handed_to_their_caller() {
+        let memory = Arc::new(InMemory::new());
+        let store = store_over(&memory, Duration::ZERO, None);
+        store.put("p/0", b"ahead", None, false).unwrap();
+        store.prefetch("p/0", ANY);
+        store.prefetch("p/1", ANY);
+        let mut buf = Vec::new();
+        assert!(store.get_into("p/0", &mut buf, ANY).unwrap());
+        assert_eq!(buf, b"ahead");
+        assert!(!store.get_into("p/1", &mut buf, ANY).unwrap());
+        assert!(store.inner.pending.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_disk_cache_serves_fresh_entries_and_revalidates_old_ones() {
+        let memory = Arc::new(InMemory::new());
+        let dir = tempfile::tempdir().unwrap();
+        let writer = store_over(&memory, Duration::ZERO, None);
+        writer.put("a/0", b"one", None, false).unwrap();
+        let first = store_over(&memory, Duration::ZERO, Some(dir.path()));
+        assert_eq!(first.get("a/0", ANY).unwrap().unwrap(), b"one");
+        // A remount trusting entries for an hour reads from disk, even what changed since.
+        writer.put("a/0", b"two", None, false).unwrap();
+        let trusting = store_over(&memory, Duration::from_secs(3600), Some(dir.path()));
+        assert_eq!(trusting.get("a/0", ANY).unwrap().unwrap(), b"one");
+        assert_eq!(counter(&trusting, "disk_cache_hits"), 1);
+        // With no TTL the entry is checked: changed, fetched again; unchanged, confirmed.
+        let checking = store_over(&memory, Duration::ZERO, Some(dir.path()));
+        assert_eq!(checking.get("a/0", ANY).unwrap().unwrap(), b"two");
+        assert_eq!(checking.get("a/0", ANY).unwrap().unwrap(), b"two");
+        assert_eq!(counter(&checking, "disk_cache_revalidated"), 1);
+        assert_eq!(counter(&checking, "disk_cache_hits"), 0);
     }
 }

@@ -178,6 +178,9 @@ pub struct Tree {
     invalidations: Mutex<Option<Sender<Invalidation>>>,
     /// Whether the kernel lets direct-I/O files be mmap()ed.
     direct_io_allowed: std::sync::atomic::AtomicBool,
+    /// When each array's views were last opened with their cached chunks checked (stores
+    /// other nodes write).
+    views_checked: Mutex<HashMap<u32, std::time::Instant>>,
     /// JSON lines of variable-length arrays, by array id, built on first use.
     json_lines: Mutex<HashMap<u32, Arc<JsonLines>>>,
 }
@@ -232,6 +235,7 @@ impl Tree {
             array_dirs: RwLock::new(HashMap::new()),
             invalidations: Mutex::new(None),
             direct_io_allowed: std::sync::atomic::AtomicBool::new(false),
+            views_checked: Mutex::new(HashMap::new()),
             json_lines: Mutex::new(HashMap::new()),
             reader,
             nodes: RwLock::new(Vec::new()),
