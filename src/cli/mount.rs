@@ -186,6 +186,7 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         ttl: parse_option_duration(&args.ttl, Duration::from_secs(1))?,
         request_timeout: parse_option_duration(&args.request_timeout, Duration::from_secs(30))?,
         read_only: false,
+        listable: true,
     };
     if remote.max_requests == 0 {
         bail!("--max-requests must be at least 1");
@@ -331,7 +332,7 @@ fn check_root(config: &MountConfig, store: Arc<dyn Store>) -> Result<()> {
 }
 
 /// The store to serve: the directory store [`check`] opened, or the object store, opened
-/// and checked now.
+/// now.
 pub fn open_store(config: &MountConfig, checked: Option<DirectoryStore>) -> Result<Arc<dyn Store>> {
     if let Some(store) = checked {
         return Ok(Arc::new(store));
@@ -343,11 +344,10 @@ pub fn open_store(config: &MountConfig, checked: Option<DirectoryStore>) -> Resu
         read_only: config.read_only,
         ..config.remote.clone()
     };
-    let store: Arc<dyn Store> = Arc::new(
+    // Its root is checked when the tree is built (one read of the metadata).
+    Ok(Arc::new(
         remote::open(location, options).map_err(|e| anyhow!("store {}: {e}", location.url))?,
-    );
-    check_root(config, store.clone())?;
-    Ok(store)
+    ))
 }
 
 /// Takes the store's lock for the life of the mount: a writable mount needs the store to

@@ -134,13 +134,17 @@ impl Catalog {
         }
         if !consolidated_children.is_empty() {
             tracing::info!(
-                "{}: consolidated metadata of {} nodes, used for nodes whose own metadata \
-                 files are missing",
+                "{}: consolidated metadata of {} nodes, used {}",
                 store.describe(""),
                 consolidated_children
                     .values()
                     .map(BTreeSet::len)
-                    .sum::<usize>()
+                    .sum::<usize>(),
+                if use_it == Consolidated::Prefer {
+                    "before the nodes' own metadata files"
+                } else {
+                    "for nodes whose own metadata files are missing"
+                }
             );
         }
         Catalog {

@@ -39,6 +39,9 @@ pub struct RemoteOptions {
     pub request_timeout: Duration,
     /// Whether the store refuses writes (HTTP stores).
     pub read_only: bool,
+    /// Whether the server lists keys (S3 does; a plain HTTP server does not, and there only
+    /// consolidated metadata tells which nodes a group has).
+    pub listable: bool,
 }
 
 /// What a read of a key knew about the stored object, for conditional writes.
@@ -255,6 +258,9 @@ impl Inner {
     /// Whether objects lie under `key/`, remembered for the TTL. (A prefix some servers
     /// keep listing after its last object went proves nothing: objects are looked for.)
     async fn is_prefix(&self, key: &str) -> io::Result<bool> {
+        if !self.options.listable {
+            return Ok(false);
+        }
         if let Some(known) = self.fresh(&self.prefixes, key) {
             return Ok(known);
         }
@@ -266,7 +272,6 @@ impl Inner {
                 None => break false,
                 Some(Ok(meta)) if meta.location != prefix => break true,
                 Some(Ok(_)) => continue,
-                Some(Err(err)) if unsupported(&err) => break false,
                 Some(Err(err)) => return Err(self.failure("LIST", &err)),
             }
         };
@@ -314,14 +319,6 @@ impl Inner {
         }
         Ok(fetched)
     }
-}
-
-/// Whether a failure says the server cannot do this at all (listing a plain HTTP server).
-fn unsupported(err: &object_store::Error) -> bool {
-    matches!(
-        err,
-        object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }
-    ) || ["405", "501"].iter().any(|s| reason(err).starts_with(s))
 }
 
 /// The owner (this daemon's user) and mode (rw-r--r--, directories rwxr-xr-x) shown for
@@ -512,6 +509,9 @@ impl Store for ObjectStore {
     }
 
     fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>> {
+        if !self.inner.options.listable {
+            return Ok(Vec::new());
+        }
         let location = if prefix.is_empty() {
             None
         } else {
@@ -526,7 +526,6 @@ impl Store for ObjectStore {
         })?;
         let listed = match listed {
             Ok(listed) => listed,
-            Err(err) if unsupported(&err) => return Ok(Vec::new()),
             Err(err) => return Err(self.inner.failure("LIST", &err)),
         };
         let name = |p: &Path| p.filename().map(str::to_string);
@@ -733,6 +732,7 @@ mod tests {
             ttl,
             request_timeout: Duration::from_secs(5),
             read_only: false,
+            listable: true,
         }
     }
 

@@ -106,6 +106,7 @@ pub fn open(location: &Location, options: RemoteOptions) -> io::Result<ObjectSto
                 .map_err(to_io)?;
             let options = RemoteOptions {
                 read_only: true,
+                listable: false,
                 ..options
             };
             (Arc::new(http), location.url.clone(), options)
