@@ -66,7 +66,6 @@ type Timed<T> = (Instant, T);
 type Pending = Shared<BoxFuture<'static, Result<Option<Bytes>, Arc<io::Error>>>>;
 
 /// The state requests share (on the runtime's threads too).
-#[derive(Debug)]
 struct Inner {
     name: String,
     store: Arc<dyn object_store::ObjectStore>,
@@ -90,6 +89,15 @@ struct Inner {
 pub struct ObjectStore {
     inner: Arc<Inner>,
     runtime: Arc<Runtime>,
+}
+
+/// Names the store only: the client's configuration holds credentials, never shown.
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStore")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Remembered keys per cache (heads, prefixes, versions).
@@ -767,6 +775,16 @@ mod tests {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(memory.put(&Path::from(key), bytes.into()))
             .unwrap();
+    }
+
+    #[test]
+    fn debug_output_names_the_store_only() {
+        let store = store_over(&Arc::new(InMemory::new()), Duration::ZERO, None);
+        let shown = format!("{store:?}");
+        assert!(
+            shown.contains("mem://test") && !shown.contains("InMemory"),
+            "{shown}"
+        );
     }
 
     #[test]
