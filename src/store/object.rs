@@ -887,6 +887,10 @@ mod tests {
         store.put("p/0", b"ahead", None, false).unwrap();
         store.prefetch("p/0", ANY);
         store.prefetch("p/1", ANY);
+        assert_eq!(store.inner.pending.lock().unwrap().len(), 2, "both started");
+        // Replaced once the read ahead is done: the caller gets what was read ahead.
+        std::thread::sleep(Duration::from_millis(200));
+        put_behind(&memory, "p/0", b"later");
         let mut buf = Vec::new();
         assert!(store.get_into("p/0", &mut buf, ANY).unwrap());
         assert_eq!(buf, b"ahead");
