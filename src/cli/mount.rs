@@ -436,9 +436,12 @@ fn open_log(path: &Path) -> Result<File> {
         })
 }
 
+/// Logs to stderr; by default info and above, but object_store's line per retried request
+/// only as warnings (a request that finally fails is logged once, with its key, by zarrfs).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser=error"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,fuser=error,object_store=warn")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
