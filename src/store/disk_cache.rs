@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 const MAGIC: &[u8; 8] = b"ZARRFSC1";
+/// Bytes read first from an entry: the magic and the header line, and the start of the
+/// object's bytes.
+const HEAD_BYTES: usize = 4096;
 
 /// What an entry says about the bytes it holds.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -103,14 +106,14 @@ impl DiskCache {
         }
     }
 
+    /// Reads and checks an entry: the header from the first block, then the bytes straight
+    /// into a buffer of their size.
     fn read_entry(&self, file: &mut File, key: &str) -> Result<Entry, String> {
-        let validated = file
-            .metadata()
-            .and_then(|m| m.modified())
-            .map_err(|e| e.to_string())?;
-        let mut content = Vec::new();
-        file.read_to_end(&mut content).map_err(|e| e.to_string())?;
-        let rest = content
+        let meta = file.metadata().map_err(|e| e.to_string())?;
+        let validated = meta.modified().map_err(|e| e.to_string())?;
+        let mut head = vec![0u8; HEAD_BYTES.min(meta.len() as usize)];
+        file.read_exact(&mut head).map_err(|e| e.to_string())?;
+        let rest = head
             .strip_prefix(MAGIC)
             .ok_or("not a cache entry (magic)")?;
         let newline = rest
@@ -122,17 +125,29 @@ impl DiskCache {
         if header.store != self.store || header.key != key {
             return Err("holds another object".into());
         }
-        let bytes = &rest[newline + 1..];
-        if bytes.len() as u64 != header.len {
-            return Err(format!("{} of {} bytes: partial", bytes.len(), header.len));
+        let start = MAGIC.len() + newline + 1;
+        if meta.len() - start as u64 != header.len {
+            return Err(format!(
+                "{} of {} bytes: partial",
+                meta.len() - start as u64,
+                header.len
+            ));
         }
-        if crc32c::crc32c(bytes) != header.crc32c {
+        let mut bytes = Vec::with_capacity(header.len as usize);
+        bytes.extend_from_slice(&head[start..]);
+        file.take(header.len - bytes.len() as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| e.to_string())?;
+        if bytes.len() as u64 != header.len {
+            return Err("cut short while read: partial".into());
+        }
+        if crc32c::crc32c(&bytes) != header.crc32c {
             return Err("checksum mismatch: corrupt".into());
         }
         Ok(Entry {
             etag: header.etag,
             validated,
-            bytes: bytes.to_vec(),
+            bytes,
         })
     }
 

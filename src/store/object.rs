@@ -17,7 +17,6 @@ use super::metered::Counters;
 use super::runtime::Runtime;
 use super::{ranges, too_large, ListEntry, ObjectInfo, OpenObject, Profile, Store};
 use bytes::Bytes;
-use futures::future::{BoxFuture, FutureExt, Shared};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 use std::collections::HashMap;
@@ -63,7 +62,8 @@ struct Head {
 /// A value remembered for the TTL.
 type Timed<T> = (Instant, T);
 
-type Pending = Shared<BoxFuture<'static, Result<Option<Bytes>, Arc<io::Error>>>>;
+/// A whole-object read started ahead of its caller.
+type Pending = tokio::task::JoinHandle<io::Result<Option<Bytes>>>;
 
 /// The state requests share (on the runtime's threads too).
 struct Inner {
@@ -440,11 +440,9 @@ impl Store for ObjectStore {
 
     fn get_into(&self, key: &str, buf: &mut Vec<u8>, max_len: u64) -> io::Result<bool> {
         let fetched = match self.take_pending(key) {
-            Some(pending) => self.runtime.run(async {
-                pending
-                    .await
-                    .map_err(|e| io::Error::new(e.kind(), e.to_string()))
-            })?,
+            Some(pending) => self
+                .runtime
+                .run(async { pending.await.map_err(io::Error::other)? })?,
             None => self
                 .runtime
                 .run(self.inner.clone().fetch(key.to_string(), max_len))?,
@@ -454,8 +452,8 @@ impl Store for ObjectStore {
                 Err(too_large(bytes.len() as u64, max_len))
             }
             Some(bytes) => {
-                buf.clear();
-                buf.extend_from_slice(&bytes);
+                // The object's own buffer when nothing else holds it: no copy.
+                *buf = Vec::from(bytes);
                 Ok(true)
             }
             None => Ok(false),
@@ -474,14 +472,7 @@ impl Store for ObjectStore {
         let task = self
             .runtime
             .spawn(self.inner.clone().fetch(key.to_string(), max_len));
-        let future: BoxFuture<'static, Result<Option<Bytes>, Arc<io::Error>>> = async move {
-            match task.await {
-                Ok(result) => result.map_err(Arc::new),
-                Err(join) => Err(Arc::new(io::Error::other(join.to_string()))),
-            }
-        }
-        .boxed();
-        pending.insert(key.to_string(), (Instant::now(), future.shared()));
+        pending.insert(key.to_string(), (Instant::now(), task));
     }
 
     fn open(&self, key: &str, max_len: u64) -> io::Result<Option<Box<dyn OpenObject>>> {
