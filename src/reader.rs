@@ -63,6 +63,9 @@ pub struct ChunkReader {
     stats: Arc<Stats>,
     pending_prefetches: Arc<AtomicUsize>,
     max_pending_prefetches: usize,
+    /// How many chunks ahead of the decodes a sequential reader's stored chunks are read
+    /// (stores whose reads are round trips; 0 for local ones).
+    fetch_ahead: usize,
 }
 
 impl ChunkReader {
@@ -75,6 +78,7 @@ impl ChunkReader {
             stats,
             pending_prefetches: Arc::new(AtomicUsize::new(0)),
             max_pending_prefetches,
+            fetch_ahead: 0,
         }
     }
 
@@ -93,11 +97,14 @@ impl ChunkReader {
         Ok(Self::new(cache, Arc::new(pool), stats))
     }
 
-    /// Sizes read-ahead for a store: as many chunk reads in flight as its round trips call
-    /// for (its profile's requests in flight), never fewer than keep the decoders busy. The
-    /// cache budget still bounds them (see [`Self::prefetch_list`]).
+    /// Sizes read-ahead for a store: decodes stay as few as keep the decoders busy, and on a
+    /// store whose reads are round trips the stored chunks after them are read ahead, as many
+    /// as its profile keeps in flight (within a quarter of the cache budget, see
+    /// [`Self::prefetch_list`]).
     pub fn for_store(mut self, profile: Profile) -> Self {
-        self.max_pending_prefetches = self.max_pending_prefetches.max(profile.requests_in_flight);
+        if profile.remote {
+            self.fetch_ahead = profile.requests_in_flight;
+        }
         self
     }
 
@@ -112,9 +119,10 @@ impl ChunkReader {
         }
     }
 
-    /// How many chunk decodes read-ahead keeps in flight at most.
+    /// How many chunks read-ahead reaches beyond the reader: decodes in flight, or on a
+    /// remote store the stored chunks read ahead of them.
     pub fn prefetch_depth(&self) -> u64 {
-        self.max_pending_prefetches as u64
+        self.max_pending_prefetches.max(self.fetch_ahead) as u64
     }
 
     /// The chunk cache.
@@ -422,7 +430,9 @@ impl ChunkReader {
     /// written. Decodes in flight hold memory beyond the cache, so at most an eighth of the
     /// budget is in flight: returns the first chunk left out for that reason. A decode
     /// started for the sequential reader `scan` is dropped if that reader has passed the
-    /// chunk's band by the time a decoder is free (it read the chunk itself).
+    /// chunk's band by the time a decoder is free (it read the chunk itself). On a remote
+    /// store, the stored chunks of the listed ones left out are read ahead (up to
+    /// `fetch_ahead` of them, within a quarter of the budget), for the decodes to come.
     pub fn prefetch_list(
         &self,
         array: &Arc<ZarrArray>,
@@ -430,15 +440,20 @@ impl ChunkReader {
         admission: Admission,
         scan: Option<u64>,
     ) -> Option<u64> {
-        let by_memory = self.cache.budget() / 8 / array.grid.chunk_bytes().max(1);
-        let limit = self.max_pending_prefetches.min(by_memory.max(1));
-        for linear in chunks {
-            if self.cache.is_present_or_loading((array.id, linear))
-                || array.dirty.lock().unwrap().chunks.contains_key(&linear)
-            {
-                continue;
-            }
+        let chunk_bytes = array.grid.chunk_bytes().max(1);
+        let limit = self
+            .max_pending_prefetches
+            .min((self.cache.budget() / 8 / chunk_bytes).max(1));
+        let mut chunks = chunks.into_iter().filter(|&linear| {
+            !self.cache.is_present_or_loading((array.id, linear))
+                && !array.dirty.lock().unwrap().chunks.contains_key(&linear)
+        });
+        while let Some(linear) = chunks.next() {
             if self.pending_prefetches.load(Ordering::Relaxed) >= limit {
+                let fetches = self.fetch_ahead.min(self.cache.budget() / 4 / chunk_bytes);
+                for later in std::iter::once(linear).chain(chunks).take(fetches) {
+                    array.prefetch_stored(later);
+                }
                 return Some(linear);
             }
             self.pending_prefetches.fetch_add(1, Ordering::Relaxed);

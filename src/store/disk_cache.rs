@@ -88,12 +88,24 @@ impl DiskCache {
 
     /// The entry for `key`, if there is a sound one; a damaged one is removed.
     pub fn get(&self, key: &str) -> Option<Entry> {
+        let mut bytes = Vec::new();
+        let (etag, validated) = self.get_into(key, &mut bytes)?;
+        Some(Entry {
+            etag,
+            validated,
+            bytes,
+        })
+    }
+
+    /// Reads the entry for `key` into `buf` (reusing its allocation); returns its ETag and
+    /// when it was last confirmed. A damaged entry is removed (and `buf` left unspecified).
+    pub fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Option<(String, SystemTime)> {
         let path = self.path(key);
         let mut file = File::open(&path).ok()?;
-        match self.read_entry(&mut file, key) {
-            Ok(entry) => {
+        match self.read_entry(&mut file, key, buf) {
+            Ok(found) => {
                 let _ = file.set_times(FileTimes::new().set_accessed(SystemTime::now()));
-                Some(entry)
+                Some(found)
             }
             Err(why) => {
                 tracing::warn!(
@@ -106,9 +118,19 @@ impl DiskCache {
         }
     }
 
-    /// Reads and checks an entry: the header from the first block, then the bytes straight
-    /// into a buffer of their size.
-    fn read_entry(&self, file: &mut File, key: &str) -> Result<Entry, String> {
+    /// When the entry for `key` was last confirmed, if there is one (not checked).
+    pub fn confirmed(&self, key: &str) -> Option<SystemTime> {
+        fs::metadata(self.path(key)).ok()?.modified().ok()
+    }
+
+    /// Reads and checks an entry into `bytes`: the header from the first block, then the
+    /// object's bytes.
+    fn read_entry(
+        &self,
+        file: &mut File,
+        key: &str,
+        bytes: &mut Vec<u8>,
+    ) -> Result<(String, SystemTime), String> {
         let meta = file.metadata().map_err(|e| e.to_string())?;
         let validated = meta.modified().map_err(|e| e.to_string())?;
         let mut head = vec![0u8; HEAD_BYTES.min(meta.len() as usize)];
@@ -126,29 +148,23 @@ impl DiskCache {
             return Err("holds another object".into());
         }
         let start = MAGIC.len() + newline + 1;
-        if meta.len() - start as u64 != header.len {
-            return Err(format!(
-                "{} of {} bytes: partial",
-                meta.len() - start as u64,
-                header.len
-            ));
+        let stored = meta.len() - start as u64;
+        if stored != header.len {
+            return Err(format!("{stored} of {} bytes: partial", header.len));
         }
-        let mut bytes = Vec::with_capacity(header.len as usize);
+        bytes.clear();
+        bytes.reserve(header.len as usize);
         bytes.extend_from_slice(&head[start..]);
         file.take(header.len - bytes.len() as u64)
-            .read_to_end(&mut bytes)
+            .read_to_end(bytes)
             .map_err(|e| e.to_string())?;
         if bytes.len() as u64 != header.len {
             return Err("cut short while read: partial".into());
         }
-        if crc32c::crc32c(&bytes) != header.crc32c {
+        if crc32c::crc32c(bytes) != header.crc32c {
             return Err("checksum mismatch: corrupt".into());
         }
-        Ok(Entry {
-            etag: header.etag,
-            validated,
-            bytes,
-        })
+        Ok((header.etag, validated))
     }
 
     /// Stores `bytes` as the version `etag` of `key` (validated now). Failures only cost a

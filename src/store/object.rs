@@ -246,6 +246,27 @@ impl Inner {
         Ok(Some(bytes))
     }
 
+    /// Reads `key` into `buf` from the disk cache when its entry was confirmed within the
+    /// TTL (and fits `max_len`); whether it did.
+    fn fresh_from_disk(&self, key: &str, buf: &mut Vec<u8>, max_len: u64) -> bool {
+        let Some(disk) = &self.disk else {
+            return false;
+        };
+        let ttl = self.options.ttl;
+        let fresh = |t: std::time::SystemTime| t.elapsed().is_ok_and(|age| age < ttl);
+        if !disk.confirmed(key).is_some_and(fresh) {
+            return false;
+        }
+        match disk.get_into(key, buf) {
+            Some((etag, validated)) if fresh(validated) && buf.len() as u64 <= max_len => {
+                Counters::add(&self.counters.disk_cache_hits, 1);
+                self.remember_version(key, Version::ETag(etag));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The head of an object (`None` when absent), remembered for the TTL.
     async fn head(&self, key: &str) -> io::Result<Option<Head>> {
         if let Some(head) = self.fresh(&self.heads, key) {
@@ -439,7 +460,11 @@ impl Store for ObjectStore {
     }
 
     fn get_into(&self, key: &str, buf: &mut Vec<u8>, max_len: u64) -> io::Result<bool> {
-        let fetched = match self.take_pending(key) {
+        let pending = self.take_pending(key);
+        if pending.is_none() && self.inner.fresh_from_disk(key, buf, max_len) {
+            return Ok(true);
+        }
+        let fetched = match pending {
             Some(pending) => self
                 .runtime
                 .run(async { pending.await.map_err(io::Error::other)? })?,
@@ -461,6 +486,14 @@ impl Store for ObjectStore {
     }
 
     fn prefetch(&self, key: &str, max_len: u64) {
+        // A fresh disk-cache entry costs no request: its caller reads it.
+        let ttl = self.inner.options.ttl;
+        if let Some(disk) = &self.inner.disk {
+            let confirmed = disk.confirmed(key).and_then(|t| t.elapsed().ok());
+            if confirmed.is_some_and(|age| age < ttl) {
+                return;
+            }
+        }
         let mut pending = self.inner.pending.lock().unwrap();
         if pending.contains_key(key) {
             return;
