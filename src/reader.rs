@@ -568,3 +568,92 @@ fn load_through_cache(
         Ok(loaded.buf)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DirectoryStore, ListEntry, ObjectInfo, Store};
+    use std::sync::Mutex;
+
+    /// A directory store that says its reads are round trips, and records read-ahead hints.
+    #[derive(Debug)]
+    struct Remote {
+        dir: DirectoryStore,
+        hinted: Mutex<Vec<String>>,
+    }
+
+    impl Store for Remote {
+        fn get(&self, key: &str, max_len: u64) -> std::io::Result<Option<Vec<u8>>> {
+            self.dir.get(key, max_len)
+        }
+        fn info(&self, key: &str) -> std::io::Result<Option<ObjectInfo>> {
+            self.dir.info(key)
+        }
+        fn list(&self, prefix: &str) -> std::io::Result<Vec<ListEntry>> {
+            self.dir.list(prefix)
+        }
+        fn describe(&self, key: &str) -> String {
+            self.dir.describe(key)
+        }
+        fn put(&self, _: &str, _: &[u8], _: Option<&str>, _: bool) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn delete(&self, _: &str, _: bool) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn remove_stale_temporaries(&self) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn prefetch(&self, key: &str, _: u64) {
+            self.hinted.lock().unwrap().push(key.to_string());
+        }
+        fn profile(&self) -> Profile {
+            Profile {
+                remote: true,
+                requests_in_flight: 8,
+                revalidate_after: None,
+            }
+        }
+    }
+
+    #[test]
+    fn remote_stores_are_read_further_ahead_than_chunks_are_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Remote {
+            dir: DirectoryStore::open(dir.path()).unwrap(),
+            hinted: Mutex::new(Vec::new()),
+        });
+        let meta = crate::metadata::v2::parse_zarray(
+            &serde_json::json!({"zarr_format": 2, "shape": [64], "chunks": [1], "dtype": "<i2",
+                "compressor": null, "fill_value": 0, "order": "C", "filters": null}),
+            serde_json::json!({}),
+        )
+        .unwrap();
+        let array = Arc::new(ZarrArray::new(
+            0,
+            store.clone(),
+            "",
+            meta,
+            std::time::SystemTime::now(),
+        ));
+        let reader = ChunkReader::with_budget(1 << 20, 1)
+            .unwrap()
+            .for_store(store.profile());
+        // The one decoder is busy: decodes queue up to their limit (2 × 1 + 2).
+        let (release, busy) = std::sync::mpsc::channel::<()>();
+        reader.pool().spawn(move || {
+            let _ = busy.recv();
+        });
+        let stopped = reader.prefetch_list(&array, 0..64, Admission::Keep, None);
+        assert_eq!(stopped, Some(4));
+        let hinted: Vec<String> = (0..12).map(|i| i.to_string()).collect();
+        assert_eq!(
+            *store.hinted.lock().unwrap(),
+            hinted,
+            "4 decodes, then 8 reads ahead"
+        );
+        assert_eq!(reader.prefetch_depth(), 8);
+        drop(release);
+        reader.wait_for_prefetches();
+    }
+}
