@@ -239,9 +239,7 @@ impl ZarrArray {
 
     /// Size and modification time of a stored chunk object (`None` when absent).
     fn chunk_info(&self, linear: u64) -> FsResult<Option<(String, ObjectInfo)>> {
-        self.find_stored(linear, |key| {
-            Ok(self.store.info(key)?.filter(|info| !info.is_prefix))
-        })
+        self.find_stored(linear, |key| self.store.object_info(key))
     }
 
     /// The store key holding a chunk (the first candidate when none exists yet).

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The size, mtime, owner and mode of a file or directory.
-fn object_info(meta: &fs::Metadata) -> ObjectInfo {
+fn info_of(meta: &fs::Metadata) -> ObjectInfo {
     ObjectInfo {
         size: if meta.is_dir() { 0 } else { meta.len() },
         mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
@@ -368,7 +368,7 @@ impl Store for DirectoryStore {
         if !meta.is_dir() && !meta.is_file() {
             return Err(refused_kind(&meta));
         }
-        Ok(Some(object_info(&meta)))
+        Ok(Some(info_of(&meta)))
     }
 
     fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>> {

@@ -138,6 +138,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     /// Size, mtime, owner and mode of an object or prefix; `Ok(None)` when absent.
     fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>>;
+    /// Size, mtime, owner and mode of an object; `Ok(None)` when there is none (a prefix is
+    /// none). Stores where telling prefixes costs a listing answer without one.
+    fn object_info(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
+        Ok(self.info(key)?.filter(|info| !info.is_prefix))
+    }
     /// Lists the direct children of a prefix ("" is the root).
     fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>>;
     /// A short description for log lines (the store location for a given key).

@@ -540,6 +540,11 @@ impl Store for ObjectStore {
         })
     }
 
+    fn object_info(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
+        let head = self.runtime.run(self.inner.head(key))?;
+        Ok(head.map(|head| head.info))
+    }
+
     fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>> {
         if !self.inner.options.listable {
             return Ok(Vec::new());
@@ -823,6 +828,8 @@ mod tests {
         let info = store.info("g/a/0.0").unwrap().unwrap();
         assert_eq!((info.size, info.is_prefix), (3, false));
         assert!(store.info("g/a").unwrap().unwrap().is_prefix);
+        assert!(store.object_info("g/a").unwrap().is_none(), "a prefix is no object");
+        assert_eq!(store.object_info("g/a/0.0").unwrap().unwrap().size, 3);
         assert!(store.info("g/none").unwrap().is_none());
         let entries: Vec<(String, bool)> = store
             .list("g")
