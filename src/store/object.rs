@@ -52,6 +52,21 @@ enum Version {
     ETag(String),
 }
 
+/// What a whole-object read found: the bytes (`None`: absent) and their version, if the
+/// server tells it.
+#[derive(Debug)]
+struct Fetched {
+    bytes: Option<Bytes>,
+    version: Option<Version>,
+}
+
+impl Fetched {
+    const ABSENT: Fetched = Fetched {
+        bytes: None,
+        version: Some(Version::Absent),
+    };
+}
+
 /// An object's size, modification time and ETag.
 #[derive(Debug, Clone)]
 struct Head {
@@ -63,7 +78,7 @@ struct Head {
 type Timed<T> = (Instant, T);
 
 /// A whole-object read started ahead of its caller.
-type Pending = tokio::task::JoinHandle<io::Result<Option<Bytes>>>;
+type Pending = tokio::task::JoinHandle<io::Result<Fetched>>;
 
 /// The state requests share (on the runtime's threads too).
 struct Inner {
@@ -186,21 +201,28 @@ impl Inner {
         }
     }
 
-    /// Reads a whole object of at most `max_len` bytes; `None` when absent. Served from the
-    /// disk cache while its entry is younger than the TTL, else revalidated with
-    /// `If-None-Match`.
-    async fn fetch(self: Arc<Self>, key: String, max_len: u64) -> io::Result<Option<Bytes>> {
+    /// Reads a whole object of at most `max_len` bytes; its bytes are `None` when absent.
+    /// Served from the disk cache while its entry is younger than the TTL, else revalidated
+    /// with `If-None-Match`. The version read is for the caller to record once it has the
+    /// bytes (a read started ahead may never be handed to anyone).
+    async fn fetch(self: Arc<Self>, key: String, max_len: u64) -> io::Result<Fetched> {
+        let found = |bytes: Bytes, etag: Option<String>| Fetched {
+            bytes: Some(bytes),
+            version: etag.map(Version::ETag),
+        };
         if let Some(None) = self.fresh(&self.heads, &key) {
             Counters::add(&self.counters.negative_hits, 1);
-            return Ok(None);
+            return Ok(Fetched::ABSENT);
         }
         let cached = self.disk.as_ref().and_then(|disk| disk.get(&key));
         if let Some(entry) = &cached {
             let age = entry.validated.elapsed().unwrap_or(Duration::MAX);
             if age < self.options.ttl && entry.bytes.len() as u64 <= max_len {
                 Counters::add(&self.counters.disk_cache_hits, 1);
-                self.remember_version(&key, Version::ETag(entry.etag.clone()));
-                return Ok(Some(Bytes::from(entry.bytes.clone())));
+                return Ok(found(
+                    Bytes::from(entry.bytes.clone()),
+                    Some(entry.etag.clone()),
+                ));
             }
         }
         let options = GetOptions {
@@ -217,16 +239,14 @@ impl Inner {
                 if let Some(disk) = &self.disk {
                     disk.confirm(&key);
                 }
-                self.remember_version(&key, Version::ETag(entry.etag));
-                return Ok(Some(Bytes::from(entry.bytes)));
+                return Ok(found(Bytes::from(entry.bytes), Some(entry.etag)));
             }
             Err(object_store::Error::NotFound { .. }) => {
                 self.remember_head(&key, None);
-                self.remember_version(&key, Version::Absent);
                 if let Some(disk) = &self.disk {
                     disk.remove(&key);
                 }
-                return Ok(None);
+                return Ok(Fetched::ABSENT);
             }
             Err(err) => return Err(self.failure("GET", &err)),
         };
@@ -236,14 +256,12 @@ impl Inner {
         let head = Self::head_of(&result.meta);
         let bytes = result.bytes().await.map_err(|e| self.failure("GET", &e))?;
         Counters::add(&self.counters.bytes_fetched, bytes.len() as u64);
-        if let Some(etag) = &head.etag {
-            self.remember_version(&key, Version::ETag(etag.clone()));
-            if let Some(disk) = &self.disk {
-                disk.put(&key, etag, &bytes);
-            }
+        if let (Some(etag), Some(disk)) = (&head.etag, &self.disk) {
+            disk.put(&key, etag, &bytes);
         }
+        let etag = head.etag.clone();
         self.remember_head(&key, Some(head));
-        Ok(Some(bytes))
+        Ok(found(bytes, etag))
     }
 
     /// Reads `key` into `buf` from the disk cache when its entry was confirmed within the
@@ -472,10 +490,19 @@ impl Store for ObjectStore {
                 .runtime
                 .run(self.inner.clone().fetch(key.to_string(), max_len))?,
         };
-        match fetched {
-            Some(bytes) if bytes.len() as u64 > max_len => {
-                Err(too_large(bytes.len() as u64, max_len))
+        if let Some(bytes) = &fetched.bytes {
+            if bytes.len() as u64 > max_len {
+                return Err(too_large(bytes.len() as u64, max_len));
             }
+        }
+        // What this caller gets is what a write of the key will be conditional on.
+        match fetched.version {
+            Some(version) => self.inner.remember_version(key, version),
+            None => {
+                self.inner.versions.lock().unwrap().pop(key);
+            }
+        }
+        match fetched.bytes {
             Some(bytes) => {
                 // The object's own buffer when nothing else holds it: no copy.
                 *buf = Vec::from(bytes);
@@ -610,6 +637,8 @@ impl Store for ObjectStore {
             Some(Version::Absent) => PutMode::Create,
             None => PutMode::Overwrite,
         };
+        // A read of the old version started ahead must not be handed to a later caller.
+        inner.pending.lock().unwrap().remove(key);
         let payload = Bytes::copy_from_slice(bytes);
         let result = self
             .runtime
@@ -649,6 +678,7 @@ impl Store for ObjectStore {
     fn delete(&self, key: &str, _durable: bool) -> io::Result<()> {
         self.refuse_writes()?;
         let inner = &self.inner;
+        inner.pending.lock().unwrap().remove(key);
         let result = self
             .runtime
             .run(async { Ok(inner.store.delete(&path(key)?).await) })?;
@@ -828,7 +858,10 @@ mod tests {
         let info = store.info("g/a/0.0").unwrap().unwrap();
         assert_eq!((info.size, info.is_prefix), (3, false));
         assert!(store.info("g/a").unwrap().unwrap().is_prefix);
-        assert!(store.object_info("g/a").unwrap().is_none(), "a prefix is no object");
+        assert!(
+            store.object_info("g/a").unwrap().is_none(),
+            "a prefix is no object"
+        );
         assert_eq!(store.object_info("g/a/0.0").unwrap().unwrap().size, 3);
         assert!(store.info("g/none").unwrap().is_none());
         let entries: Vec<(String, bool)> = store
@@ -927,6 +960,27 @@ mod tests {
         assert_eq!(buf, b"ahead");
         assert!(!store.get_into("p/1", &mut buf, ANY).unwrap());
         assert!(store.inner.pending.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn reads_ahead_never_handed_over_change_nothing() {
+        let memory = Arc::new(InMemory::new());
+        let store = store_over(&memory, Duration::ZERO, None);
+        let mut buf = Vec::new();
+        store.put("k", b"v1", None, false).unwrap();
+        assert!(store.get_into("k", &mut buf, ANY).unwrap());
+        // Another node writes v2; a read ahead fetches it, but no caller takes it.
+        put_behind(&memory, "k", b"v2");
+        store.prefetch("k", ANY);
+        std::thread::sleep(Duration::from_millis(200));
+        // This mount's write is still conditional on v1, the version its caller read.
+        assert!(store.put("k", b"mine", None, false).is_err());
+        // A read ahead started before a write here is not handed over after it.
+        assert!(store.get_into("k", &mut buf, ANY).unwrap());
+        store.prefetch("k", ANY);
+        store.put("k", b"mine", None, false).unwrap();
+        assert!(store.get_into("k", &mut buf, ANY).unwrap());
+        assert_eq!(buf, b"mine");
     }
 
     #[test]
