@@ -492,9 +492,15 @@ impl ZarrArray {
     }
 
     /// Whether the array's chunks may be stored in blocks that decode on their own (blosc in
-    /// C order), before any chunk is read.
+    /// C order), before any chunk is read. Never on remote stores: there a chunk is fetched
+    /// whole, ahead of its reader, and decoded whole.
     pub fn may_decode_by_blocks(&self) -> bool {
-        self.chain().is_ok_and(CodecChain::may_decode_by_blocks)
+        !self.store.profile().remote && self.chain().is_ok_and(CodecChain::may_decode_by_blocks)
+    }
+
+    /// Tells the store that stored chunk `linear` will be read soon.
+    pub fn prefetch_stored(&self, linear: u64) {
+        self.stored.prefetch(linear);
     }
 
     /// Decodes a whole stored chunk read from `location` into `buffer` (a recycled chunk

@@ -351,6 +351,23 @@ impl ChunkCache {
         }
     }
 
+    /// Drops every cached chunk of array `array`.
+    pub fn invalidate_array(&self, array: u32) {
+        let mut state = self.state.lock().unwrap();
+        let keys: Vec<ChunkKey> = state
+            .lru
+            .iter()
+            .map(|(key, _)| *key)
+            .filter(|key| key.0 == array)
+            .collect();
+        for key in keys {
+            state.scanned.remove(&key);
+            if let Some(old) = state.lru.pop(&key) {
+                state.bytes -= old.len();
+            }
+        }
+    }
+
     /// Returns the chunk, loading it with `load` on a miss. Concurrent callers for the same
     /// key share one load; errors are returned to every waiter. The loader decides whether
     /// its result is kept (by calling [`Self::insert`]).
@@ -434,6 +451,18 @@ mod tests {
         cache.insert((0, 9), Arc::new(vec![0; 1000]));
         assert!(cache.get((0, 9)).is_none(), "oversized chunk is not kept");
         assert!(cache.bytes() <= 300);
+    }
+
+    #[test]
+    fn one_array_is_dropped_whole() {
+        let cache = ChunkCache::new(1 << 20, Arc::new(Stats::default()));
+        for key in [(0, 0), (0, 1), (1, 0)] {
+            cache.insert(key, Arc::new(vec![1; 100]));
+        }
+        cache.invalidate_array(0);
+        assert!(cache.get((0, 0)).is_none() && cache.get((0, 1)).is_none());
+        assert!(cache.get((1, 0)).is_some());
+        assert_eq!(cache.bytes(), 100);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::cache::{Admission, ChunkBuf, ChunkCache};
 use crate::error::FsResult;
 use crate::geometry::ReadPlan;
 use crate::stats::Stats;
+use crate::store::Profile;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -62,6 +63,9 @@ pub struct ChunkReader {
     stats: Arc<Stats>,
     pending_prefetches: Arc<AtomicUsize>,
     max_pending_prefetches: usize,
+    /// How many chunks ahead of the decodes a sequential reader's stored chunks are read
+    /// (stores whose reads are round trips; 0 for local ones).
+    fetch_ahead: usize,
 }
 
 impl ChunkReader {
@@ -74,6 +78,7 @@ impl ChunkReader {
             stats,
             pending_prefetches: Arc::new(AtomicUsize::new(0)),
             max_pending_prefetches,
+            fetch_ahead: 0,
         }
     }
 
@@ -92,6 +97,17 @@ impl ChunkReader {
         Ok(Self::new(cache, Arc::new(pool), stats))
     }
 
+    /// Sizes read-ahead for a store: decodes stay as few as keep the decoders busy, and on a
+    /// store whose reads are round trips the stored chunks after them are read ahead, as many
+    /// as its profile keeps in flight (within a quarter of the cache budget, see
+    /// [`Self::prefetch_list`]).
+    pub fn for_store(mut self, profile: Profile) -> Self {
+        if profile.remote {
+            self.fetch_ahead = profile.requests_in_flight;
+        }
+        self
+    }
+
     /// How a sequential scan of `array` admits the chunks it decodes: kept from the second
     /// pass on, unless the array is larger than the whole cache (then never).
     pub fn scan_admission(&self, array: &ZarrArray) -> Admission {
@@ -103,9 +119,10 @@ impl ChunkReader {
         }
     }
 
-    /// How many chunk decodes read-ahead keeps in flight at most.
+    /// How many chunks read-ahead reaches beyond the reader: decodes in flight, or on a
+    /// remote store the stored chunks read ahead of them.
     pub fn prefetch_depth(&self) -> u64 {
-        self.max_pending_prefetches as u64
+        self.max_pending_prefetches.max(self.fetch_ahead) as u64
     }
 
     /// The chunk cache.
@@ -413,7 +430,9 @@ impl ChunkReader {
     /// written. Decodes in flight hold memory beyond the cache, so at most an eighth of the
     /// budget is in flight: returns the first chunk left out for that reason. A decode
     /// started for the sequential reader `scan` is dropped if that reader has passed the
-    /// chunk's band by the time a decoder is free (it read the chunk itself).
+    /// chunk's band by the time a decoder is free (it read the chunk itself). On a remote
+    /// store, the stored chunks of the listed ones left out are read ahead (up to
+    /// `fetch_ahead` of them, within a quarter of the budget), for the decodes to come.
     pub fn prefetch_list(
         &self,
         array: &Arc<ZarrArray>,
@@ -421,19 +440,27 @@ impl ChunkReader {
         admission: Admission,
         scan: Option<u64>,
     ) -> Option<u64> {
-        let by_memory = self.cache.budget() / 8 / array.grid.chunk_bytes().max(1);
-        let limit = self.max_pending_prefetches.min(by_memory.max(1));
-        for linear in chunks {
-            if self.cache.is_present_or_loading((array.id, linear))
-                || array.dirty.lock().unwrap().chunks.contains_key(&linear)
-            {
-                continue;
-            }
+        let chunk_bytes = array.grid.chunk_bytes().max(1);
+        let limit = self
+            .max_pending_prefetches
+            .min((self.cache.budget() / 8 / chunk_bytes).max(1));
+        let mut chunks = chunks.into_iter().filter(|&linear| {
+            !self.cache.is_present_or_loading((array.id, linear))
+                && !array.dirty.lock().unwrap().chunks.contains_key(&linear)
+        });
+        while let Some(linear) = chunks.next() {
             if self.pending_prefetches.load(Ordering::Relaxed) >= limit {
+                let fetches = self.fetch_ahead.min(self.cache.budget() / 4 / chunk_bytes);
+                for later in std::iter::once(linear).chain(chunks).take(fetches) {
+                    array.prefetch_stored(later);
+                }
                 return Some(linear);
             }
             self.pending_prefetches.fetch_add(1, Ordering::Relaxed);
             Stats::add(&self.stats.chunks_prefetched, 1);
+            // A store whose reads are round trips starts the read now, not when a decoder
+            // gets to it.
+            array.prefetch_stored(linear);
             let (cache, stats, pending) = (
                 self.cache.clone(),
                 self.stats.clone(),
@@ -540,4 +567,93 @@ fn load_through_cache(
         }
         Ok(loaded.buf)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DirectoryStore, ListEntry, ObjectInfo, Store};
+    use std::sync::Mutex;
+
+    /// A directory store that says its reads are round trips, and records read-ahead hints.
+    #[derive(Debug)]
+    struct Remote {
+        dir: DirectoryStore,
+        hinted: Mutex<Vec<String>>,
+    }
+
+    impl Store for Remote {
+        fn get(&self, key: &str, max_len: u64) -> std::io::Result<Option<Vec<u8>>> {
+            self.dir.get(key, max_len)
+        }
+        fn info(&self, key: &str) -> std::io::Result<Option<ObjectInfo>> {
+            self.dir.info(key)
+        }
+        fn list(&self, prefix: &str) -> std::io::Result<Vec<ListEntry>> {
+            self.dir.list(prefix)
+        }
+        fn describe(&self, key: &str) -> String {
+            self.dir.describe(key)
+        }
+        fn put(&self, _: &str, _: &[u8], _: Option<&str>, _: bool) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn delete(&self, _: &str, _: bool) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn remove_stale_temporaries(&self) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn prefetch(&self, key: &str, _: u64) {
+            self.hinted.lock().unwrap().push(key.to_string());
+        }
+        fn profile(&self) -> Profile {
+            Profile {
+                remote: true,
+                requests_in_flight: 8,
+                revalidate_after: None,
+            }
+        }
+    }
+
+    #[test]
+    fn remote_stores_are_read_further_ahead_than_chunks_are_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Remote {
+            dir: DirectoryStore::open(dir.path()).unwrap(),
+            hinted: Mutex::new(Vec::new()),
+        });
+        let meta = crate::metadata::v2::parse_zarray(
+            &serde_json::json!({"zarr_format": 2, "shape": [64], "chunks": [1], "dtype": "<i2",
+                "compressor": null, "fill_value": 0, "order": "C", "filters": null}),
+            serde_json::json!({}),
+        )
+        .unwrap();
+        let array = Arc::new(ZarrArray::new(
+            0,
+            store.clone(),
+            "",
+            meta,
+            std::time::SystemTime::now(),
+        ));
+        let reader = ChunkReader::with_budget(1 << 20, 1)
+            .unwrap()
+            .for_store(store.profile());
+        // The one decoder is busy: decodes queue up to their limit (2 × 1 + 2).
+        let (release, busy) = std::sync::mpsc::channel::<()>();
+        reader.pool().spawn(move || {
+            let _ = busy.recv();
+        });
+        let stopped = reader.prefetch_list(&array, 0..64, Admission::Keep, None);
+        assert_eq!(stopped, Some(4));
+        let hinted: Vec<String> = (0..12).map(|i| i.to_string()).collect();
+        assert_eq!(
+            *store.hinted.lock().unwrap(),
+            hinted,
+            "4 decodes, then 8 reads ahead"
+        );
+        assert_eq!(reader.prefetch_depth(), 8);
+        drop(release);
+        reader.wait_for_prefetches();
+    }
 }

@@ -44,7 +44,7 @@ pub enum Command {
 /// Arguments of `zarrfs mount`.
 #[derive(Debug, Args)]
 pub struct MountArgs {
-    /// The Zarr store directory.
+    /// The Zarr store: a directory, s3://bucket/prefix, or https://host/path (read-only).
     pub store: PathBuf,
     /// Where to mount it (an existing directory).
     pub mountpoint: PathBuf,
@@ -82,6 +82,38 @@ pub struct MountArgs {
     /// decodes) and cached only when a later pass reads it again.
     #[arg(long)]
     pub keep_scans: bool,
+    /// S3-compatible endpoint of an s3:// store (e.g. http://127.0.0.1:8333), addressed
+    /// path-style.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Region of an s3:// bucket [default: AWS_REGION, the profile's, else us-east-1].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Send unsigned requests (public buckets); no credentials are looked for.
+    #[arg(long)]
+    pub anonymous: bool,
+    /// Requests to an object store in flight at most [default: 64].
+    #[arg(long, value_name = "N")]
+    pub max_requests: Option<usize>,
+    /// How long an object store's answers are trusted before being asked again (object
+    /// sizes, absent keys, disk-cache entries) and how long cached chunks are kept before an
+    /// open checks them again, e.g. 1s or 500ms [default: 1s].
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Longest wait for one request to an object store [default: 30s].
+    #[arg(long, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+    /// Keep objects read from an object store in this local directory, shared by every
+    /// mount naming it and kept across remounts.
+    #[arg(long, value_name = "DIR")]
+    pub disk_cache: Option<PathBuf>,
+    /// Byte bound of --disk-cache, e.g. 20GiB [default: 10GiB].
+    #[arg(long, value_name = "SIZE")]
+    pub disk_cache_size: Option<String>,
+    /// Ignore consolidated metadata (.zmetadata, consolidated_metadata in zarr.json): read
+    /// each node's own documents.
+    #[arg(long)]
+    pub no_consolidated: bool,
     /// Mount options: ro, rw, allow_other, allow_root, cache_size=SIZE,
     /// max_chunk_size=SIZE, threads=N,
     /// writeback_delay=D, keep_scans, direct_io (bypass the page cache), kernel_cache

@@ -5,7 +5,8 @@ use super::MountArgs;
 use crate::fuse::ZarrFs;
 use crate::metadata;
 use crate::reader::ChunkReader;
-use crate::store::{DirectoryStore, Store};
+use crate::store::remote::{self, Location};
+use crate::store::{DirectoryStore, RemoteOptions, Store};
 use crate::tree::perms::Ownership;
 use crate::tree::{CacheMode, Tree, TreeOptions};
 use crate::units::{parse_duration, parse_size};
@@ -21,12 +22,35 @@ use std::time::Duration;
 const DEFAULT_CACHE_SIZE: u64 = 1 << 30;
 /// The largest chunk read by default, whatever the cache size.
 const MAX_DEFAULT_CHUNK_SIZE: u64 = 4 << 30;
+const DEFAULT_DISK_CACHE_SIZE: u64 = 10 << 30;
+
+/// Where the store is.
+#[derive(Debug, Clone)]
+pub enum StoreSpec {
+    /// A local directory (absolute).
+    Directory(PathBuf),
+    /// Object storage.
+    Remote(Location),
+}
+
+impl std::fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSpec::Directory(path) => write!(f, "{}", path.display()),
+            StoreSpec::Remote(location) => write!(f, "{}", location.url),
+        }
+    }
+}
 
 /// Everything a mount needs, after parsing and checking the command line.
 #[derive(Debug, Clone)]
 pub struct MountConfig {
-    /// Store directory (absolute).
-    pub store: PathBuf,
+    /// The store.
+    pub store: StoreSpec,
+    /// How an object store is reached (unused for directories).
+    pub remote: RemoteOptions,
+    /// Never use consolidated metadata.
+    pub ignore_consolidated: bool,
     /// Mount point (absolute).
     pub mountpoint: PathBuf,
     /// Refuse writes.
@@ -169,12 +193,26 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
     if threads == 0 {
         bail!("--threads must be at least 1");
     }
-    let store = std::fs::canonicalize(&args.store)
-        .map_err(|e| anyhow!("store {}: {e}", args.store.display()))?;
+    let store = parse_store(args)?;
+    let remote = RemoteOptions {
+        max_requests: args.max_requests.unwrap_or(64),
+        ttl: parse_option_duration(&args.ttl, Duration::from_secs(1))?,
+        request_timeout: parse_option_duration(&args.request_timeout, Duration::from_secs(30))?,
+        read_only: false,
+        listable: true,
+    };
+    if remote.max_requests == 0 {
+        bail!("--max-requests must be at least 1");
+    }
+    // An https:// store takes no writes.
+    let read_only = read_only
+        || matches!(&store, StoreSpec::Remote(location) if !location.url.starts_with("s3://"));
     let mountpoint = std::fs::canonicalize(&args.mountpoint)
         .map_err(|e| anyhow!("mount point {}: {e}", args.mountpoint.display()))?;
     Ok(MountConfig {
         store,
+        remote,
+        ignore_consolidated: args.no_consolidated,
         mountpoint,
         read_only,
         cache_size: cache_size.unwrap_or(DEFAULT_CACHE_SIZE),
@@ -191,6 +229,49 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         keep_scans,
         ownership,
     })
+}
+
+/// A duration option, or its default.
+fn parse_option_duration(value: &Option<String>, default: Duration) -> Result<Duration> {
+    value
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| anyhow!(e))
+        .map(|d| d.unwrap_or(default))
+}
+
+/// The store named on the command line: a URL of object storage, or a directory.
+fn parse_store(args: &MountArgs) -> Result<StoreSpec> {
+    let text = args.store.to_string_lossy();
+    if !remote::is_url(&text) {
+        if args.endpoint.is_some() || args.anonymous || args.disk_cache.is_some() {
+            bail!("--endpoint, --anonymous and --disk-cache apply to s3:// and https:// stores");
+        }
+        return std::fs::canonicalize(&args.store)
+            .map(StoreSpec::Directory)
+            .map_err(|e| anyhow!("store {}: {e}", args.store.display()));
+    }
+    let disk_cache = match &args.disk_cache {
+        Some(dir) => {
+            let size = args
+                .disk_cache_size
+                .as_deref()
+                .map(parse_size)
+                .transpose()
+                .map_err(|e| anyhow!(e))?
+                .unwrap_or(DEFAULT_DISK_CACHE_SIZE);
+            Some((dir.clone(), size))
+        }
+        None => None,
+    };
+    Ok(StoreSpec::Remote(Location {
+        url: text.into_owned(),
+        endpoint: args.endpoint.clone(),
+        region: args.region.clone(),
+        anonymous: args.anonymous,
+        disk_cache,
+    }))
 }
 
 /// Decodes the octal escapes (`\040`) of /proc/self/mountinfo paths.
@@ -222,14 +303,11 @@ pub fn is_mount_point(path: &Path) -> bool {
         .any(|mp| Path::new(&unescape_mount_path(mp)) == path)
 }
 
-/// Checks the store and mount point before mounting, with one clear message per problem,
-/// and takes the store's lock (see [`lock_store`]); returns the store opened, to serve.
-pub fn check(config: &MountConfig) -> Result<DirectoryStore> {
-    let store = DirectoryStore::open(&config.store)
-        .map_err(|e| anyhow!("store {}: {e}", config.store.display()))?;
-    if let Err(err) = metadata::Catalog::open(Arc::new(store.clone())).root() {
-        bail!("{err}");
-    }
+/// Checks the mount point, and a directory store, before mounting, with one clear message
+/// per problem; a directory store is opened, checked and locked (see [`lock_store`]) and
+/// returned, to serve. An object store is opened by [`open_store`] in the daemon (its
+/// runtime's threads would not survive the fork).
+pub fn check(config: &MountConfig) -> Result<Option<DirectoryStore>> {
     if !config.mountpoint.is_dir() {
         bail!(
             "mount point {} is not a directory",
@@ -242,18 +320,52 @@ pub fn check(config: &MountConfig) -> Result<DirectoryStore> {
             config.mountpoint.display()
         );
     }
+    let StoreSpec::Directory(root) = &config.store else {
+        return Ok(None);
+    };
+    let store = DirectoryStore::open(root).map_err(|e| anyhow!("store {}: {e}", root.display()))?;
+    check_root(config, Arc::new(store.clone()))?;
     // The kernel deadlocks when the daemon reaches its store through its own mount.
     match store.contains_dir(&config.mountpoint) {
         Ok(false) => {}
         Ok(true) => bail!(
             "mount point {} is inside the store {} it would serve; choose one outside the store",
             config.mountpoint.display(),
-            config.store.display()
+            root.display()
         ),
         Err(err) => bail!("mount point {}: {err}", config.mountpoint.display()),
     }
     lock_store(&store, config.read_only)?;
-    Ok(store)
+    Ok(Some(store))
+}
+
+/// Fails unless the store's root is a Zarr node.
+fn check_root(config: &MountConfig, store: Arc<dyn Store>) -> Result<()> {
+    let consolidated =
+        metadata::Consolidated::for_store(store.as_ref(), !config.ignore_consolidated);
+    match metadata::Catalog::with_consolidated(store, consolidated).root() {
+        Ok(_) => Ok(()),
+        Err(err) => bail!("{err}"),
+    }
+}
+
+/// The store to serve: the directory store [`check`] opened, or the object store, opened
+/// now.
+pub fn open_store(config: &MountConfig, checked: Option<DirectoryStore>) -> Result<Arc<dyn Store>> {
+    if let Some(store) = checked {
+        return Ok(Arc::new(store));
+    }
+    let StoreSpec::Remote(location) = &config.store else {
+        bail!("store {} was not checked", config.store);
+    };
+    let options = RemoteOptions {
+        read_only: config.read_only,
+        ..config.remote.clone()
+    };
+    // Its root is checked when the tree is built (one read of the metadata).
+    Ok(Arc::new(
+        remote::open(location, options).map_err(|e| anyhow!("store {}: {e}", location.url))?,
+    ))
 }
 
 /// Takes the store's lock for the life of the mount: a writable mount needs the store to
@@ -342,9 +454,12 @@ fn open_log(path: &Path) -> Result<File> {
         })
 }
 
+/// Logs to stderr; by default info and above, but object_store's line per retried request
+/// only as warnings (a request that finally fails is logged once, with its key, by zarrfs).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser=error"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,fuser=error,object_store=warn")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -356,10 +471,10 @@ fn init_logging() {
 /// once the mount is live.
 pub fn run(args: MountArgs) -> Result<()> {
     let config = parse_config(&args)?;
-    let store = check(&config)?;
+    let checked = check(&config)?;
     if args.foreground {
         init_logging();
-        return serve(&config, store, &mut None);
+        return serve(&config, open_store(&config, checked)?, &mut None);
     }
     let log_path = match &args.log {
         Some(path) => path.clone(),
@@ -394,7 +509,9 @@ pub fn run(args: MountArgs) -> Result<()> {
             drop(log);
             init_logging();
             let mut ready = Some(File::from(write_end));
-            let code = match serve(&config, store, &mut ready) {
+            let served =
+                open_store(&config, checked).and_then(|store| serve(&config, store, &mut ready));
+            let code = match served {
                 Ok(()) => 0,
                 Err(err) => {
                     tracing::error!("{err:#}");
@@ -453,7 +570,7 @@ fn raise_open_file_limit() {
 /// Mounts `store` (as [`check`] opened and locked it) and serves until unmounted or
 /// signalled; writes "OK" to `ready` and closes it once the mount is live (an error before
 /// that is left for the caller to report).
-pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<File>) -> Result<()> {
+pub fn serve(config: &MountConfig, store: Arc<dyn Store>, ready: &mut Option<File>) -> Result<()> {
     // Buffers of large chunks are mapped and unmapped rather than kept in malloc's heaps, so
     // the daemon's memory follows the cache budget (evicted buffers are recycled instead).
     // Smaller blocks stay in the heaps: among them the temporaries c-blosc allocates on every
@@ -468,11 +585,10 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
         libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD);
     }
     raise_open_file_limit();
-    let store = Arc::new(store);
-    let reader = Arc::new(ChunkReader::with_budget(
-        config.cache_size as usize,
-        config.threads,
-    )?);
+    let reader = Arc::new(
+        ChunkReader::with_budget(config.cache_size as usize, config.threads)?
+            .for_store(store.profile()),
+    );
     reader.cache().set_scan_resistance(!config.keep_scans);
     let tree = Arc::new(
         Tree::new(
@@ -483,6 +599,7 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
                 cache_mode: config.cache_mode,
                 ownership: config.ownership,
                 max_chunk_bytes: Some(config.max_chunk_size),
+                ignore_consolidated: config.ignore_consolidated,
             },
         )
         .map_err(|e| anyhow!(e.message))?,
@@ -501,7 +618,7 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
     let fs = ZarrFs::new(tree.clone());
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = vec![
-        fuser::MountOption::FSName(format!("zarrfs:{}", config.store.display())),
+        fuser::MountOption::FSName(format!("zarrfs:{}", config.store)),
         fuser::MountOption::Subtype("zarrfs".into()),
         fuser::MountOption::NoAtime,
         // The kernel checks permissions against the owners and modes the tree shows.
@@ -573,7 +690,7 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
         })?;
     tracing::info!(
         "mounted {} on {} (cache {} bytes, {} threads{})",
-        config.store.display(),
+        config.store,
         config.mountpoint.display(),
         config.cache_size,
         config.threads,
@@ -669,6 +786,15 @@ mod tests {
             keep_scans: false,
             file_mode: None,
             dir_mode: None,
+            endpoint: None,
+            region: None,
+            anonymous: false,
+            max_requests: None,
+            ttl: None,
+            request_timeout: None,
+            disk_cache: None,
+            disk_cache_size: None,
+            no_consolidated: false,
             options: vec![
                 "keep_scans".into(),
                 "ro".into(),

@@ -239,8 +239,7 @@ impl ShardedChunks {
         let place = self.place(linear);
         let store = &self.keys.store;
         store
-            .info(&place.key)
-            .map(|info| info.filter(|info| !info.is_prefix))
+            .object_info(&place.key)
             .map_err(|err| io_error(&**store, &place.key, &err))
     }
 

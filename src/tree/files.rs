@@ -132,13 +132,11 @@ impl Tree {
                 return self
                     .open_json_lines(&array, write, |lines| lines.chunks[linear as usize].clone());
             }
+            let options = self.view_open_options(&array);
             if !write {
                 self.reader.prefetch_after_chunk(&array, linear);
             }
-            (
-                FileTarget::Chunk { array, linear },
-                self.data_open_options(),
-            )
+            (FileTarget::Chunk { array, linear }, options)
         } else {
             let node = self.node(ino)?;
             match &node.kind {
@@ -147,14 +145,14 @@ impl Tree {
                         array: array.clone(),
                         header: None,
                     },
-                    self.data_open_options(),
+                    self.view_open_options(array),
                 ),
                 NodeKind::Npy { array, header } => (
                     FileTarget::Flat {
                         array: array.clone(),
                         header: Some(header.clone()),
                     },
-                    self.data_open_options(),
+                    self.view_open_options(array),
                 ),
                 NodeKind::JsonLines { array } => {
                     return self.open_json_lines(array, write, |lines| lines.data.clone());
@@ -256,6 +254,29 @@ impl Tree {
             direct_io,
             keep_cache: self.options.read_only && !direct_io,
         }
+    }
+
+    /// Open options of an array's data views, with close-to-open consistency on stores that
+    /// other nodes write (see [`crate::store::Profile::revalidate_after`]): the first open of
+    /// the array's views once that time has passed since the last one drops the chunks
+    /// cached from the store (unsaved ones stay) and, for this open, the kernel's cached
+    /// pages, so that reads after the open see what was stored before it.
+    fn view_open_options(&self, array: &ZarrArray) -> OpenOptions {
+        let mut options = self.data_open_options();
+        let Some(ttl) = self.store.profile().revalidate_after else {
+            return options;
+        };
+        let now = Instant::now();
+        let mut opened = self.views_checked.lock().unwrap();
+        if opened
+            .get(&array.id)
+            .is_none_or(|at| now.duration_since(*at) >= ttl)
+        {
+            opened.insert(array.id, now);
+            self.reader.cache().invalidate_array(array.id);
+            options.keep_cache = false;
+        }
+        options
     }
 
     /// Closes a file handle; the last close of a written file starts its write-back.

@@ -18,7 +18,7 @@ pub use sync::Invalidation;
 use crate::array::ZarrArray;
 use crate::error::{FsError, FsResult};
 use crate::jsonl::JsonLines;
-use crate::metadata::{self, Catalog, Located, NodeMeta, Origin};
+use crate::metadata::{self, Catalog, Consolidated, Located, NodeMeta, Origin};
 use crate::reader::ChunkReader;
 use crate::store::{join_key, Store};
 use crate::writer::ChunkWriter;
@@ -158,6 +158,8 @@ pub struct TreeOptions {
     /// Largest decoded chunk read (`None`: no limit); arrays with larger chunks are listed
     /// and their reads fail with EIO.
     pub max_chunk_bytes: Option<u64>,
+    /// Never use the store's consolidated metadata (`--no-consolidated`).
+    pub ignore_consolidated: bool,
 }
 
 /// The virtual file tree over one store.
@@ -179,6 +181,9 @@ pub struct Tree {
     invalidations: Mutex<Option<Sender<Invalidation>>>,
     /// Whether the kernel lets direct-I/O files be mmap()ed.
     direct_io_allowed: std::sync::atomic::AtomicBool,
+    /// When each array's views were last opened with their cached chunks checked (stores
+    /// other nodes write).
+    views_checked: Mutex<HashMap<u32, std::time::Instant>>,
     /// JSON lines of variable-length arrays, by array id, built on first use.
     json_lines: Mutex<HashMap<u32, Arc<JsonLines>>>,
 }
@@ -223,13 +228,17 @@ impl Tree {
         options: TreeOptions,
     ) -> FsResult<Self> {
         let tree = Tree {
-            catalog: Catalog::open(store.clone()),
+            catalog: Catalog::with_consolidated(
+                store.clone(),
+                Consolidated::for_store(store.as_ref(), !options.ignore_consolidated),
+            ),
             store,
             options,
             writer: ChunkWriter::new(reader.clone()),
             array_dirs: RwLock::new(HashMap::new()),
             invalidations: Mutex::new(None),
             direct_io_allowed: std::sync::atomic::AtomicBool::new(false),
+            views_checked: Mutex::new(HashMap::new()),
             json_lines: Mutex::new(HashMap::new()),
             reader,
             nodes: RwLock::new(Vec::new()),
@@ -633,17 +642,18 @@ impl Tree {
         })
     }
 
-    /// The `.zarrfs/stats` text.
+    /// The `.zarrfs/stats` text: the reader's counters, then the store's own.
     pub fn stats_text(&self) -> Vec<u8> {
         let cache = self.reader.cache();
-        self.reader
-            .stats()
-            .render(
-                cache.bytes() as u64,
-                cache.len() as u64,
-                cache.budget() as u64,
-            )
-            .into_bytes()
+        let mut text = self.reader.stats().render(
+            cache.bytes() as u64,
+            cache.len() as u64,
+            cache.budget() as u64,
+        );
+        for (name, value) in self.store.counters() {
+            text.push_str(&format!("{name} {value}\n"));
+        }
+        text.into_bytes()
     }
 
     /// Lists a directory from position `offset`; `emit(entry, next_offset)` returns true
