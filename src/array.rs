@@ -12,10 +12,11 @@ use crate::stats::Stats;
 use crate::store::{join_key, ObjectInfo, OpenObject, Store};
 pub use crate::stored::WriteBack;
 use crate::stored::{read_exact_at, OpenStored, StoredChunks, Update};
+use parking_lot::Mutex;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use std::time::{Instant, SystemTime};
 
@@ -290,7 +291,7 @@ impl ZarrArray {
     /// Records that chunk `linear` was opened for reading; returns the order the opens
     /// have followed so far. A step that fits both orders keeps the previous verdict.
     pub fn note_chunk_opened(&self, linear: u64) -> WalkOrder {
-        let mut walk = self.chunk_walk.lock().unwrap();
+        let mut walk = self.chunk_walk.lock();
         let previous = walk.last.replace(linear);
         walk.order = match previous {
             None => WalkOrder::Unknown,
@@ -315,7 +316,7 @@ impl ZarrArray {
     /// idle for longer than [`IDLE_READER_GRACE`] do not count: they decode again what they
     /// come back to.
     pub fn note_scan_band(&self, fh: u64, band: Option<u64>, now: Instant) -> Option<u64> {
-        let mut bands = self.scan_bands.lock().unwrap();
+        let mut bands = self.scan_bands.lock();
         match band {
             Some(band) => bands.insert(fh, (band, now)),
             None => bands.remove(&fh),
@@ -334,7 +335,6 @@ impl ZarrArray {
         let band = linear / self.grid.chunks_per_band().max(1);
         self.scan_bands
             .lock()
-            .unwrap()
             .get(&fh)
             .is_some_and(|&(reader_band, _)| reader_band > band)
     }

@@ -144,7 +144,7 @@ impl ChunkReader {
         linear: u64,
         admission: Admission,
     ) -> FsResult<ChunkBuf> {
-        if let Some(buf) = array.dirty.lock().unwrap().chunks.get(&linear) {
+        if let Some(buf) = array.dirty.lock().chunks.get(&linear) {
             return Ok(buf.clone());
         }
         self.stored_chunk_for(array, linear, admission)
@@ -229,7 +229,7 @@ impl ChunkReader {
             // Unsaved chunks are taken in one snapshot; if a write-back lands meanwhile the
             // snapshot may mix versions, so it is taken again.
             let (generation, mut bufs): (u64, Vec<Option<ChunkBuf>>) = {
-                let dirty = array.dirty.lock().unwrap();
+                let dirty = array.dirty.lock();
                 let bufs = plan
                     .chunks
                     .iter()
@@ -273,7 +273,7 @@ impl ChunkReader {
                 }
                 sources.extend(bufs.into_iter().map(|b| b.map(Source::Whole)));
             }
-            if array.dirty.lock().unwrap().generation == generation {
+            if array.dirty.lock().generation == generation {
                 break sources
                     .into_iter()
                     .map(|b| b.expect("filled"))
@@ -425,7 +425,7 @@ impl ChunkReader {
         let limit = self.max_pending_prefetches.min(by_memory.max(1));
         for linear in chunks {
             if self.cache.is_present_or_loading((array.id, linear))
-                || array.dirty.lock().unwrap().chunks.contains_key(&linear)
+                || array.dirty.lock().chunks.contains_key(&linear)
             {
                 continue;
             }
@@ -529,11 +529,11 @@ fn load_through_cache(
     let key = (array.id, linear);
     cache.get_or_load(key, admission, || {
         array.check_readable(stats)?;
-        let generation = array.dirty.lock().unwrap().generation;
+        let generation = array.dirty.lock().generation;
         let buffer = cache.take_buffer(array.grid.chunk_bytes());
         let loaded = array.load_chunk_reusing(linear, stats, buffer)?;
         if loaded.cacheable && still_wanted() {
-            let dirty = array.dirty.lock().unwrap();
+            let dirty = array.dirty.lock();
             if dirty.generation == generation {
                 cache.admit(key, loaded.buf.clone(), admission);
             }

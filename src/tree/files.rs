@@ -7,9 +7,10 @@ use crate::blocks::BlockStream;
 use crate::cache::Admission;
 use crate::error::{FsError, FsResult};
 use crate::reader::HeldChunks;
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -201,7 +202,7 @@ impl Tree {
     /// Registers an open file; returns its handle.
     fn register_open(&self, target: FileTarget, writable: bool) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.files.lock().unwrap().insert(
+        self.files.lock().insert(
             fh,
             Arc::new(OpenFile {
                 target,
@@ -260,12 +261,12 @@ impl Tree {
 
     /// Closes a file handle; the last close of a written file starts its write-back.
     pub fn release(&self, fh: u64) {
-        let file = self.files.lock().unwrap().remove(&fh);
+        let file = self.files.lock().remove(&fh);
         if let Some(file) = &file {
-            file.held.lock().unwrap().clear(self.reader.cache());
+            file.held.lock().clear(self.reader.cache());
             if let FileTarget::Flat { array, .. } = &file.target {
                 array.note_scan_band(fh, None, Instant::now());
-                self.remember_band_read_by_blocks(array, &file.sequential.lock().unwrap(), None);
+                self.remember_band_read_by_blocks(array, &file.sequential.lock(), None);
             }
         }
         if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
@@ -278,7 +279,6 @@ impl Tree {
     pub(super) fn open_file(&self, fh: u64) -> FsResult<Arc<OpenFile>> {
         self.files
             .lock()
-            .unwrap()
             .get(&fh)
             .cloned()
             .ok_or_else(|| FsError::new(libc::EBADF, "unknown file handle"))
@@ -375,7 +375,7 @@ impl Tree {
                     return Ok(Vec::new());
                 }
                 let end = offset.saturating_add(size).min(chunk_bytes);
-                let sequential = file.sequential.lock().unwrap().advance(offset, end);
+                let sequential = file.sequential.lock().advance(offset, end);
                 let admission = if sequential {
                     self.reader.scan_admission(array)
                 } else {
@@ -406,7 +406,7 @@ impl Tree {
                 // A sequential reader keeps the chunks of its band (unless another read of
                 // the same handle is using them right now).
                 let mut held = if admission.is_scan() {
-                    file.held.try_lock().ok()
+                    file.held.try_lock()
                 } else {
                     None
                 };
@@ -446,7 +446,7 @@ impl Tree {
         end: u64,
         data: std::ops::Range<u64>,
     ) -> (Admission, Option<Arc<BlockStream>>) {
-        let mut seq = file.sequential.lock().unwrap();
+        let mut seq = file.sequential.lock();
         if !seq.advance(offset, end) {
             self.remember_band_read_by_blocks(array, &seq, None);
             seq.prefetched_to = 0;
@@ -454,7 +454,7 @@ impl Tree {
             seq.band_by_blocks = false;
             seq.blocks_started_to = 0;
             array.note_scan_band(fh, None, Instant::now());
-            file.held.lock().unwrap().clear(self.reader.cache());
+            file.held.lock().clear(self.reader.cache());
             return (Admission::Keep, None);
         }
         let grid = &array.grid;
@@ -472,7 +472,6 @@ impl Tree {
             self.remember_band_read_by_blocks(array, &seq, Some(band));
             file.held
                 .lock()
-                .unwrap()
                 .retain(band_chunks(band), self.reader.cache());
             seq.band_by_blocks =
                 self.reads_band_by_blocks(file, array, band_chunks(band), admission);
@@ -507,7 +506,7 @@ impl Tree {
         }
         seq.band = Some(band);
         seq.reached_band = data.end.saturating_sub(1).max(data.start) / band_bytes;
-        let stream = match &*file.blocks.lock().unwrap() {
+        let stream = match &*file.blocks.lock() {
             Blocks::Stream(stream) if seq.band_by_blocks => Some(stream.clone()),
             _ => None,
         };
@@ -540,7 +539,7 @@ impl Tree {
             && !seq.whole_beyond_band
             && self.reads_band_by_blocks(file, array, band_chunks(band + 1), admission)
         {
-            if let Blocks::Stream(stream) = &*file.blocks.lock().unwrap() {
+            if let Blocks::Stream(stream) = &*file.blocks.lock() {
                 return (admission, Some(stream.clone()));
             }
         }
@@ -580,7 +579,7 @@ impl Tree {
     fn may_read_by_blocks(&self, file: &OpenFile, array: &ZarrArray) -> bool {
         self.reader.cache().scan_resistance()
             && array.may_decode_by_blocks()
-            && !matches!(*file.blocks.lock().unwrap(), Blocks::Unavailable)
+            && !matches!(*file.blocks.lock(), Blocks::Unavailable)
     }
 
     /// Whether a scan takes the chunks `band` whole: one of them is unsaved, or taken whole
@@ -593,7 +592,7 @@ impl Tree {
     ) -> bool {
         let band = band.start..band.end.min(array.grid.num_chunks());
         {
-            let dirty = array.dirty.lock().unwrap();
+            let dirty = array.dirty.lock();
             if band.clone().any(|chunk| dirty.chunks.contains_key(&chunk)) {
                 return true;
             }
@@ -620,7 +619,7 @@ impl Tree {
         {
             return false;
         }
-        let mut blocks = file.blocks.lock().unwrap();
+        let mut blocks = file.blocks.lock();
         if let Blocks::Untried = *blocks {
             // The first stored chunk from the band on tells (absent ones show the fill value).
             let probes = band.start..(band.start + PROBED_CHUNKS).min(array.grid.num_chunks());
@@ -666,7 +665,7 @@ impl Tree {
         }
         // Rows `from..target` cover the same rows of every chunk in their bands: the blocks
         // of those rows, block by block across each band (reply order).
-        let dirty: HashSet<u64> = array.dirty.lock().unwrap().chunks.keys().copied().collect();
+        let dirty: HashSet<u64> = array.dirty.lock().chunks.keys().copied().collect();
         let (first_row, end_row) = (from / flat_row, target.div_ceil(flat_row));
         let mut wanted = Vec::new();
         for band in first_row / chunk_rows..end_row.div_ceil(chunk_rows) {

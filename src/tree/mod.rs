@@ -22,11 +22,12 @@ use crate::metadata::{self, Catalog, Located, NodeMeta, Origin};
 use crate::reader::ChunkReader;
 use crate::store::{join_key, Store};
 use crate::writer::ChunkWriter;
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Inode number of the mount root.
@@ -244,9 +245,9 @@ impl Tree {
             Err(err) => return Err(FsError::invalid(err.to_string())),
         };
         if let NodeKind::ArrayDir { array } = &root {
-            tree.array_dirs.write().unwrap().insert(array.id, ROOT_INO);
+            tree.array_dirs.write().insert(array.id, ROOT_INO);
         }
-        tree.nodes.write().unwrap().push(Arc::new(Node {
+        tree.nodes.write().push(Arc::new(Node {
             parent: ROOT_INO,
             kind: root,
             source,
@@ -311,7 +312,7 @@ impl Tree {
                     }
                     _ => {}
                 }
-                let mut arrays = self.arrays.write().unwrap();
+                let mut arrays = self.arrays.write();
                 let id = arrays.len() as u32;
                 let array = Arc::new(ZarrArray::new(id, self.store.clone(), path, *meta, mtime));
                 arrays.push(array.clone());
@@ -327,7 +328,6 @@ impl Tree {
         }
         self.nodes
             .read()
-            .unwrap()
             .get((ino - 1) as usize)
             .cloned()
             .ok_or_else(|| FsError::not_found(format!("no node {ino}")))
@@ -336,7 +336,6 @@ impl Tree {
     fn array_by_id(&self, id: u32) -> FsResult<Arc<ZarrArray>> {
         self.arrays
             .read()
-            .unwrap()
             .get(id as usize)
             .cloned()
             .ok_or_else(|| FsError::not_found(format!("no array {id}")))
@@ -440,17 +439,17 @@ impl Tree {
             return Err(FsError::new(libc::ENOTDIR, "not a directory"));
         }
         let key = (parent, name.to_string());
-        if let Some(&ino) = self.children.read().unwrap().get(&key) {
+        if let Some(&ino) = self.children.read().get(&key) {
             return Ok(ino);
         }
         let (kind, source) = self
             .resolve_child(parent, &node, name)?
             .ok_or_else(|| FsError::not_found(format!("no entry {name}")))?;
-        let mut children = self.children.write().unwrap();
+        let mut children = self.children.write();
         if let Some(&ino) = children.get(&key) {
             return Ok(ino);
         }
-        let mut nodes = self.nodes.write().unwrap();
+        let mut nodes = self.nodes.write();
         let array_id = match &kind {
             NodeKind::ArrayDir { array } => Some(array.id),
             _ => None,
@@ -463,7 +462,7 @@ impl Tree {
         let ino = nodes.len() as u64;
         children.insert(key, ino);
         if let Some(id) = array_id {
-            self.array_dirs.write().unwrap().insert(id, ino);
+            self.array_dirs.write().insert(id, ino);
         }
         Ok(ino)
     }
@@ -508,7 +507,7 @@ impl Tree {
 
     /// Where the owner and mode of an array's files come from.
     fn array_source(&self, array: &ZarrArray) -> Source {
-        let dir = self.array_dirs.read().unwrap().get(&array.id).copied();
+        let dir = self.array_dirs.read().get(&array.id).copied();
         dir.and_then(|ino| self.node(ino).ok())
             .map(|node| node.source.clone())
             .unwrap_or_else(|| Source {
@@ -544,7 +543,7 @@ impl Tree {
 
     /// The JSON lines of a variable-length array, built on first use.
     pub(crate) fn json_lines(&self, array: &ZarrArray) -> FsResult<Arc<JsonLines>> {
-        if let Some(lines) = self.json_lines.lock().unwrap().get(&array.id) {
+        if let Some(lines) = self.json_lines.lock().get(&array.id) {
             return Ok(lines.clone());
         }
         let lines = Arc::new(crate::jsonl::build(
@@ -552,10 +551,7 @@ impl Tree {
             &self.reader,
             self.reader.cache().budget(),
         )?);
-        self.json_lines
-            .lock()
-            .unwrap()
-            .insert(array.id, lines.clone());
+        self.json_lines.lock().insert(array.id, lines.clone());
         Ok(lines)
     }
 
@@ -1020,7 +1016,7 @@ mod tests {
         for _ in 0..pool.current_num_threads() {
             let blocked = blocked.clone();
             pool.spawn(move || {
-                let _ = blocked.lock().unwrap().recv();
+                let _ = blocked.lock().recv();
             });
         }
         let counts = walk(&tree, "counts/data"); // 1000 int32 in 4 chunks of 256

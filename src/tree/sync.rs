@@ -20,14 +20,14 @@ impl Tree {
         written: Option<&str>,
         range: Option<(u64, u64)>,
     ) {
-        let Some(sender) = self.invalidations.lock().unwrap().clone() else {
+        let Some(sender) = self.invalidations.lock().clone() else {
             return;
         };
-        let Some(&dir) = self.array_dirs.read().unwrap().get(&array.id) else {
+        let Some(&dir) = self.array_dirs.read().get(&array.id) else {
             return;
         };
         let aliases: Vec<u64> = {
-            let children = self.children.read().unwrap();
+            let children = self.children.read();
             ["data", "data.npy"]
                 .into_iter()
                 .filter(|name| Some(*name) != written)
@@ -70,7 +70,7 @@ impl Tree {
                 }
             })
             .expect("spawn invalidation thread");
-        *self.invalidations.lock().unwrap() = Some(sender);
+        *self.invalidations.lock() = Some(sender);
     }
 
     /// `close()` of a handle: a written array is written back and any failure returned.
@@ -104,7 +104,7 @@ impl Tree {
 
     /// Writes back every array with unsaved chunks; returns the first failure.
     pub fn flush_all(&self, durable: bool) -> FsResult<()> {
-        let arrays: Vec<Arc<ZarrArray>> = self.arrays.read().unwrap().clone();
+        let arrays: Vec<Arc<ZarrArray>> = self.arrays.read().clone();
         let mut first_error = None;
         for array in arrays {
             if let Err(err) = self.writer.flush_array(&array, durable) {
@@ -126,17 +126,17 @@ impl Tree {
                 let Some(tree) = tree.upgrade() else {
                     return;
                 };
-                let arrays: Vec<Arc<ZarrArray>> = tree.arrays.read().unwrap().clone();
+                let arrays: Vec<Arc<ZarrArray>> = tree.arrays.read().clone();
                 for array in arrays {
                     let due = {
-                        let dirty = array.dirty.lock().unwrap();
+                        let dirty = array.dirty.lock();
                         !dirty.chunks.is_empty()
                             && dirty.last_write.is_none_or(|t| t.elapsed() >= delay)
                     };
                     if due {
                         if let Err(err) = tree.writer.flush_array(&array, false) {
                             tracing::warn!("idle write-back: {}", err.message);
-                            array.dirty.lock().unwrap().last_write = Some(Instant::now());
+                            array.dirty.lock().last_write = Some(Instant::now());
                         }
                     }
                 }
