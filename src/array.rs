@@ -392,12 +392,14 @@ impl ZarrArray {
                 if chunk.as_slice() == fill.as_slice() {
                     return Ok((*linear, None));
                 }
-                codecs
-                    .encode(chunk)
-                    .map(|bytes| (*linear, Some(bytes)))
-                    .map_err(|e| {
-                        FsError::io(format!("chunk {}: {e}", self.describe_chunk(*linear)))
-                    })
+                let what = format!("chunk {}", self.describe_chunk(*linear));
+                crate::isolation::isolate_fallible(&what, || {
+                    crate::isolation::inject("encode", &what);
+                    codecs
+                        .encode(chunk)
+                        .map(|bytes| (*linear, Some(bytes)))
+                        .map_err(|e| FsError::io(format!("{what}: {e}")))
+                })
             })
             .collect();
         let updates: Vec<Update> = encoded
@@ -513,15 +515,20 @@ impl ZarrArray {
         } else {
             vec![0u8; self.grid.chunk_bytes()]
         };
-        match codecs.decode_reusing(encoded, buffer) {
-            Ok(mut decoded) => {
+        let what = format!("chunk {location}");
+        let decoded = crate::isolation::isolate(&what, || {
+            crate::isolation::inject("decode", &what);
+            codecs.decode_reusing(encoded, buffer)
+        });
+        match decoded.map(|result| result.map_err(|err| format!("{what}: {err}"))) {
+            Ok(Ok(mut decoded)) => {
                 self.mask_padding(linear, &mut decoded);
                 Stats::add(&stats.chunks_decoded, 1);
                 Ok(decoded)
             }
-            Err(err) => {
+            Ok(Err(message)) | Err(FsError { message, .. }) => {
                 Stats::add(&stats.errors, 1);
-                Err(FsError::io(format!("chunk {location}: {err}")))
+                Err(FsError::io(message))
             }
         }
     }

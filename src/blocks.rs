@@ -236,7 +236,10 @@ impl BlockStream {
             pool.spawn(move || {
                 // The reader may have passed it while the decode waited for a thread.
                 if !stream.is_behind(key.0, key.1) {
-                    match stream.block(key.0, key.1) {
+                    let loaded = crate::isolation::isolate_fallible("read-ahead", || {
+                        stream.block(key.0, key.1)
+                    });
+                    match loaded {
                         Err(err) if crate::error::first_report(&err.message) => {
                             tracing::warn!("read-ahead: {}", err.message);
                         }
@@ -410,7 +413,8 @@ impl BlockStream {
         map(&mut state).insert(key, Slot::Loading);
         let generation = state.generation;
         drop(state);
-        let result = load();
+        // A panicking load fails like any other, so that waiters never wait on it forever.
+        let result = crate::isolation::isolate_fallible("reading by blocks", load);
         let mut state = self.state.lock();
         if state.generation == generation {
             match &result {

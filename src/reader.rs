@@ -88,6 +88,8 @@ impl ChunkReader {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("zarrfs-decode-{i}"))
+            // A job's panic is logged by the panic hook; the pool must not abort for it.
+            .panic_handler(drop)
             .build()?;
         Ok(Self::new(cache, Arc::new(pool), stats))
     }
@@ -442,11 +444,14 @@ impl ChunkReader {
             let array = array.clone();
             self.pool.spawn(move || {
                 let wanted = || !scan.is_some_and(|fh| array.scan_has_passed(fh, linear));
-                if !wanted() {
-                    Stats::add(&stats.prefetches_dropped, 1);
-                } else if let Err(err) =
-                    load_through_cache(&cache, &stats, &array, linear, admission, wanted)
-                {
+                let loaded = crate::isolation::isolate_fallible("read-ahead", || {
+                    if !wanted() {
+                        Stats::add(&stats.prefetches_dropped, 1);
+                        return Ok(());
+                    }
+                    load_through_cache(&cache, &stats, &array, linear, admission, wanted).map(drop)
+                });
+                if let Err(err) = loaded {
                     // Only a guess failed: the read that needs the chunk says why.
                     tracing::debug!("read-ahead: {}", err.message);
                 }

@@ -204,7 +204,9 @@ impl ChunkWriter {
                 }
                 Err(err) => {
                     Stats::add(&stats.writeback_errors, 1);
-                    tracing::warn!("write-back failed, chunk kept dirty: {}", err.message);
+                    if crate::error::first_report(&err.message) {
+                        tracing::warn!("write-back failed, chunk kept dirty: {}", err.message);
+                    }
                     first_error.get_or_insert(err);
                 }
             }

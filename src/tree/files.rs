@@ -271,7 +271,9 @@ impl Tree {
         }
         if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
             if let Err(err) = self.writer.flush_array(array, false) {
-                tracing::warn!("write-back on close: {}", err.message);
+                if crate::error::first_report(&err.message) {
+                    tracing::warn!("write-back on close: {}", err.message);
+                }
             }
         }
     }

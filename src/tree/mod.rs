@@ -450,6 +450,8 @@ impl Tree {
             return Ok(ino);
         }
         let mut nodes = self.nodes.write();
+        // Tests check that a panic here, with both locks held, fails this lookup alone.
+        crate::isolation::inject("lookup", name);
         let array_id = match &kind {
             NodeKind::ArrayDir { array } => Some(array.id),
             _ => None,

@@ -77,7 +77,7 @@ impl Tree {
     pub fn flush(&self, fh: u64) -> FsResult<()> {
         let file = self.open_file(fh)?;
         match file.array() {
-            Some(array) if file.writable => self.writer.flush_array(array, false),
+            Some(array) if file.writable => self.write_back(array, false),
             _ => Ok(()),
         }
     }
@@ -86,7 +86,7 @@ impl Tree {
     pub fn fsync(&self, fh: u64) -> FsResult<()> {
         let file = self.open_file(fh)?;
         match file.array() {
-            Some(array) => self.writer.flush_array(array, true),
+            Some(array) => self.write_back(array, true),
             None => Ok(()),
         }
     }
@@ -95,11 +95,18 @@ impl Tree {
     pub fn fsyncdir(&self, ino: u64) -> FsResult<()> {
         match &self.node(ino)?.kind {
             NodeKind::ArrayDir { array } | NodeKind::ChunksDir { array } => {
-                self.writer.flush_array(array, true)
+                self.write_back(array, true)
             }
             _ if ino == ROOT_INO => self.flush_all(true),
             _ => Ok(()),
         }
+    }
+
+    /// Writes an array's unsaved chunks back: a panic on the way fails this write-back
+    /// alone (the chunks stay unsaved), whichever thread runs it.
+    fn write_back(&self, array: &Arc<ZarrArray>, durable: bool) -> FsResult<()> {
+        let what = format!("write-back of {}", array.describe());
+        crate::isolation::isolate_fallible(&what, || self.writer.flush_array(array, durable))
     }
 
     /// Writes back every array with unsaved chunks; returns the first failure.
@@ -107,7 +114,7 @@ impl Tree {
         let arrays: Vec<Arc<ZarrArray>> = self.arrays.read().clone();
         let mut first_error = None;
         for array in arrays {
-            if let Err(err) = self.writer.flush_array(&array, durable) {
+            if let Err(err) = self.write_back(&array, durable) {
                 first_error.get_or_insert(err);
             }
         }
@@ -134,8 +141,10 @@ impl Tree {
                             && dirty.last_write.is_none_or(|t| t.elapsed() >= delay)
                     };
                     if due {
-                        if let Err(err) = tree.writer.flush_array(&array, false) {
-                            tracing::warn!("idle write-back: {}", err.message);
+                        if let Err(err) = tree.write_back(&array, false) {
+                            if crate::error::first_report(&err.message) {
+                                tracing::warn!("idle write-back: {}", err.message);
+                            }
                             array.dirty.lock().last_write = Some(Instant::now());
                         }
                     }

@@ -1,0 +1,101 @@
+//! Robustness through real mounts: a panic fails its request alone.
+//!
+//! Every step runs under a watchdog that kills the daemon and fails instead of hanging.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A store of four `<i4` arrays of 40 values in raw chunks of 10, chunk `i` of each holding
+/// `10 i .. 10 i + 10`.
+fn four_arrays(store: &Path, names: [&str; 4]) {
+    for name in names {
+        let array = store.join(name);
+        write_array(&array, &[40], &[10], json!({}));
+        for i in 0..4 {
+            fs::write(array.join(i.to_string()), chunk_values(10 * i)).unwrap();
+        }
+    }
+}
+
+/// Waits up to 10 s for `path` to hold `bytes`.
+fn wait_for_content(path: &Path, bytes: &[u8]) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if fs::read(path).is_ok_and(|held| held == bytes) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_panic_fails_its_request_alone() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: panics are injected in debug builds only");
+        return;
+    }
+    let (_dir, store) = new_store();
+    four_arrays(&store, ["a", "b", "c", "boom"]);
+    let mount = Mount::with_options(
+        &store,
+        &["-o", "rw", "--writeback-delay", "300ms"],
+        None,
+        &[("ZARRFS_TEST_PANIC_ON", "lookup:boom,decode:a/1,encode:b/2")],
+    );
+    let pid = mount.daemon_pid().expect("daemon");
+    let (point, stored) = (mount.point.clone(), store.clone());
+    let eio = Err(Some(libc::EIO));
+    mount.within(60, "requests after panics", move || {
+        let at = |rel: &str| point.join(rel);
+        // More panics than the daemon has request threads, each with the tree's locks held.
+        for _ in 0..8 {
+            let err = fs::metadata(at("boom")).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        }
+        let whole: Vec<u8> = (0..4).flat_map(|i| chunk_values(10 * i)).collect();
+        assert_eq!(fs::read(at("c/data")).unwrap(), whole, "a first lookup");
+        // Decoding chunk 1 of `a` panics: in the request's thread (one chunk), on the decode
+        // pool (a read of several) and ahead of a reader (opening chunk 0 starts the next).
+        for _ in 0..3 {
+            assert_eq!(read_errno(at("a/chunks/1")), eio);
+            assert_eq!(read_errno(at("a/data")), eio);
+            assert_eq!(fs::read(at("a/chunks/0")).unwrap(), chunk_values(0));
+        }
+        assert_eq!(fs::read(at("a/chunks/3")).unwrap(), chunk_values(30));
+        // Encoding chunk 2 of `b` panics: its write-back fails, the others' do not.
+        let open = |rel: &str| OpenOptions::new().write(true).open(at(rel)).unwrap();
+        let b0 = open("b/chunks/0");
+        b0.write_all_at(&chunk_values(100), 0).unwrap();
+        b0.sync_all().unwrap();
+        assert_eq!(fs::read(stored.join("b/0")).unwrap(), chunk_values(100));
+        let b2 = open("b/chunks/2");
+        b2.write_all_at(&chunk_values(200), 0).unwrap();
+        assert_eq!(b2.sync_all().unwrap_err().raw_os_error(), Some(libc::EIO));
+        // The idle write-back meets the same panic at every turn and still stores the rest.
+        let b3 = open("b/chunks/3");
+        b3.write_all_at(&chunk_values(300), 0).unwrap();
+        assert!(
+            wait_for_content(&stored.join("b/3"), &chunk_values(300)),
+            "the idle write-back stored nothing"
+        );
+        assert_eq!(fs::read(at("b/chunks/2")).unwrap(), chunk_values(200));
+        assert_eq!(fs::read(stored.join("b/2")).unwrap(), chunk_values(20));
+        drop((b0, b2, b3));
+    });
+    assert!(is_alive(pid), "the daemon died");
+    let log = mount.log();
+    for stage in ["lookup of boom", "decode of chunk", "encode of chunk"] {
+        let lines = log
+            .lines()
+            .filter(|line| line.contains(&format!("injected panic: {stage}")))
+            .count();
+        assert_eq!(lines, 1, "{stage}: one log line each\n{log}");
+    }
+}
