@@ -99,3 +99,81 @@ fn a_panic_fails_its_request_alone() {
         assert_eq!(lines, 1, "{stage}: one log line each\n{log}");
     }
 }
+
+/// A small xorshift generator: the tests repeat exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn with_kernel_cache_a_write_is_seen_through_every_view_once_answered() {
+    // 64×64 `<i4` in 16×16 chunks: a run of elements along a chunk's row shows at one
+    // offset of `data`, of `data.npy` and of one chunk file.
+    let (_dir, store) = new_store();
+    let (side, chunk) = (64u64, 16u64);
+    write_array(&store.join("a"), &[side, side], &[chunk, chunk], json!({}));
+    let mount = Mount::new(&store, &["-o", "rw,kernel_cache"]);
+    let point = mount.point.clone();
+    let stale = mount.within(120, "writes and reads through aliases", move || {
+        let open = |rel: &str| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(point.join("a").join(rel))
+                .unwrap()
+        };
+        let (data, npy) = (open("data"), open("data.npy"));
+        let header = fs::metadata(point.join("a/data.npy")).unwrap().len() - side * side * 4;
+        let grid = side / chunk;
+        let chunks: Vec<fs::File> = (0..grid * grid)
+            .map(|c| open(&format!("chunks/{}.{}", c / grid, c % grid)))
+            .collect();
+        // Every view's pages are cached before the first write.
+        let mut whole = vec![0u8; (side * side * 4) as usize];
+        data.read_exact_at(&mut whole, 0).unwrap();
+        npy.read_exact_at(&mut whole, header).unwrap();
+        for file in &chunks {
+            file.read_exact_at(&mut whole[..(chunk * chunk * 4) as usize], 0)
+                .unwrap();
+        }
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut stale = Vec::new();
+        for round in 0..300u64 {
+            let (i, j) = (rng.below(side), rng.below(side));
+            let len = 4 * (1 + rng.below(chunk - j % chunk));
+            let bytes: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+            let flat = (i * side + j) * 4;
+            let in_chunk = ((i % chunk) * chunk + j % chunk) * 4;
+            let chunk_file = &chunks[((i / chunk) * grid + j / chunk) as usize];
+            let views: [(&str, &fs::File, u64); 3] = [
+                ("data", &data, flat),
+                ("data.npy", &npy, header + flat),
+                ("chunk file", chunk_file, in_chunk),
+            ];
+            let writer = (round % 3) as usize;
+            views[writer]
+                .1
+                .write_all_at(&bytes, views[writer].2)
+                .unwrap();
+            for (k, (name, file, offset)) in views.iter().enumerate() {
+                let mut seen = vec![0u8; len as usize];
+                file.read_exact_at(&mut seen, *offset).unwrap();
+                if k != writer && seen != bytes {
+                    stale.push(format!(
+                        "round {round}: {name} after a write through {}",
+                        views[writer].0
+                    ));
+                }
+            }
+        }
+        stale
+    });
+    assert!(stale.is_empty(), "{} stale reads: {stale:#?}", stale.len());
+}

@@ -1,6 +1,7 @@
 //! Open files of the tree: reads (with read-ahead for sequential readers), writes, and
 //! the fixed sizes of the data views.
 
+use super::sync::Written;
 use super::{Attr, CacheMode, EntryKind, NodeKind, OpenOptions, Tree, CHUNK_INO_FLAG};
 use crate::array::ZarrArray;
 use crate::blocks::BlockStream;
@@ -310,7 +311,7 @@ impl Tree {
             FileTarget::Bytes(_) => return Err(FsError::new(libc::EACCES, "read-only file")),
             FileTarget::Chunk { array, linear } => {
                 self.writer.write_chunk(array, *linear, offset, data)?;
-                self.invalidate_aliases(array, None, None);
+                self.invalidate_aliases(array, Written::Chunk(*linear));
             }
             FileTarget::Flat { array, header } => {
                 array.check_readable(self.reader.stats())?;
@@ -331,11 +332,14 @@ impl Tree {
                 }
                 let data_offset = body_offset - header_len;
                 self.writer.write_flat(array, data_offset, body)?;
-                let written = if header_len > 0 { "data.npy" } else { "data" };
+                let name = if header_len > 0 { "data.npy" } else { "data" };
                 self.invalidate_aliases(
                     array,
-                    Some(written),
-                    Some((data_offset, body.len() as u64)),
+                    Written::Flat {
+                        name,
+                        offset: data_offset,
+                        len: body.len() as u64,
+                    },
                 );
             }
         }

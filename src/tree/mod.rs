@@ -143,7 +143,8 @@ pub enum CacheMode {
     Auto,
     /// Always direct I/O: every read is served from zarrfs's own chunk cache.
     DirectIo,
-    /// Always the page cache; on writable mounts aliases are invalidated after writes.
+    /// Always the page cache; on writable mounts a write is answered once the pages of the
+    /// other views of its bytes are dropped.
     KernelCache,
 }
 
@@ -177,7 +178,7 @@ pub struct Tree {
     writer: ChunkWriter,
     /// Directory inode of each array, by array id.
     array_dirs: RwLock<HashMap<u32, u64>>,
-    invalidations: Mutex<Option<Sender<Invalidation>>>,
+    invalidations: Mutex<Option<Sender<sync::Batch>>>,
     /// Whether the kernel lets direct-I/O files be mmap()ed.
     direct_io_allowed: std::sync::atomic::AtomicBool,
     /// JSON lines of variable-length arrays, by array id, built on first use.
