@@ -104,7 +104,15 @@ pub struct ZarrArray {
     /// The band each sequential reader of a flat view is in and when it last read, by file
     /// handle.
     scan_bands: Mutex<HashMap<u64, (u64, Instant)>>,
+    /// Store key of the metadata document the array was read from, when known.
+    document: Option<String>,
+    /// When the metadata document was last found in the store.
+    present_at: Mutex<Option<Instant>>,
 }
+
+/// How long the presence of an array's metadata document is trusted before reads and
+/// writes look again (as long as the kernel trusts the attributes it is given).
+pub const PRESENCE_TTL: Duration = Duration::from_secs(1);
 
 /// How long a sequential reader that has stopped reading (but keeps its file open) still
 /// keeps other passes from releasing the bands it has yet to read.
@@ -165,6 +173,46 @@ impl ZarrArray {
             warned_wide_band: AtomicBool::new(false),
             scan_block_bytes: OnceLock::new(),
             scan_bands: Mutex::new(HashMap::new()),
+            document: None,
+            present_at: Mutex::new(None),
+        }
+    }
+
+    /// The array as read from the metadata document `key` (its own, or consolidated
+    /// metadata), whose presence [`Self::check_present`] checks.
+    pub fn with_document(mut self, key: &str) -> Self {
+        self.document = Some(key.to_string());
+        self
+    }
+
+    /// Fails (EIO) when the array's metadata document is gone from the store: the array,
+    /// or the whole store, was deleted while mounted. Nothing is then served from the
+    /// cache, filled in for absent chunks, or written back (which would recreate chunks
+    /// without metadata). With `fresh`, the store is asked now; otherwise an answer less
+    /// than [`PRESENCE_TTL`] old is trusted. Arrays not told their document pass.
+    pub fn check_present(&self, fresh: bool) -> FsResult<()> {
+        let Some(document) = &self.document else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if !fresh
+            && self
+                .present_at
+                .lock()
+                .is_some_and(|at| now.duration_since(at) < PRESENCE_TTL)
+        {
+            return Ok(());
+        }
+        match self.store.info(document) {
+            Ok(Some(info)) if !info.is_prefix => {
+                *self.present_at.lock() = Some(now);
+                Ok(())
+            }
+            Ok(_) => Err(FsError::io(format!(
+                "{}: no longer in the store (deleted while mounted); its reads and writes fail",
+                self.describe()
+            ))),
+            Err(err) => Err(FsError::io(format!("{}: {err}", self.describe()))),
         }
     }
 
@@ -381,7 +429,7 @@ impl ZarrArray {
         durable: bool,
         stats: &Stats,
     ) -> Vec<FsResult<WriteBack>> {
-        let codecs = match self.chain() {
+        let codecs = match self.check_present(true).and_then(|()| self.chain()) {
             Ok(codecs) => codecs,
             Err(err) => return vec![Err(err); chunks.len()],
         };
@@ -451,10 +499,7 @@ impl ZarrArray {
         self.check_readable(stats)?;
         match self.stored.read(linear, encoded, stats) {
             Ok(Some(location)) => Ok(Some(location)),
-            Ok(None) => {
-                Stats::add(&stats.chunks_missing, 1);
-                Ok(None)
-            }
+            Ok(None) => self.absent(stats),
             Err(err) => {
                 Stats::add(&stats.errors, 1);
                 Err(err)
@@ -462,18 +507,26 @@ impl ZarrArray {
         }
     }
 
+    /// A chunk found absent: the fill value, unless the array itself is gone.
+    fn absent<T>(&self, stats: &Stats) -> FsResult<Option<T>> {
+        self.check_present(true)
+            .inspect_err(|_| Stats::add(&stats.errors, 1))?;
+        Stats::add(&stats.chunks_missing, 1);
+        Ok(None)
+    }
+
     /// Opens stored chunk `linear` for reads of parts of it, all of the version opened, with
     /// its location for messages; `None` when it is absent.
     pub fn open_stored(&self, linear: u64, stats: &Stats) -> FsResult<Option<OpenStored>> {
         self.check_readable(stats)?;
-        let found = self
+        match self
             .stored
             .open(linear, stats)
-            .inspect_err(|_| Stats::add(&stats.errors, 1))?;
-        if found.is_none() {
-            Stats::add(&stats.chunks_missing, 1);
+            .inspect_err(|_| Stats::add(&stats.errors, 1))?
+        {
+            Some(found) => Ok(Some(found)),
+            None => self.absent(stats),
         }
-        Ok(found)
     }
 
     /// Reads exactly `buf.len()` bytes from `offset` of the stored chunk opened at

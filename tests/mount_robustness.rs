@@ -1,4 +1,6 @@
-//! Robustness through real mounts: a panic fails its request alone.
+//! Robustness through real mounts: a panic fails its request alone; with `kernel_cache`, a
+//! write is seen through every view once answered; a store deleted while mounted fails
+//! reads and writes and is not recreated.
 //!
 //! Every step runs under a watchdog that kills the daemon and fails instead of hanging.
 
@@ -176,4 +178,99 @@ fn with_kernel_cache_a_write_is_seen_through_every_view_once_answered() {
         stale
     });
     assert!(stale.is_empty(), "{} stale reads: {stale:#?}", stale.len());
+}
+
+/// A Zarr v3 `int32` array of 40 values in chunks of 10 under `c/`, chunk `i` holding
+/// `10 i .. 10 i + 10`.
+fn v3_array(dir: &Path) {
+    fs::create_dir_all(dir.join("c")).unwrap();
+    let meta = json!({
+        "zarr_format": 3, "node_type": "array", "shape": [40], "data_type": "int32",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [10]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0, "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+        "attributes": {}
+    });
+    fs::write(dir.join("zarr.json"), meta.to_string()).unwrap();
+    for i in 0..4 {
+        fs::write(dir.join(format!("c/{i}")), chunk_values(10 * i)).unwrap();
+    }
+}
+
+#[test]
+fn a_store_deleted_while_mounted_fails_reads_and_writes_and_is_not_recreated() {
+    let (_dir, store) = new_store();
+    four_arrays(&store, ["a", "b", "c", "d"]);
+    v3_array(&store.join("v"));
+    // Chunk 3 of `a` and `v` is absent: read as the fill value, never cached.
+    fs::remove_file(store.join("a/3")).unwrap();
+    fs::remove_file(store.join("v/c/3")).unwrap();
+    // Nothing is written back behind the test's back.
+    let mount = Mount::new(&store, &["-o", "rw", "--writeback-delay", "3600"]);
+    let (point, stored) = (mount.point.clone(), store.clone());
+    let eio = Some(libc::EIO);
+    mount.within(60, "reads and writes of a deleted store", move || {
+        let at = |rel: &str| point.join(rel);
+        let open = |rel: &str| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(at(rel))
+                .unwrap()
+        };
+        let errno = |result: std::io::Result<()>| result.unwrap_err().raw_os_error();
+        let after_ttl =
+            || std::thread::sleep(zarrfs::array::PRESENCE_TTL + Duration::from_millis(200));
+        // Chunks cached, stored and unsaved, in a v2 and a v3 array.
+        let mut unsaved = Vec::new();
+        for array in ["a", "v"] {
+            assert_eq!(
+                fs::read(at(&format!("{array}/chunks/0"))).unwrap(),
+                chunk_values(0)
+            );
+            assert_eq!(fs::read(at(&format!("{array}/chunks/3"))).unwrap(), [0; 40]);
+            let stored_chunk = open(&format!("{array}/chunks/1"));
+            stored_chunk.write_all_at(&[9; 4], 0).unwrap();
+            stored_chunk.sync_all().unwrap();
+            let file = open(&format!("{array}/chunks/2"));
+            file.write_all_at(&[7; 4], 0).unwrap();
+            // Held open: closing a written file writes its array back.
+            unsaved.push(file);
+            unsaved.push(stored_chunk);
+        }
+        fs::remove_dir_all(stored.join("a")).unwrap();
+        fs::remove_dir_all(stored.join("v")).unwrap();
+        // An absent chunk no longer reads as the fill value, at once: its array is gone.
+        assert_eq!(read_errno(at("a/chunks/3")), Err(eio));
+        assert_eq!(read_errno(at("v/chunks/3")), Err(eio));
+        after_ttl();
+        for array in ["a", "v"] {
+            for view in ["chunks/0", "chunks/1", "chunks/2", "data", "data.npy"] {
+                assert_eq!(
+                    read_errno(at(&format!("{array}/{view}"))),
+                    Err(eio),
+                    "{array}/{view}"
+                );
+            }
+        }
+        for file in &unsaved {
+            assert_eq!(errno(file.write_all_at(&[1; 4], 4)), eio);
+            assert_eq!(errno(file.sync_all()), eio, "no write-back");
+        }
+        assert!(!stored.join("a").exists(), "a recreated");
+        assert!(!stored.join("v").exists(), "v recreated");
+        // The other arrays are untouched.
+        let b = open("b/chunks/0");
+        b.write_all_at(&[5; 4], 0).unwrap();
+        b.sync_all().unwrap();
+        assert_eq!(fs::read(stored.join("b/0")).unwrap()[..4], [5; 4]);
+        // Then the whole store goes.
+        fs::remove_dir_all(&stored).unwrap();
+        assert_eq!(read_errno(at("b/chunks/3")), Err(eio), "absent now");
+        after_ttl();
+        assert_eq!(read_errno(at("b/chunks/0")), Err(eio), "cached");
+        assert_eq!(errno(b.write_all_at(&[6; 4], 0)), eio);
+        assert!(!stored.exists(), "store recreated");
+        drop(unsaved);
+    });
 }

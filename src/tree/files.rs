@@ -307,6 +307,9 @@ impl Tree {
             ));
         }
         let data = &data[..data.len().min((size - offset.min(size)) as usize)];
+        if let Some(array) = file.array() {
+            array.check_present(false)?;
+        }
         match &file.target {
             FileTarget::Bytes(_) => return Err(FsError::new(libc::EACCES, "read-only file")),
             FileTarget::Chunk { array, linear } => {
@@ -368,6 +371,9 @@ impl Tree {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         crate::stats::Stats::add(&self.reader.stats().read_requests, 1);
         let file = self.open_file(fh)?;
+        if let Some(array) = file.array() {
+            array.check_present(false)?;
+        }
         let size = u64::from(size);
         match &file.target {
             FileTarget::Bytes(content) => {

@@ -315,7 +315,11 @@ impl Tree {
                 }
                 let mut arrays = self.arrays.write();
                 let id = arrays.len() as u32;
-                let array = Arc::new(ZarrArray::new(id, self.store.clone(), path, *meta, mtime));
+                let mut array = ZarrArray::new(id, self.store.clone(), path, *meta, mtime);
+                if let Some(doc) = &source.doc {
+                    array = array.with_document(doc);
+                }
+                let array = Arc::new(array);
                 arrays.push(array.clone());
                 NodeKind::ArrayDir { array }
             }
