@@ -116,10 +116,11 @@ impl Rng {
 
 #[test]
 fn with_kernel_cache_a_write_is_seen_through_every_view_once_answered() {
-    // 64×64 `<i4` in 16×16 chunks: a run of elements along a chunk's row shows at one
-    // offset of `data`, of `data.npy` and of one chunk file.
+    // 60×60 `<i4` in 16×16 chunks (edge chunks hold 12 rows or columns and padding): a run
+    // of elements along a chunk's row shows at one offset of `data`, of `data.npy` and of
+    // one chunk file, where its part in the padding always reads as the fill value (0).
     let (_dir, store) = new_store();
-    let (side, chunk) = (64u64, 16u64);
+    let (side, chunk) = (60u64, 16u64);
     write_array(&store.join("a"), &[side, side], &[chunk, chunk], json!({}));
     let mount = Mount::new(&store, &["-o", "rw,kernel_cache"]);
     let point = mount.point.clone();
@@ -133,7 +134,7 @@ fn with_kernel_cache_a_write_is_seen_through_every_view_once_answered() {
         };
         let (data, npy) = (open("data"), open("data.npy"));
         let header = fs::metadata(point.join("a/data.npy")).unwrap().len() - side * side * 4;
-        let grid = side / chunk;
+        let grid = side.div_ceil(chunk);
         let chunks: Vec<fs::File> = (0..grid * grid)
             .map(|c| open(&format!("chunks/{}.{}", c / grid, c % grid)))
             .collect();
@@ -148,26 +149,42 @@ fn with_kernel_cache_a_write_is_seen_through_every_view_once_answered() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut stale = Vec::new();
         for round in 0..300u64 {
-            let (i, j) = (rng.below(side), rng.below(side));
-            let len = 4 * (1 + rng.below(chunk - j % chunk));
-            let bytes: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+            let (c, li, lj) = (rng.below(grid * grid), rng.below(chunk), rng.below(chunk));
+            let (i, j) = ((c / grid) * chunk + li, (c % grid) * chunk + lj);
+            let len = 1 + rng.below(chunk - lj);
+            // Elements of the run inside the array; the others are padding.
+            let inside = if i < side {
+                len.min(side.saturating_sub(j))
+            } else {
+                0
+            };
+            let bytes: Vec<u8> = (0..4 * len).map(|_| rng.below(256) as u8).collect();
+            let mut shown = bytes.clone();
+            shown[4 * inside as usize..].fill(0);
             let flat = (i * side + j) * 4;
-            let in_chunk = ((i % chunk) * chunk + j % chunk) * 4;
-            let chunk_file = &chunks[((i / chunk) * grid + j / chunk) as usize];
-            let views: [(&str, &fs::File, u64); 3] = [
-                ("data", &data, flat),
-                ("data.npy", &npy, header + flat),
-                ("chunk file", chunk_file, in_chunk),
+            let views: [(&str, &fs::File, u64, u64); 3] = [
+                ("data", &data, flat, inside),
+                ("data.npy", &npy, header + flat, inside),
+                (
+                    "chunk file",
+                    &chunks[c as usize],
+                    (li * chunk + lj) * 4,
+                    len,
+                ),
             ];
-            let writer = (round % 3) as usize;
-            views[writer]
-                .1
-                .write_all_at(&bytes, views[writer].2)
+            // Only a chunk file can write padding.
+            let writer = if inside == len {
+                (round % 3) as usize
+            } else {
+                2
+            };
+            let (_, file, offset, count) = views[writer];
+            file.write_all_at(&bytes[..4 * count as usize], offset)
                 .unwrap();
-            for (k, (name, file, offset)) in views.iter().enumerate() {
-                let mut seen = vec![0u8; len as usize];
-                file.read_exact_at(&mut seen, *offset).unwrap();
-                if k != writer && seen != bytes {
+            for (name, file, offset, count) in views {
+                let mut seen = vec![0u8; 4 * count as usize];
+                file.read_exact_at(&mut seen, offset).unwrap();
+                if seen != shown[..seen.len()] {
                     stale.push(format!(
                         "round {round}: {name} after a write through {}",
                         views[writer].0

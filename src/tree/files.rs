@@ -137,10 +137,8 @@ impl Tree {
             if !write {
                 self.reader.prefetch_after_chunk(&array, linear);
             }
-            (
-                FileTarget::Chunk { array, linear },
-                self.data_open_options(),
-            )
+            let options = self.chunk_open_options(&array, linear);
+            (FileTarget::Chunk { array, linear }, options)
         } else {
             let node = self.node(ino)?;
             match &node.kind {
@@ -257,6 +255,25 @@ impl Tree {
         OpenOptions {
             direct_io,
             keep_cache: self.options.read_only && !direct_io,
+        }
+    }
+
+    /// A chunk file's options: those of the data views, except that on a writable mount the
+    /// chunk files of edge chunks always use direct I/O. Bytes written into their padding
+    /// are dropped (it shows the fill value), and the kernel would keep them in the pages
+    /// of the file written, which cannot be dropped before the write is answered.
+    fn chunk_open_options(&self, array: &ZarrArray, linear: u64) -> OpenOptions {
+        let options = self.data_open_options();
+        let grid = &array.grid;
+        if options.direct_io
+            || self.options.read_only
+            || grid.valid_bytes_in_chunk(linear) == grid.chunk_bytes()
+        {
+            return options;
+        }
+        OpenOptions {
+            direct_io: true,
+            keep_cache: false,
         }
     }
 
