@@ -101,6 +101,10 @@ const V3_CODECS: &[&str] = &[
     r#"{"name": "numcodecs.delta", "configuration": {"dtype": "DTYPE"}}"#,
     r#"{"name": "numcodecs.astype", "configuration": {"encode_dtype": "<f8", "decode_dtype": "DTYPE"}}"#,
     r#"{"name": "numcodecs.bitround", "configuration": {"keepbits": 3}}"#,
+    r#"{"name": "numcodecs.fixedscaleoffset", "configuration": {"offset": 5, "scale": 4, "dtype": "DTYPE", "astype": "<u2"}}"#,
+    r#"{"name": "numcodecs.quantize", "configuration": {"digits": 2, "dtype": "DTYPE"}}"#,
+    r#"{"name": "numcodecs.packbits"}"#,
+    r#"{"name": "numcodecs.jenkins_lookup3"}"#,
     r#"{"name": "sharding_indexed", "configuration": {"chunk_shape": [2, 1], "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "zstd", "configuration": {"level": 1}}], "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}], "index_location": "start"}}"#,
     r#"{"name": "sharding_indexed", "configuration": {"chunk_shape": [1], "codecs": [{"name": "bytes"}, {"name": "numcodecs.bz2"}]}}"#,
 ];
