@@ -98,7 +98,7 @@ impl Tree {
     }
 
     /// Routes page-cache invalidations to `apply` on a background thread, which a writer
-    /// waits for (a bounded time: see [`ALIAS_WAIT`]).
+    /// waits for (3 s at most).
     pub fn set_invalidator(&self, apply: impl Fn(Invalidation) + Send + 'static) {
         let (sender, receiver) = mpsc::channel::<Batch>();
         std::thread::Builder::new()
