@@ -259,14 +259,16 @@ impl Tree {
     }
 
     /// A chunk file's options: those of the data views, except that on a writable mount the
-    /// chunk files of edge chunks always use direct I/O. Bytes written into their padding
-    /// are dropped (it shows the fill value), and the kernel would keep them in the pages
-    /// of the file written, which cannot be dropped before the write is answered.
+    /// chunk files of edge chunks use direct I/O where mmap() still works. Bytes written
+    /// into their padding are dropped (it shows the fill value), and the kernel would keep
+    /// them in the pages of the file written, which cannot be dropped before the write is
+    /// answered.
     fn chunk_open_options(&self, array: &ZarrArray, linear: u64) -> OpenOptions {
         let options = self.data_open_options();
         let grid = &array.grid;
         if options.direct_io
             || self.options.read_only
+            || !self.direct_io_allowed.load(Ordering::Relaxed)
             || grid.valid_bytes_in_chunk(linear) == grid.chunk_bytes()
         {
             return options;
