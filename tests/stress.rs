@@ -281,16 +281,16 @@ impl Mounted {
         }
     }
 
-    /// A view and a range in it: mostly small, sometimes the whole view.
-    fn pick(&self, rng: &mut Rng, whole_header: bool) -> (View, usize, usize) {
+    /// A view and a range in it: mostly small, sometimes the whole view. Only ranges of
+    /// reads (`read`) may cover the NPY header, which writes cannot change.
+    fn pick(&self, rng: &mut Rng, read: bool) -> (View, usize, usize) {
         let view = match rng.below(3) {
             0 => View::Data,
             1 => View::Npy,
             _ => View::Chunk(rng.below(self.layout.chunk_count())),
         };
         let len = self.len(view);
-        // Writes keep clear of the NPY header, which cannot change.
-        let first = if matches!(view, View::Npy) && !whole_header {
+        let first = if matches!(view, View::Npy) && !read {
             self.header.len()
         } else {
             0
