@@ -72,12 +72,12 @@ const REMEMBERED_REPORTS: usize = 1 << 16;
 /// user of a shared mount can grow the log at will. Remembers up to 65,536 distinct
 /// messages (by hash), then forgets them all and starts again.
 pub fn first_report(message: &str) -> bool {
+    use parking_lot::Mutex;
     use std::collections::HashSet;
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    use std::sync::Mutex;
     static SEEN: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
     let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(message);
-    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut seen = SEEN.lock();
     let seen = seen.get_or_insert_with(HashSet::new);
     if seen.len() >= REMEMBERED_REPORTS {
         seen.clear();

@@ -74,6 +74,16 @@ fn errno(op: &str, err: FsError) -> Errno {
     Errno::from_i32(err.errno)
 }
 
+/// Runs the handler of one request: a panic in it fails that request alone (its reply,
+/// dropped unanswered, goes out as EIO) and is logged once; the serving thread goes on.
+fn guarded(op: &str, handler: impl FnOnce()) {
+    if let Err(err) = crate::isolation::isolate(op, handler) {
+        if crate::error::first_report(&err.message) {
+            tracing::error!("{}", err.message);
+        }
+    }
+}
+
 /// Answers a request that returns nothing but success or an errno.
 fn reply_empty(reply: ReplyEmpty, op: &str, result: Result<(), FsError>) {
     match result {
@@ -147,9 +157,11 @@ impl Filesystem for ZarrFs {
     }
 
     fn destroy(&mut self) {
-        if let Err(err) = self.tree.flush_all(true) {
-            tracing::error!("write-back at unmount failed: {}", err.message);
-        }
+        guarded("unmount", || {
+            if let Err(err) = self.tree.flush_all(true) {
+                tracing::error!("write-back at unmount failed: {}", err.message);
+            }
+        });
     }
 
     fn write(
@@ -164,10 +176,10 @@ impl Filesystem for ZarrFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.tree.write(fh.0, offset, data) {
+        guarded("write", || match self.tree.write(fh.0, offset, data) {
             Ok(written) => reply.written(written),
             Err(err) => reply.error(errno("write", err)),
-        }
+        });
     }
 
     fn flush(
@@ -178,7 +190,9 @@ impl Filesystem for ZarrFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, "close", self.tree.flush(fh.0));
+        guarded("close", || {
+            reply_empty(reply, "close", self.tree.flush(fh.0));
+        });
     }
 
     fn fsync(
@@ -189,7 +203,9 @@ impl Filesystem for ZarrFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, "fsync", self.tree.fsync(fh.0));
+        guarded("fsync", || {
+            reply_empty(reply, "fsync", self.tree.fsync(fh.0));
+        });
     }
 
     fn fsyncdir(
@@ -200,7 +216,9 @@ impl Filesystem for ZarrFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, "fsync", self.tree.fsyncdir(ino.0));
+        guarded("fsyncdir", || {
+            reply_empty(reply, "fsync", self.tree.fsyncdir(ino.0));
+        });
     }
 
     fn setattr(
@@ -221,20 +239,22 @@ impl Filesystem for ZarrFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        if mode.is_some() || uid.is_some() || gid.is_some() {
-            return reply.error(errno(
-                "setattr",
-                FsError::not_permitted("modes and owners are fixed"),
-            ));
-        }
-        let result = match size {
-            Some(size) => self.tree.set_size(ino.0, size),
-            None => self.tree.getattr(ino.0),
-        };
-        match result {
-            Ok(attr) => reply.attr(&TTL, &self.file_attr(&attr)),
-            Err(err) => reply.error(errno("truncate", err)),
-        }
+        guarded("setattr", || {
+            if mode.is_some() || uid.is_some() || gid.is_some() {
+                return reply.error(errno(
+                    "setattr",
+                    FsError::not_permitted("modes and owners are fixed"),
+                ));
+            }
+            let result = match size {
+                Some(size) => self.tree.set_size(ino.0, size),
+                None => self.tree.getattr(ino.0),
+            };
+            match result {
+                Ok(attr) => reply.attr(&TTL, &self.file_attr(&attr)),
+                Err(err) => reply.error(errno("truncate", err)),
+            }
+        });
     }
 
     fn mknod(
@@ -319,37 +339,41 @@ impl Filesystem for ZarrFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(name) = name.to_str() else {
-            return reply.error(Errno::ENOENT);
-        };
-        match self.tree.lookup(parent.0, name) {
-            Ok(attr) => reply.entry(&TTL, &self.file_attr(&attr), Generation(0)),
-            Err(err) => reply.error(errno("lookup", err)),
-        }
+        guarded("lookup", || {
+            let Some(name) = name.to_str() else {
+                return reply.error(Errno::ENOENT);
+            };
+            match self.tree.lookup(parent.0, name) {
+                Ok(attr) => reply.entry(&TTL, &self.file_attr(&attr), Generation(0)),
+                Err(err) => reply.error(errno("lookup", err)),
+            }
+        });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.tree.getattr(ino.0) {
+        guarded("getattr", || match self.tree.getattr(ino.0) {
             Ok(attr) => reply.attr(&TTL, &self.file_attr(&attr)),
             Err(err) => reply.error(errno("getattr", err)),
-        }
+        });
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
-        match self.tree.open(ino.0, write) {
-            Ok((fh, options)) => {
-                let mut fopen = FopenFlags::empty();
-                if options.direct_io {
-                    fopen |= FopenFlags::FOPEN_DIRECT_IO;
+        guarded("open", || {
+            let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+            match self.tree.open(ino.0, write) {
+                Ok((fh, options)) => {
+                    let mut fopen = FopenFlags::empty();
+                    if options.direct_io {
+                        fopen |= FopenFlags::FOPEN_DIRECT_IO;
+                    }
+                    if options.keep_cache {
+                        fopen |= FopenFlags::FOPEN_KEEP_CACHE;
+                    }
+                    reply.opened(FileHandle(fh), fopen)
                 }
-                if options.keep_cache {
-                    fopen |= FopenFlags::FOPEN_KEEP_CACHE;
-                }
-                reply.opened(FileHandle(fh), fopen)
+                Err(err) => reply.error(errno("open", err)),
             }
-            Err(err) => reply.error(errno("open", err)),
-        }
+        });
     }
 
     fn read(
@@ -363,13 +387,13 @@ impl Filesystem for ZarrFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.tree.read(fh.0, offset, size) {
+        guarded("read", || match self.tree.read(fh.0, offset, size) {
             Ok(data) => {
                 reply.data(&data);
                 crate::reader::recycle_reply_buffer(data);
             }
             Err(err) => reply.error(errno("read", err)),
-        }
+        });
     }
 
     fn release(
@@ -382,18 +406,20 @@ impl Filesystem for ZarrFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.tree.release(fh.0);
-        reply.ok();
+        guarded("release", || {
+            self.tree.release(fh.0);
+            reply.ok();
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.tree.getattr(ino.0) {
+        guarded("opendir", || match self.tree.getattr(ino.0) {
             Ok(attr) if attr.kind == EntryKind::Directory => {
                 reply.opened(FileHandle(0), FopenFlags::empty())
             }
             Ok(_) => reply.error(Errno::ENOTDIR),
             Err(err) => reply.error(errno("opendir", err)),
-        }
+        });
     }
 
     fn readdir(
@@ -404,17 +430,19 @@ impl Filesystem for ZarrFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let result = self.tree.readdir(ino.0, offset, |entry, next| {
-            let kind = match entry.kind {
-                EntryKind::Directory => FileType::Directory,
-                EntryKind::File => FileType::RegularFile,
-            };
-            reply.add(INodeNo(entry.ino), next, kind, &entry.name)
+        guarded("readdir", || {
+            let result = self.tree.readdir(ino.0, offset, |entry, next| {
+                let kind = match entry.kind {
+                    EntryKind::Directory => FileType::Directory,
+                    EntryKind::File => FileType::RegularFile,
+                };
+                reply.add(INodeNo(entry.ino), next, kind, &entry.name)
+            });
+            match result {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno("readdir", err)),
+            }
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(err) => reply.error(errno("readdir", err)),
-        }
     }
 
     fn ioctl(

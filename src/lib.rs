@@ -16,6 +16,7 @@ pub mod codec;
 pub mod error;
 pub mod fuse;
 pub mod geometry;
+pub mod isolation;
 pub mod jsonl;
 pub mod metadata;
 pub mod reader;

@@ -93,6 +93,8 @@ impl ChunkReader {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("zarrfs-decode-{i}"))
+            // A job's panic is logged by the panic hook; the pool must not abort for it.
+            .panic_handler(drop)
             .build()?;
         Ok(Self::new(cache, Arc::new(pool), stats))
     }
@@ -161,7 +163,7 @@ impl ChunkReader {
         linear: u64,
         admission: Admission,
     ) -> FsResult<ChunkBuf> {
-        if let Some(buf) = array.dirty.lock().unwrap().chunks.get(&linear) {
+        if let Some(buf) = array.dirty.lock().chunks.get(&linear) {
             return Ok(buf.clone());
         }
         self.stored_chunk_for(array, linear, admission)
@@ -246,7 +248,7 @@ impl ChunkReader {
             // Unsaved chunks are taken in one snapshot; if a write-back lands meanwhile the
             // snapshot may mix versions, so it is taken again.
             let (generation, mut bufs): (u64, Vec<Option<ChunkBuf>>) = {
-                let dirty = array.dirty.lock().unwrap();
+                let dirty = array.dirty.lock();
                 let bufs = plan
                     .chunks
                     .iter()
@@ -290,7 +292,7 @@ impl ChunkReader {
                 }
                 sources.extend(bufs.into_iter().map(|b| b.map(Source::Whole)));
             }
-            if array.dirty.lock().unwrap().generation == generation {
+            if array.dirty.lock().generation == generation {
                 break sources
                     .into_iter()
                     .map(|b| b.expect("filled"))
@@ -446,7 +448,7 @@ impl ChunkReader {
             .min((self.cache.budget() / 8 / chunk_bytes).max(1));
         let mut chunks = chunks.into_iter().filter(|&linear| {
             !self.cache.is_present_or_loading((array.id, linear))
-                && !array.dirty.lock().unwrap().chunks.contains_key(&linear)
+                && !array.dirty.lock().chunks.contains_key(&linear)
         });
         while let Some(linear) = chunks.next() {
             if self.pending_prefetches.load(Ordering::Relaxed) >= limit {
@@ -469,11 +471,14 @@ impl ChunkReader {
             let array = array.clone();
             self.pool.spawn(move || {
                 let wanted = || !scan.is_some_and(|fh| array.scan_has_passed(fh, linear));
-                if !wanted() {
-                    Stats::add(&stats.prefetches_dropped, 1);
-                } else if let Err(err) =
-                    load_through_cache(&cache, &stats, &array, linear, admission, wanted)
-                {
+                let loaded = crate::isolation::isolate_fallible("read-ahead", || {
+                    if !wanted() {
+                        Stats::add(&stats.prefetches_dropped, 1);
+                        return Ok(());
+                    }
+                    load_through_cache(&cache, &stats, &array, linear, admission, wanted).map(drop)
+                });
+                if let Err(err) = loaded {
                     // Only a guess failed: the read that needs the chunk says why.
                     tracing::debug!("read-ahead: {}", err.message);
                 }
@@ -556,11 +561,11 @@ fn load_through_cache(
     let key = (array.id, linear);
     cache.get_or_load(key, admission, || {
         array.check_readable(stats)?;
-        let generation = array.dirty.lock().unwrap().generation;
+        let generation = array.dirty.lock().generation;
         let buffer = cache.take_buffer(array.grid.chunk_bytes());
         let loaded = array.load_chunk_reusing(linear, stats, buffer)?;
         if loaded.cacheable && still_wanted() {
-            let dirty = array.dirty.lock().unwrap();
+            let dirty = array.dirty.lock();
             if dirty.generation == generation {
                 cache.admit(key, loaded.buf.clone(), admission);
             }
@@ -573,7 +578,7 @@ fn load_through_cache(
 mod tests {
     use super::*;
     use crate::store::{DirectoryStore, ListEntry, ObjectInfo, Store};
-    use std::sync::Mutex;
+    use parking_lot::Mutex;
 
     /// A directory store that says its reads are round trips, and records read-ahead hints.
     #[derive(Debug)]
@@ -605,7 +610,7 @@ mod tests {
             Ok(0)
         }
         fn prefetch(&self, key: &str, _: u64) {
-            self.hinted.lock().unwrap().push(key.to_string());
+            self.hinted.lock().push(key.to_string());
         }
         fn profile(&self) -> Profile {
             Profile {
@@ -648,7 +653,7 @@ mod tests {
         assert_eq!(stopped, Some(4));
         let hinted: Vec<String> = (0..12).map(|i| i.to_string()).collect();
         assert_eq!(
-            *store.hinted.lock().unwrap(),
+            *store.hinted.lock(),
             hinted,
             "4 decodes, then 8 reads ahead"
         );

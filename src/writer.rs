@@ -113,7 +113,7 @@ impl ChunkWriter {
         }
         loop {
             let (generation, need): (u64, Vec<u64>) = {
-                let dirty = array.dirty.lock().unwrap();
+                let dirty = array.dirty.lock();
                 let need = groups
                     .iter()
                     .filter(|(linear, _, whole)| !whole && !dirty.chunks.contains_key(linear))
@@ -122,7 +122,7 @@ impl ChunkWriter {
                 (dirty.generation, need)
             };
             let bases = self.reader.stored_chunks(array, &need, Admission::Keep)?;
-            let mut dirty = array.dirty.lock().unwrap();
+            let mut dirty = array.dirty.lock();
             if dirty.generation != generation {
                 continue; // a write-back landed meanwhile: the decoded bases may be stale
             }
@@ -160,9 +160,9 @@ impl ChunkWriter {
     /// store's directories are synced too. A chunk that fails stays dirty and the first
     /// error is returned (ENOSPC and similar errnos are kept).
     pub fn flush_array(&self, array: &Arc<ZarrArray>, durable: bool) -> FsResult<()> {
-        let _serialised = array.flush_lock.lock().unwrap();
+        let _serialised = array.flush_lock.lock();
         let snapshot: Vec<(u64, ChunkBuf)> = {
-            let dirty = array.dirty.lock().unwrap();
+            let dirty = array.dirty.lock();
             dirty.chunks.iter().map(|(k, v)| (*k, v.clone())).collect()
         };
         if snapshot.is_empty() {
@@ -174,7 +174,7 @@ impl ChunkWriter {
             .pool()
             .install(|| array.write_back_chunks(&snapshot, durable, stats));
         let mut first_error = None;
-        let mut dirty = array.dirty.lock().unwrap();
+        let mut dirty = array.dirty.lock();
         for ((linear, buf), result) in snapshot.into_iter().zip(results) {
             match result {
                 Ok(outcome) => {
@@ -204,7 +204,9 @@ impl ChunkWriter {
                 }
                 Err(err) => {
                     Stats::add(&stats.writeback_errors, 1);
-                    tracing::warn!("write-back failed, chunk kept dirty: {}", err.message);
+                    if crate::error::first_report(&err.message) {
+                        tracing::warn!("write-back failed, chunk kept dirty: {}", err.message);
+                    }
                     first_error.get_or_insert(err);
                 }
             }
@@ -403,7 +405,7 @@ mod tests {
             );
             f.writer.flush_array(&f.array, true).unwrap();
             assert_eq!(stored_view(&f), shadow, "{order}: stored after flush");
-            assert!(f.array.dirty.lock().unwrap().chunks.is_empty());
+            assert!(f.array.dirty.lock().chunks.is_empty());
             assert_eq!(
                 f.reader
                     .read_flat(&f.array, 0, 140, Admission::Keep)
@@ -474,7 +476,7 @@ mod tests {
         f.store.full.store(true, Ordering::SeqCst);
         let err = f.writer.flush_array(&f.array, true).unwrap_err();
         assert_eq!(err.errno, libc::ENOSPC);
-        assert_eq!(f.array.dirty.lock().unwrap().chunks.len(), 1, "kept dirty");
+        assert_eq!(f.array.dirty.lock().chunks.len(), 1, "kept dirty");
         assert_eq!(
             f.reader
                 .read_flat(&f.array, 10, 2, Admission::Keep)
@@ -485,7 +487,7 @@ mod tests {
         f.store.full.store(false, Ordering::SeqCst);
         f.writer.flush_array(&f.array, true).unwrap();
         assert_eq!(&stored_view(&f)[10..12], &[5, 5]);
-        assert!(f.array.dirty.lock().unwrap().failure.is_none());
+        assert!(f.array.dirty.lock().failure.is_none());
     }
 
     #[test]
@@ -529,7 +531,7 @@ mod tests {
                 .errno,
             libc::EFBIG
         );
-        assert!(f.array.dirty.lock().unwrap().chunks.is_empty());
+        assert!(f.array.dirty.lock().chunks.is_empty());
     }
 
     #[test]
@@ -537,11 +539,7 @@ mod tests {
         let f = sharded_fixture();
         let values: Vec<u8> = (0..140u8).collect();
         f.writer.write_flat(&f.array, 0, &values).unwrap();
-        assert_eq!(
-            f.array.dirty.lock().unwrap().chunks.len(),
-            15,
-            "5x3 inner chunks"
-        );
+        assert_eq!(f.array.dirty.lock().chunks.len(), 15, "5x3 inner chunks");
         f.writer.flush_array(&f.array, false).unwrap();
         assert_eq!(
             f.store.puts.load(Ordering::SeqCst),

@@ -25,43 +25,10 @@ const DAEMON_ADDRESS_SPACE: u64 = 4 << 30;
 /// Peak memory a daemon that read nothing large may reach.
 const SMALL_DAEMON: u64 = 256 << 20;
 
-/// Writes a `.zarray` for an `<i4` array of `shape` in `chunks`, raw (no compressor), fill 0.
-fn write_array(dir: &Path, shape: &[u64], chunks: &[u64], extra: serde_json::Value) {
-    fs::create_dir_all(dir).unwrap();
-    let mut meta = json!({
-        "zarr_format": 2, "shape": shape, "chunks": chunks, "dtype": "<i4",
-        "compressor": null, "fill_value": 0, "order": "C", "filters": null
-    });
-    meta.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    fs::write(dir.join(".zarray"), meta.to_string()).unwrap();
-}
-
-/// A store (a group) in a fresh directory, traversable by every user.
-fn new_store() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let store = dir.path().join("store");
-    fs::create_dir(&store).unwrap();
-    fs::write(store.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
-    (dir, store)
-}
-
-/// Ten `<i4` values `base..base+10` as a raw 40-byte chunk.
-fn chunk_values(base: i32) -> Vec<u8> {
-    (base..base + 10).flat_map(i32::to_le_bytes).collect()
-}
-
 fn mkfifo(path: &Path) {
     let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: c is a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
-}
-
-/// Reads a whole file, returning the errno of a failure.
-fn read_errno(path: PathBuf) -> Result<Vec<u8>, Option<i32>> {
-    fs::read(path).map_err(|e| e.raw_os_error())
 }
 
 /// Mounts a store, making the mount point's directory traversable by every user.

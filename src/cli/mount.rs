@@ -571,6 +571,7 @@ fn raise_open_file_limit() {
 /// signalled; writes "OK" to `ready` and closes it once the mount is live (an error before
 /// that is left for the caller to report).
 pub fn serve(config: &MountConfig, store: Arc<dyn Store>, ready: &mut Option<File>) -> Result<()> {
+    crate::isolation::log_panics();
     // Buffers of large chunks are mapped and unmapped rather than kept in malloc's heaps, so
     // the daemon's memory follows the cache budget (evicted buffers are recycled instead).
     // Smaller blocks stay in the heaps: among them the temporaries c-blosc allocates on every

@@ -7,9 +7,10 @@ use object_store::client::{
     HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService, ReqwestConnector,
 };
 use object_store::ClientOptions;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Request counters of one store, shown in `.zarrfs/stats`.
 #[derive(Debug, Default)]
@@ -104,7 +105,7 @@ impl HttpService for Metered {
         Counters::add(&self.counters.requests, 1);
         let signature = signature(&request);
         {
-            let mut failed = self.failed.lock().unwrap();
+            let mut failed = self.failed.lock();
             if let Some(waiting) = failed.get_mut(&signature) {
                 Counters::add(&self.counters.retries, 1);
                 *waiting -= 1;
@@ -119,7 +120,7 @@ impl HttpService for Metered {
             Err(_) => true,
         };
         if failed_transiently {
-            let mut failed = self.failed.lock().unwrap();
+            let mut failed = self.failed.lock();
             if failed.len() < 4096 {
                 *failed.entry(signature).or_default() += 1;
             }

@@ -19,12 +19,13 @@ use super::{ranges, too_large, ListEntry, ObjectInfo, OpenObject, Profile, Store
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io;
 use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How a remote store behaves, from the command line.
@@ -171,7 +172,7 @@ impl Inner {
         cache: &Mutex<lru::LruCache<String, Timed<T>>>,
         key: &str,
     ) -> Option<T> {
-        let mut cache = cache.lock().unwrap();
+        let mut cache = cache.lock();
         match cache.get(key) {
             Some((at, value)) if at.elapsed() < self.options.ttl => Some(value.clone()),
             _ => None,
@@ -181,12 +182,11 @@ impl Inner {
     fn remember_head(&self, key: &str, head: Option<Head>) {
         self.heads
             .lock()
-            .unwrap()
             .put(key.to_string(), (Instant::now(), head));
     }
 
     fn remember_version(&self, key: &str, version: Version) {
-        self.versions.lock().unwrap().put(key.to_string(), version);
+        self.versions.lock().put(key.to_string(), version);
     }
 
     fn head_of(meta: &object_store::ObjectMeta) -> Head {
@@ -324,7 +324,6 @@ impl Inner {
         };
         self.prefixes
             .lock()
-            .unwrap()
             .put(key.to_string(), (Instant::now(), found));
         Ok(found)
     }
@@ -417,12 +416,7 @@ impl ObjectStore {
 
     /// The read of `key` started ahead, if any, taken out for this caller.
     fn take_pending(&self, key: &str) -> Option<Pending> {
-        self.inner
-            .pending
-            .lock()
-            .unwrap()
-            .remove(key)
-            .map(|(_, p)| p)
+        self.inner.pending.lock().remove(key).map(|(_, p)| p)
     }
 
     fn refuse_writes(&self) -> io::Result<()> {
@@ -499,7 +493,7 @@ impl Store for ObjectStore {
         match fetched.version {
             Some(version) => self.inner.remember_version(key, version),
             None => {
-                self.inner.versions.lock().unwrap().pop(key);
+                self.inner.versions.lock().pop(key);
             }
         }
         match fetched.bytes {
@@ -521,7 +515,7 @@ impl Store for ObjectStore {
                 return;
             }
         }
-        let mut pending = self.inner.pending.lock().unwrap();
+        let mut pending = self.inner.pending.lock();
         if pending.contains_key(key) {
             return;
         }
@@ -627,7 +621,7 @@ impl Store for ObjectStore {
     fn put(&self, key: &str, bytes: &[u8], _like: Option<&str>, _durable: bool) -> io::Result<()> {
         self.refuse_writes()?;
         let inner = &self.inner;
-        let known = inner.versions.lock().unwrap().get(key).cloned();
+        let known = inner.versions.lock().get(key).cloned();
         let mode = match known {
             _ if !inner.conditional.load(Ordering::Relaxed) => PutMode::Overwrite,
             Some(Version::ETag(etag)) => PutMode::Update(UpdateVersion {
@@ -638,12 +632,12 @@ impl Store for ObjectStore {
             None => PutMode::Overwrite,
         };
         // A read of the old version started ahead must not be handed to a later caller.
-        inner.pending.lock().unwrap().remove(key);
+        inner.pending.lock().remove(key);
         let payload = Bytes::copy_from_slice(bytes);
         let result = self
             .runtime
             .run(async { Ok(Self::put_with(inner, key, payload, mode).await) })?;
-        inner.heads.lock().unwrap().pop(key);
+        inner.heads.lock().pop(key);
         match result {
             Ok(done) => {
                 Counters::add(&inner.counters.bytes_put, bytes.len() as u64);
@@ -655,7 +649,7 @@ impl Store for ObjectStore {
                         }
                     }
                     None => {
-                        inner.versions.lock().unwrap().pop(key);
+                        inner.versions.lock().pop(key);
                     }
                 }
                 Ok(())
@@ -678,7 +672,7 @@ impl Store for ObjectStore {
     fn delete(&self, key: &str, _durable: bool) -> io::Result<()> {
         self.refuse_writes()?;
         let inner = &self.inner;
-        inner.pending.lock().unwrap().remove(key);
+        inner.pending.lock().remove(key);
         let result = self
             .runtime
             .run(async { Ok(inner.store.delete(&path(key)?).await) })?;
@@ -962,7 +956,7 @@ mod tests {
         store.put("p/0", b"ahead", None, false).unwrap();
         store.prefetch("p/0", ANY);
         store.prefetch("p/1", ANY);
-        assert_eq!(store.inner.pending.lock().unwrap().len(), 2, "both started");
+        assert_eq!(store.inner.pending.lock().len(), 2, "both started");
         // Replaced once the read ahead is done: the caller gets what was read ahead.
         std::thread::sleep(Duration::from_millis(200));
         put_behind(&memory, "p/0", b"later");
@@ -970,7 +964,7 @@ mod tests {
         assert!(store.get_into("p/0", &mut buf, ANY).unwrap());
         assert_eq!(buf, b"ahead");
         assert!(!store.get_into("p/1", &mut buf, ANY).unwrap());
-        assert!(store.inner.pending.lock().unwrap().is_empty());
+        assert!(store.inner.pending.lock().is_empty());
     }
 
     #[test]

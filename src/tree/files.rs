@@ -1,15 +1,17 @@
 //! Open files of the tree: reads (with read-ahead for sequential readers), writes, and
 //! the fixed sizes of the data views.
 
+use super::sync::Written;
 use super::{Attr, CacheMode, EntryKind, NodeKind, OpenOptions, Tree, CHUNK_INO_FLAG};
 use crate::array::ZarrArray;
 use crate::blocks::BlockStream;
 use crate::cache::Admission;
 use crate::error::{FsError, FsResult};
 use crate::reader::HeldChunks;
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -132,7 +134,7 @@ impl Tree {
                 return self
                     .open_json_lines(&array, write, |lines| lines.chunks[linear as usize].clone());
             }
-            let options = self.view_open_options(&array);
+            let options = self.chunk_open_options(&array, linear);
             if !write {
                 self.reader.prefetch_after_chunk(&array, linear);
             }
@@ -199,7 +201,7 @@ impl Tree {
     /// Registers an open file; returns its handle.
     fn register_open(&self, target: FileTarget, writable: bool) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.files.lock().unwrap().insert(
+        self.files.lock().insert(
             fh,
             Arc::new(OpenFile {
                 target,
@@ -232,6 +234,27 @@ impl Tree {
                 keep_cache: true,
             },
         ))
+    }
+
+    /// A chunk file's options: those of the data views, except that on a writable mount the
+    /// chunk files of edge chunks use direct I/O where mmap() still works. Bytes written
+    /// into their padding are dropped (it shows the fill value), and the kernel would keep
+    /// them in the pages of the file written, which cannot be dropped before the write is
+    /// answered.
+    fn chunk_open_options(&self, array: &ZarrArray, linear: u64) -> OpenOptions {
+        let options = self.view_open_options(array);
+        let grid = &array.grid;
+        if options.direct_io
+            || self.options.read_only
+            || !self.direct_io_allowed.load(Ordering::Relaxed)
+            || grid.valid_bytes_in_chunk(linear) == grid.chunk_bytes()
+        {
+            return options;
+        }
+        OpenOptions {
+            direct_io: true,
+            keep_cache: false,
+        }
     }
 
     /// Records whether the kernel allows mmap() of direct-I/O files.
@@ -267,7 +290,7 @@ impl Tree {
             return options;
         };
         let now = Instant::now();
-        let mut opened = self.views_checked.lock().unwrap();
+        let mut opened = self.views_checked.lock();
         if opened
             .get(&array.id)
             .is_none_or(|at| now.duration_since(*at) >= ttl)
@@ -281,17 +304,19 @@ impl Tree {
 
     /// Closes a file handle; the last close of a written file starts its write-back.
     pub fn release(&self, fh: u64) {
-        let file = self.files.lock().unwrap().remove(&fh);
+        let file = self.files.lock().remove(&fh);
         if let Some(file) = &file {
-            file.held.lock().unwrap().clear(self.reader.cache());
+            file.held.lock().clear(self.reader.cache());
             if let FileTarget::Flat { array, .. } = &file.target {
                 array.note_scan_band(fh, None, Instant::now());
-                self.remember_band_read_by_blocks(array, &file.sequential.lock().unwrap(), None);
+                self.remember_band_read_by_blocks(array, &file.sequential.lock(), None);
             }
         }
         if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
             if let Err(err) = self.writer.flush_array(array, false) {
-                tracing::warn!("write-back on close: {}", err.message);
+                if crate::error::first_report(&err.message) {
+                    tracing::warn!("write-back on close: {}", err.message);
+                }
             }
         }
     }
@@ -299,7 +324,6 @@ impl Tree {
     pub(super) fn open_file(&self, fh: u64) -> FsResult<Arc<OpenFile>> {
         self.files
             .lock()
-            .unwrap()
             .get(&fh)
             .cloned()
             .ok_or_else(|| FsError::new(libc::EBADF, "unknown file handle"))
@@ -325,11 +349,14 @@ impl Tree {
             ));
         }
         let data = &data[..data.len().min((size - offset.min(size)) as usize)];
+        if let Some(array) = file.array() {
+            array.check_present(false)?;
+        }
         match &file.target {
             FileTarget::Bytes(_) => return Err(FsError::new(libc::EACCES, "read-only file")),
             FileTarget::Chunk { array, linear } => {
                 self.writer.write_chunk(array, *linear, offset, data)?;
-                self.invalidate_aliases(array, None, None);
+                self.invalidate_aliases(array, Written::Chunk(*linear));
             }
             FileTarget::Flat { array, header } => {
                 array.check_readable(self.reader.stats())?;
@@ -350,11 +377,14 @@ impl Tree {
                 }
                 let data_offset = body_offset - header_len;
                 self.writer.write_flat(array, data_offset, body)?;
-                let written = if header_len > 0 { "data.npy" } else { "data" };
+                let name = if header_len > 0 { "data.npy" } else { "data" };
                 self.invalidate_aliases(
                     array,
-                    Some(written),
-                    Some((data_offset, body.len() as u64)),
+                    Written::Flat {
+                        name,
+                        offset: data_offset,
+                        len: body.len() as u64,
+                    },
                 );
             }
         }
@@ -383,6 +413,9 @@ impl Tree {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         crate::stats::Stats::add(&self.reader.stats().read_requests, 1);
         let file = self.open_file(fh)?;
+        if let Some(array) = file.array() {
+            array.check_present(false)?;
+        }
         let size = u64::from(size);
         match &file.target {
             FileTarget::Bytes(content) => {
@@ -396,7 +429,7 @@ impl Tree {
                     return Ok(Vec::new());
                 }
                 let end = offset.saturating_add(size).min(chunk_bytes);
-                let sequential = file.sequential.lock().unwrap().advance(offset, end);
+                let sequential = file.sequential.lock().advance(offset, end);
                 let admission = if sequential {
                     self.reader.scan_admission(array)
                 } else {
@@ -427,7 +460,7 @@ impl Tree {
                 // A sequential reader keeps the chunks of its band (unless another read of
                 // the same handle is using them right now).
                 let mut held = if admission.is_scan() {
-                    file.held.try_lock().ok()
+                    file.held.try_lock()
                 } else {
                     None
                 };
@@ -467,7 +500,7 @@ impl Tree {
         end: u64,
         data: std::ops::Range<u64>,
     ) -> (Admission, Option<Arc<BlockStream>>) {
-        let mut seq = file.sequential.lock().unwrap();
+        let mut seq = file.sequential.lock();
         if !seq.advance(offset, end) {
             self.remember_band_read_by_blocks(array, &seq, None);
             seq.prefetched_to = 0;
@@ -475,7 +508,7 @@ impl Tree {
             seq.band_by_blocks = false;
             seq.blocks_started_to = 0;
             array.note_scan_band(fh, None, Instant::now());
-            file.held.lock().unwrap().clear(self.reader.cache());
+            file.held.lock().clear(self.reader.cache());
             return (Admission::Keep, None);
         }
         let grid = &array.grid;
@@ -493,7 +526,6 @@ impl Tree {
             self.remember_band_read_by_blocks(array, &seq, Some(band));
             file.held
                 .lock()
-                .unwrap()
                 .retain(band_chunks(band), self.reader.cache());
             seq.band_by_blocks =
                 self.reads_band_by_blocks(file, array, band_chunks(band), admission);
@@ -528,7 +560,7 @@ impl Tree {
         }
         seq.band = Some(band);
         seq.reached_band = data.end.saturating_sub(1).max(data.start) / band_bytes;
-        let stream = match &*file.blocks.lock().unwrap() {
+        let stream = match &*file.blocks.lock() {
             Blocks::Stream(stream) if seq.band_by_blocks => Some(stream.clone()),
             _ => None,
         };
@@ -561,7 +593,7 @@ impl Tree {
             && !seq.whole_beyond_band
             && self.reads_band_by_blocks(file, array, band_chunks(band + 1), admission)
         {
-            if let Blocks::Stream(stream) = &*file.blocks.lock().unwrap() {
+            if let Blocks::Stream(stream) = &*file.blocks.lock() {
                 return (admission, Some(stream.clone()));
             }
         }
@@ -601,7 +633,7 @@ impl Tree {
     fn may_read_by_blocks(&self, file: &OpenFile, array: &ZarrArray) -> bool {
         self.reader.cache().scan_resistance()
             && array.may_decode_by_blocks()
-            && !matches!(*file.blocks.lock().unwrap(), Blocks::Unavailable)
+            && !matches!(*file.blocks.lock(), Blocks::Unavailable)
     }
 
     /// Whether a scan takes the chunks `band` whole: one of them is unsaved, or taken whole
@@ -614,7 +646,7 @@ impl Tree {
     ) -> bool {
         let band = band.start..band.end.min(array.grid.num_chunks());
         {
-            let dirty = array.dirty.lock().unwrap();
+            let dirty = array.dirty.lock();
             if band.clone().any(|chunk| dirty.chunks.contains_key(&chunk)) {
                 return true;
             }
@@ -641,7 +673,7 @@ impl Tree {
         {
             return false;
         }
-        let mut blocks = file.blocks.lock().unwrap();
+        let mut blocks = file.blocks.lock();
         if let Blocks::Untried = *blocks {
             // The first stored chunk from the band on tells (absent ones show the fill value).
             let probes = band.start..(band.start + PROBED_CHUNKS).min(array.grid.num_chunks());
@@ -687,7 +719,7 @@ impl Tree {
         }
         // Rows `from..target` cover the same rows of every chunk in their bands: the blocks
         // of those rows, block by block across each band (reply order).
-        let dirty: HashSet<u64> = array.dirty.lock().unwrap().chunks.keys().copied().collect();
+        let dirty: HashSet<u64> = array.dirty.lock().chunks.keys().copied().collect();
         let (first_row, end_row) = (from / flat_row, target.div_ceil(flat_row));
         let mut wanted = Vec::new();
         for band in first_row / chunk_rows..end_row.div_ceil(chunk_rows) {

@@ -22,11 +22,12 @@ use crate::metadata::{self, Catalog, Consolidated, Located, NodeMeta, Origin};
 use crate::reader::ChunkReader;
 use crate::store::{join_key, Store};
 use crate::writer::ChunkWriter;
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Inode number of the mount root.
@@ -142,7 +143,8 @@ pub enum CacheMode {
     Auto,
     /// Always direct I/O: every read is served from zarrfs's own chunk cache.
     DirectIo,
-    /// Always the page cache; on writable mounts aliases are invalidated after writes.
+    /// Always the page cache; on writable mounts a write is answered once the pages of the
+    /// other views of its bytes are dropped.
     KernelCache,
 }
 
@@ -178,7 +180,7 @@ pub struct Tree {
     writer: ChunkWriter,
     /// Directory inode of each array, by array id.
     array_dirs: RwLock<HashMap<u32, u64>>,
-    invalidations: Mutex<Option<Sender<Invalidation>>>,
+    invalidations: Mutex<Option<Sender<sync::Batch>>>,
     /// Whether the kernel lets direct-I/O files be mmap()ed.
     direct_io_allowed: std::sync::atomic::AtomicBool,
     /// When each array's views were last opened with their cached chunks checked (stores
@@ -253,9 +255,9 @@ impl Tree {
             Err(err) => return Err(FsError::invalid(err.to_string())),
         };
         if let NodeKind::ArrayDir { array } = &root {
-            tree.array_dirs.write().unwrap().insert(array.id, ROOT_INO);
+            tree.array_dirs.write().insert(array.id, ROOT_INO);
         }
-        tree.nodes.write().unwrap().push(Arc::new(Node {
+        tree.nodes.write().push(Arc::new(Node {
             parent: ROOT_INO,
             kind: root,
             source,
@@ -320,9 +322,13 @@ impl Tree {
                     }
                     _ => {}
                 }
-                let mut arrays = self.arrays.write().unwrap();
+                let mut arrays = self.arrays.write();
                 let id = arrays.len() as u32;
-                let array = Arc::new(ZarrArray::new(id, self.store.clone(), path, *meta, mtime));
+                let mut array = ZarrArray::new(id, self.store.clone(), path, *meta, mtime);
+                if let Some(doc) = &source.doc {
+                    array = array.with_document(doc);
+                }
+                let array = Arc::new(array);
                 arrays.push(array.clone());
                 NodeKind::ArrayDir { array }
             }
@@ -336,7 +342,6 @@ impl Tree {
         }
         self.nodes
             .read()
-            .unwrap()
             .get((ino - 1) as usize)
             .cloned()
             .ok_or_else(|| FsError::not_found(format!("no node {ino}")))
@@ -345,7 +350,6 @@ impl Tree {
     fn array_by_id(&self, id: u32) -> FsResult<Arc<ZarrArray>> {
         self.arrays
             .read()
-            .unwrap()
             .get(id as usize)
             .cloned()
             .ok_or_else(|| FsError::not_found(format!("no array {id}")))
@@ -449,17 +453,19 @@ impl Tree {
             return Err(FsError::new(libc::ENOTDIR, "not a directory"));
         }
         let key = (parent, name.to_string());
-        if let Some(&ino) = self.children.read().unwrap().get(&key) {
+        if let Some(&ino) = self.children.read().get(&key) {
             return Ok(ino);
         }
         let (kind, source) = self
             .resolve_child(parent, &node, name)?
             .ok_or_else(|| FsError::not_found(format!("no entry {name}")))?;
-        let mut children = self.children.write().unwrap();
+        let mut children = self.children.write();
         if let Some(&ino) = children.get(&key) {
             return Ok(ino);
         }
-        let mut nodes = self.nodes.write().unwrap();
+        let mut nodes = self.nodes.write();
+        // Tests check that a panic here, with both locks held, fails this lookup alone.
+        crate::isolation::inject("lookup", name);
         let array_id = match &kind {
             NodeKind::ArrayDir { array } => Some(array.id),
             _ => None,
@@ -472,7 +478,7 @@ impl Tree {
         let ino = nodes.len() as u64;
         children.insert(key, ino);
         if let Some(id) = array_id {
-            self.array_dirs.write().unwrap().insert(id, ino);
+            self.array_dirs.write().insert(id, ino);
         }
         Ok(ino)
     }
@@ -517,7 +523,7 @@ impl Tree {
 
     /// Where the owner and mode of an array's files come from.
     fn array_source(&self, array: &ZarrArray) -> Source {
-        let dir = self.array_dirs.read().unwrap().get(&array.id).copied();
+        let dir = self.array_dirs.read().get(&array.id).copied();
         dir.and_then(|ino| self.node(ino).ok())
             .map(|node| node.source.clone())
             .unwrap_or_else(|| Source {
@@ -553,7 +559,7 @@ impl Tree {
 
     /// The JSON lines of a variable-length array, built on first use.
     pub(crate) fn json_lines(&self, array: &ZarrArray) -> FsResult<Arc<JsonLines>> {
-        if let Some(lines) = self.json_lines.lock().unwrap().get(&array.id) {
+        if let Some(lines) = self.json_lines.lock().get(&array.id) {
             return Ok(lines.clone());
         }
         let lines = Arc::new(crate::jsonl::build(
@@ -561,10 +567,7 @@ impl Tree {
             &self.reader,
             self.reader.cache().budget(),
         )?);
-        self.json_lines
-            .lock()
-            .unwrap()
-            .insert(array.id, lines.clone());
+        self.json_lines.lock().insert(array.id, lines.clone());
         Ok(lines)
     }
 
@@ -1030,7 +1033,7 @@ mod tests {
         for _ in 0..pool.current_num_threads() {
             let blocked = blocked.clone();
             pool.spawn(move || {
-                let _ = blocked.lock().unwrap().recv();
+                let _ = blocked.lock().recv();
             });
         }
         let counts = walk(&tree, "counts/data"); // 1000 int32 in 4 chunks of 256

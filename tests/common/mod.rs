@@ -1,7 +1,9 @@
 //! Helpers shared by the mount tests: a mount guard, NPY parsing and the fixture manifest.
 #![allow(dead_code)]
 
-use serde_json::Value;
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -49,6 +51,16 @@ impl Mount {
     /// Like [`Mount::new`], with the daemon's address space limited to `limit` bytes (so that
     /// a daemon that would allocate without bound dies instead of exhausting the machine).
     pub fn with_memory_limit(store: &Path, extra: &[&str], limit: Option<u64>) -> Mount {
+        Self::with_options(store, extra, limit, &[])
+    }
+
+    /// Like [`Mount::with_memory_limit`], with extra environment variables for the daemon.
+    pub fn with_options(
+        store: &Path,
+        extra: &[&str],
+        limit: Option<u64>,
+        env: &[(&str, &str)],
+    ) -> Mount {
         let dir = tempfile::tempdir().unwrap();
         let point = dir.path().join("mnt");
         std::fs::create_dir(&point).unwrap();
@@ -62,7 +74,7 @@ impl Mount {
         ];
         args.extend_from_slice(extra);
         let mut command = Command::new(env!("CARGO_BIN_EXE_zarrfs"));
-        command.args(&args);
+        command.args(&args).envs(env.iter().copied());
         if let Some(limit) = limit {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
@@ -402,4 +414,37 @@ pub fn chunk_element_sources(shape: &[u64], chunks: &[u64], index: &[u64]) -> Ve
             Some(flat)
         })
         .collect()
+}
+
+/// Writes a `.zarray` for an `<i4` array of `shape` in `chunks`, raw (no compressor), fill 0.
+pub fn write_array(dir: &Path, shape: &[u64], chunks: &[u64], extra: Value) {
+    fs::create_dir_all(dir).unwrap();
+    let mut meta = json!({
+        "zarr_format": 2, "shape": shape, "chunks": chunks, "dtype": "<i4",
+        "compressor": null, "fill_value": 0, "order": "C", "filters": null
+    });
+    meta.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    fs::write(dir.join(".zarray"), meta.to_string()).unwrap();
+}
+
+/// A store (a group) in a fresh directory, traversable by every user.
+pub fn new_store() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let store = dir.path().join("store");
+    fs::create_dir(&store).unwrap();
+    fs::write(store.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+    (dir, store)
+}
+
+/// Ten `<i4` values `base..base+10` as a raw 40-byte chunk.
+pub fn chunk_values(base: i32) -> Vec<u8> {
+    (base..base + 10).flat_map(i32::to_le_bytes).collect()
+}
+
+/// Reads a whole file, returning the errno of a failure.
+pub fn read_errno(path: PathBuf) -> Result<Vec<u8>, Option<i32>> {
+    fs::read(path).map_err(|e| e.raw_os_error())
 }

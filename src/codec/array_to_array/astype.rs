@@ -38,13 +38,19 @@ impl AsTypeCodec {
         })
     }
 
-    /// The value cast from elements of `from` to an array of `to`.
-    pub fn cast(from: DataType, to: DataType) -> Self {
-        AsTypeCodec {
+    /// The value cast from elements of `from` to an array of `to`; refused unless both are
+    /// numbers (or booleans).
+    pub fn cast(from: DataType, to: DataType) -> Result<Self, CodecError> {
+        if !(is_numeric(from) && is_numeric(to)) {
+            return Err(CodecError::Unsupported(format!(
+                "numcodecs filters decoding {from} into an array of {to}"
+            )));
+        }
+        Ok(AsTypeCodec {
             encode_dtype: from,
             decode_dtype: to,
             label: "cast",
-        }
+        })
     }
 }
 
