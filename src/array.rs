@@ -552,6 +552,11 @@ impl ZarrArray {
             Ok(mut decoded) => {
                 self.mask_padding(linear, &mut decoded);
                 Stats::add(&stats.chunks_decoded, 1);
+                tracing::debug!(
+                    "decoded {} ({} bytes stored)",
+                    self.store.describe(key),
+                    encoded.len()
+                );
                 Ok(decoded)
             }
             Err(err) => {

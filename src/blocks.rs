@@ -235,11 +235,8 @@ impl BlockStream {
             pool.spawn(move || {
                 // The reader may have passed it while the decode waited for a thread.
                 if !stream.is_behind(key.0, key.1) {
-                    match stream.block(key.0, key.1) {
-                        Err(err) if crate::error::first_report(&err.message) => {
-                            tracing::warn!("read-ahead: {}", err.message);
-                        }
-                        _ => {}
+                    if let Err(err) = stream.block(key.0, key.1) {
+                        crate::report::warn(&format!("read-ahead: {}", err.message));
                     }
                 }
             });

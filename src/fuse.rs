@@ -6,8 +6,8 @@ use crate::tree::{Attr, EntryKind, Tree};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
-    TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::sync::Arc;
@@ -61,17 +61,26 @@ impl ZarrFs {
     }
 }
 
-/// Logs an error worth a line (not plain "no such entry"), the first time it happens, and
-/// converts it to an errno.
+/// Logs an error worth a line (not plain "no such entry"; repeats rate-limited, see
+/// [`crate::report`]) and converts it to an errno.
 fn errno(op: &str, err: FsError) -> Errno {
-    if err.errno != libc::ENOENT
-        && err.errno != libc::EPERM
-        && err.errno != libc::EROFS
-        && crate::error::first_report(&err.message)
-    {
-        tracing::warn!("{op}: {}", err.message);
+    if ![libc::ENOENT, libc::EPERM, libc::EROFS, libc::ENODATA].contains(&err.errno) {
+        crate::report::warn(&format!("{op}: {}", err.message));
     }
     Errno::from_i32(err.errno)
+}
+
+/// Answers getxattr/listxattr: the size asked for with `size` 0, else the value, or ERANGE
+/// when it does not fit.
+fn reply_xattr(reply: ReplyXattr, value: &[u8], size: u32) {
+    let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+    if size == 0 {
+        reply.size(len);
+    } else if len <= size {
+        reply.data(value);
+    } else {
+        reply.error(Errno::ERANGE);
+    }
 }
 
 /// Answers a request that returns nothing but success or an errno.
@@ -431,7 +440,60 @@ impl Filesystem for ZarrFs {
         reply.error(Errno::ENOTTY);
     }
 
+    /// The store's file system's sizes, so that `df` shows them for the mount.
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+        let s = self.tree.fs_stats();
+        reply.statfs(
+            s.blocks,
+            s.blocks_free,
+            s.blocks_available,
+            s.files,
+            s.files_free,
+            s.block_size.max(512),
+            s.name_max.max(255),
+            s.fragment_size.max(512),
+        );
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let value = match name.to_str() {
+            Some(name) => self.tree.xattr(ino.0, name),
+            None => Err(FsError::new(libc::ENODATA, "no such attribute")),
+        };
+        match value {
+            Ok(value) => reply_xattr(reply, &value, size),
+            Err(err) => reply.error(errno("getxattr", err)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.tree.xattrs(ino.0) {
+            Ok(attrs) => {
+                let mut names = Vec::new();
+                for (name, _) in attrs {
+                    names.extend_from_slice(name.as_bytes());
+                    names.push(0);
+                }
+                reply_xattr(reply, &names, size);
+            }
+            Err(err) => reply.error(errno("listxattr", err)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::from_i32(self.tree.xattr_change_error().errno));
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::from_i32(self.tree.xattr_change_error().errno));
     }
 }

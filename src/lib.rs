@@ -18,6 +18,7 @@ pub mod geometry;
 pub mod jsonl;
 pub mod metadata;
 pub mod reader;
+pub mod report;
 pub mod sample;
 pub mod stats;
 pub mod store;

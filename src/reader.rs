@@ -447,9 +447,7 @@ impl ChunkReader {
                 } else if let Err(err) =
                     load_through_cache(&cache, &stats, &array, linear, admission, wanted)
                 {
-                    if crate::error::first_report(&err.message) {
-                        tracing::warn!("read-ahead: {}", err.message);
-                    }
+                    crate::report::warn(&format!("read-ahead: {}", err.message));
                 }
                 pending.fetch_sub(1, Ordering::Relaxed);
             });
@@ -529,6 +527,7 @@ fn load_through_cache(
 ) -> FsResult<ChunkBuf> {
     let key = (array.id, linear);
     cache.get_or_load(key, admission, || {
+        tracing::debug!("cache miss: {}", array.describe_chunk(linear));
         let generation = array.dirty.lock().unwrap().generation;
         let buffer = cache.take_buffer(array.grid.chunk_bytes());
         let loaded = array.load_chunk_reusing(linear, stats, buffer)?;

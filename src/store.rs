@@ -46,6 +46,27 @@ impl ObjectInfo {
     }
 }
 
+/// Sizes of the file system a store lives on, as statvfs(3) gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsStats {
+    /// Size in `fragment_size` units.
+    pub blocks: u64,
+    /// Free blocks.
+    pub blocks_free: u64,
+    /// Free blocks unprivileged users may use.
+    pub blocks_available: u64,
+    /// Inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub files_free: u64,
+    /// Preferred block size.
+    pub block_size: u32,
+    /// Longest file name.
+    pub name_max: u32,
+    /// The unit of `blocks`.
+    pub fragment_size: u32,
+}
+
 /// One child of a listed prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListEntry {
@@ -135,6 +156,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Removes temporary objects left by an interrupted writer of an earlier session;
     /// returns how many were removed.
     fn remove_stale_temporaries(&self) -> io::Result<usize>;
+    /// Sizes of the file system holding the store; `Ok(None)` when there is none to tell.
+    fn fs_stats(&self) -> io::Result<Option<FsStats>> {
+        Ok(None)
+    }
 }
 
 /// A file of a directory store, open: replacing the file (the store's writers rename a new
@@ -572,6 +597,24 @@ impl Store for DirectoryStore {
         let mut removed = 0;
         self.remove_temporaries_in(self.open_dir("")?, "", &own, &mut removed);
         Ok(removed)
+    }
+
+    fn fs_stats(&self) -> io::Result<Option<FsStats>> {
+        // SAFETY: an all-zero statvfs is a valid value to be overwritten.
+        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatvfs on the root descriptor this store owns, into `stats`.
+        beneath::check(unsafe { libc::fstatvfs(self.fd.as_raw_fd(), &mut stats) })?;
+        let narrow = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Ok(Some(FsStats {
+            blocks: stats.f_blocks,
+            blocks_free: stats.f_bfree,
+            blocks_available: stats.f_bavail,
+            files: stats.f_files,
+            files_free: stats.f_ffree,
+            block_size: narrow(stats.f_bsize),
+            name_max: narrow(stats.f_namemax),
+            fragment_size: narrow(stats.f_frsize),
+        }))
     }
 }
 

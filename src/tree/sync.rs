@@ -1,9 +1,10 @@
 //! Durability and coherence: write-back on close, fsync, idle time and unmount, and
 //! invalidation of the kernel's cached pages of files that alias written bytes.
 
-use super::{chunk_ino, NodeKind, Tree, ROOT_INO};
+use super::{chunk_file_name, chunk_ino, NodeKind, Tree, DISCARD_FILE, ROOT_INO};
 use crate::array::ZarrArray;
 use crate::error::{FsError, FsResult};
+use crate::store::join_key;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,13 @@ impl Tree {
                     let _ = sender.send((ino, 0, 0));
                 }
             }
+        }
+    }
+
+    /// Drops the kernel's cached pages of an inode.
+    fn invalidate_inode(&self, ino: u64) {
+        if let Some(sender) = self.invalidations.lock().unwrap().as_ref() {
+            let _ = sender.send((ino, 0, 0));
         }
     }
 
@@ -114,6 +122,35 @@ impl Tree {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Drops every chunk not written back yet (what was written to it is lost; reads show
+    /// the stored chunk again) and says so in the log; returns their paths in the mount.
+    pub fn discard_unsaved(&self) -> Vec<String> {
+        let arrays: Vec<Arc<ZarrArray>> = self.arrays.read().unwrap().clone();
+        let mut paths = Vec::new();
+        for array in arrays {
+            let dropped = self.writer.discard(&array);
+            if dropped.is_empty() {
+                continue;
+            }
+            self.invalidate_aliases(&array, None, None);
+            for linear in dropped {
+                let path = format!(
+                    "/{}",
+                    join_key(
+                        &array.path,
+                        &format!("chunks/{}", chunk_file_name(&array, linear))
+                    )
+                );
+                tracing::warn!("discarded unsaved chunk {path} (asked through {DISCARD_FILE})");
+                if let Ok(ino) = chunk_ino(array.id, linear) {
+                    self.invalidate_inode(ino);
+                }
+                paths.push(path);
+            }
+        }
+        paths
+    }
+
     /// Writes back arrays left unwritten for `delay`, from a background thread that ends
     /// with the tree.
     pub fn start_idle_writeback(self: &Arc<Self>, delay: Duration) {
@@ -135,7 +172,7 @@ impl Tree {
                     };
                     if due {
                         if let Err(err) = tree.writer.flush_array(&array, false) {
-                            tracing::warn!("idle write-back: {}", err.message);
+                            crate::report::warn(&format!("idle write-back: {}", err.message));
                             array.dirty.lock().unwrap().last_write = Some(Instant::now());
                         }
                     }
