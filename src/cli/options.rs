@@ -1,0 +1,351 @@
+//! `zarrfs mount`'s flags and `-o` options turned into a [`MountConfig`]: zarrfs's own
+//! options, FUSE's, and every option mount(8) and mount.fuse3 pass to a helper. Unknown
+//! options are refused, all named in one line.
+
+use super::logging::LogFilter;
+use super::mounts::SUBTYPE;
+use super::MountArgs;
+use crate::tree::perms::Ownership;
+use crate::tree::CacheMode;
+use crate::units::{parse_duration, parse_size};
+use anyhow::{anyhow, bail, Result};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const DEFAULT_CACHE_SIZE: u64 = 1 << 30;
+const DEFAULT_WRITEBACK_DELAY: Duration = Duration::from_secs(3);
+
+/// Everything a mount needs, after parsing the command line.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    /// Store directory (as given; [`super::mount`] resolves it).
+    pub store: PathBuf,
+    /// Mount point (as given).
+    pub mountpoint: PathBuf,
+    /// Refuse writes (the default).
+    pub read_only: bool,
+    /// Decoded-chunk cache budget in bytes.
+    pub cache_size: u64,
+    /// Decode threads.
+    pub threads: usize,
+    /// Let other users access the mount.
+    pub allow_other: bool,
+    /// Let root access the mount.
+    pub allow_root: bool,
+    /// Idle time after which written chunks are stored.
+    pub writeback_delay: Duration,
+    /// Page-cache policy of the data views.
+    pub cache_mode: CacheMode,
+    /// Cache the chunks of sequential passes at once instead of from their second pass.
+    pub keep_scans: bool,
+    /// Owners and modes shown instead of the store's.
+    pub ownership: Ownership,
+    /// Unmount when the daemon dies (fusermount3 watches it).
+    pub auto_unmount: bool,
+    /// The mount's source in /proc/mounts [default: the store's path].
+    pub fsname: Option<String>,
+    /// Mount flags and options handed to the kernel as given (exec, sync, max_read, …).
+    pub kernel_options: Vec<fuser::MountOption>,
+    /// Log file of the background daemon.
+    pub log: Option<PathBuf>,
+    /// What the daemon logs.
+    pub log_filter: LogFilter,
+    /// Stay in the foreground.
+    pub foreground: bool,
+    /// Clear a dead zarrfs mount on the mount point first.
+    pub force: bool,
+    /// Check everything, mount nothing (mount(8)'s `-f`).
+    pub fake: bool,
+}
+
+/// Options mount(8) or mount.fuse3 pass that change nothing here: zarrfs mounts are always
+/// `nodev,nosuid,noatime` with `default_permissions` (their files are regular files with
+/// permission bits only, atimes are not kept, the kernel checks permissions), and the
+/// rest concern mount(8) itself.
+const NO_EFFECT: &[&str] = &[
+    "default_permissions",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "atime",
+    "noatime",
+    "relatime",
+    "strictatime",
+    "nostrictatime",
+    "diratime",
+    "nodiratime",
+    "lazytime",
+    "nolazytime",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "users",
+    "owner",
+    "group",
+    "_netdev",
+    "nofail",
+    "defaults",
+    "silent",
+    "loud",
+];
+
+/// Parses permission bits written in octal (`0640`, `640`, `0o640`).
+fn parse_mode(name: &str, value: &str) -> Result<u32> {
+    u32::from_str_radix(value.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|&mode| mode <= 0o777)
+        .ok_or_else(|| anyhow!("invalid {name}={value} (octal permission bits, e.g. 0640)"))
+}
+
+/// Parses a number of `what` (a user id, a thread count, …).
+fn parse_number<T: std::str::FromStr>(name: &str, value: &str, what: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| anyhow!("invalid {name}={value} ({what})"))
+}
+
+/// Turns `mount` arguments (flags, then `-o` options in order) into a [`MountConfig`].
+pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
+    let mut config = MountConfig {
+        store: args.store.clone(),
+        mountpoint: args.mountpoint.clone(),
+        read_only: !args.rw,
+        cache_size: match &args.cache_size {
+            Some(size) => parse_size(size).map_err(|e| anyhow!(e))?,
+            None => DEFAULT_CACHE_SIZE,
+        },
+        threads: 0,
+        allow_other: false,
+        allow_root: false,
+        writeback_delay: match &args.writeback_delay {
+            Some(delay) => parse_duration(delay).map_err(|e| anyhow!(e))?,
+            None => DEFAULT_WRITEBACK_DELAY,
+        },
+        cache_mode: CacheMode::Auto,
+        keep_scans: args.keep_scans,
+        ownership: Ownership {
+            file_mode: args
+                .file_mode
+                .as_deref()
+                .map(|m| parse_mode("--file-mode", m))
+                .transpose()?,
+            dir_mode: args
+                .dir_mode
+                .as_deref()
+                .map(|m| parse_mode("--dir-mode", m))
+                .transpose()?,
+            ..Ownership::default()
+        },
+        auto_unmount: false,
+        fsname: None,
+        kernel_options: Vec::new(),
+        log: args.log.clone(),
+        log_filter: LogFilter::from_verbosity(args.verbose),
+        foreground: args.foreground,
+        force: args.force,
+        fake: args.fake,
+    };
+    let mut threads = args.threads;
+    let mut unknown = Vec::new();
+    for option in args
+        .options
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+    {
+        let (name, value) = match option.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (option, None),
+        };
+        if !apply_option(&mut config, &mut threads, name, value, args.mount_helper)? {
+            unknown.push(option);
+        }
+    }
+    if !unknown.is_empty() {
+        bail!("unknown mount option(s): {}", unknown.join(", "));
+    }
+    if let Some(level) = &args.log_level {
+        config.log_filter = LogFilter::parse(level)?;
+    }
+    config.threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    if config.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    Ok(config)
+}
+
+/// Applies one `-o` option; `Ok(false)` when it is not one zarrfs knows. In the forms
+/// mount(8) runs (`mount_helper`), `rw` is what mount(8) passes to every mount not marked
+/// `ro`, so only `writable` asks for writes there.
+fn apply_option(
+    config: &mut MountConfig,
+    threads: &mut Option<usize>,
+    name: &str,
+    value: Option<&str>,
+    mount_helper: bool,
+) -> Result<bool> {
+    use fuser::MountOption as Kernel;
+    match (name, value) {
+        ("ro", None) => config.read_only = true,
+        ("rw", None) if mount_helper => {}
+        ("rw", None) => config.read_only = false,
+        ("writable", None) => config.read_only = false,
+        ("allow_other", None) => config.allow_other = true,
+        ("allow_root", None) => config.allow_root = true,
+        ("auto_unmount", None) => config.auto_unmount = true,
+        ("keep_scans", None) => config.keep_scans = true,
+        ("direct_io", None) => config.cache_mode = CacheMode::DirectIo,
+        ("kernel_cache", None) => config.cache_mode = CacheMode::KernelCache,
+        ("exec", None) => config.kernel_options.push(Kernel::Exec),
+        ("noexec", None) => config.kernel_options.push(Kernel::NoExec),
+        ("sync", None) => config.kernel_options.push(Kernel::Sync),
+        ("async", None) => config.kernel_options.push(Kernel::Async),
+        ("dirsync", None) => config.kernel_options.push(Kernel::DirSync),
+        ("max_read", Some(v)) => {
+            let bytes: u32 = parse_number(name, v, "a number of bytes")?;
+            config
+                .kernel_options
+                .push(Kernel::CUSTOM(format!("max_read={bytes}")));
+        }
+        ("fsname", Some(v)) => config.fsname = Some(v.to_string()),
+        ("subtype", Some(v)) if v == SUBTYPE => {}
+        ("subtype", Some(v)) => {
+            bail!("subtype={v} refused: zarrfs mounts are of type fuse.{SUBTYPE}")
+        }
+        ("cache_size", Some(v)) => config.cache_size = parse_size(v).map_err(|e| anyhow!(e))?,
+        ("writeback_delay", Some(v)) => {
+            config.writeback_delay = parse_duration(v).map_err(|e| anyhow!(e))?
+        }
+        ("threads", Some(v)) => *threads = Some(parse_number(name, v, "a number")?),
+        ("uid", Some(v)) => config.ownership.uid = Some(parse_number(name, v, "a numeric id")?),
+        ("gid", Some(v)) => config.ownership.gid = Some(parse_number(name, v, "a numeric id")?),
+        ("umask", Some(v)) => config.ownership.umask = Some(parse_mode(name, v)?),
+        ("file_mode", Some(v)) => config.ownership.file_mode = Some(parse_mode(name, v)?),
+        ("dir_mode", Some(v)) => config.ownership.dir_mode = Some(parse_mode(name, v)?),
+        ("log", Some(v)) => config.log = Some(PathBuf::from(v)),
+        ("log_level", Some(v)) => config.log_filter = LogFilter::parse(v)?,
+        // fstab comments and options for other programs (systemd's x-systemd.*).
+        ("comment", Some(_)) => {}
+        _ if name.starts_with("x-") => {}
+        (_, None) if NO_EFFECT.contains(&name) => {}
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(options: &[&str]) -> MountArgs {
+        MountArgs {
+            store: "store".into(),
+            mountpoint: "mnt".into(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+            ..MountArgs::default()
+        }
+    }
+
+    #[test]
+    fn parses_zarrfs_options() {
+        let config = parse_config(&MountArgs {
+            cache_size: Some("2GiB".into()),
+            ..args(&[
+                "keep_scans",
+                "cache_size=512MiB",
+                "allow_other",
+                "threads=3",
+                "writeback_delay=1m",
+            ])
+        })
+        .unwrap();
+        assert!(config.read_only, "read-only unless asked");
+        assert_eq!(config.cache_size, 512 << 20);
+        assert!(config.allow_other);
+        assert_eq!(config.threads, 3);
+        assert!(config.keep_scans);
+        assert_eq!(config.writeback_delay, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn writes_need_asking() {
+        assert!(parse_config(&args(&[])).unwrap().read_only);
+        assert!(!parse_config(&args(&["rw"])).unwrap().read_only);
+        assert!(parse_config(&args(&["rw", "ro"])).unwrap().read_only);
+        let flag = MountArgs {
+            rw: true,
+            ..args(&[])
+        };
+        assert!(!parse_config(&flag).unwrap().read_only);
+        // mount(8) passes rw to every mount not marked ro.
+        let helper = |options: &[&str]| MountArgs {
+            mount_helper: true,
+            ..args(options)
+        };
+        assert!(parse_config(&helper(&["rw"])).unwrap().read_only);
+        assert!(
+            !parse_config(&helper(&["rw", "writable"]))
+                .unwrap()
+                .read_only
+        );
+    }
+
+    #[test]
+    fn accepts_every_option_mount_passes() {
+        let options = [
+            "dev",
+            "nodev",
+            "suid",
+            "nosuid",
+            "exec",
+            "noexec",
+            "atime",
+            "noatime",
+            "relatime",
+            "sync",
+            "async",
+            "auto",
+            "noauto",
+            "user",
+            "nouser",
+            "_netdev",
+            "nofail",
+            "defaults",
+            "x-systemd.automount",
+            "x-gvfs-show",
+            "x-a=b",
+            "default_permissions",
+            "auto_unmount",
+            "fsname=/data/x.zarr",
+            "subtype=zarrfs",
+            "uid=1000",
+            "gid=100",
+            "umask=022",
+            "max_read=131072",
+        ];
+        let config = parse_config(&args(&options)).unwrap();
+        assert!(config.auto_unmount);
+        assert_eq!(config.fsname.as_deref(), Some("/data/x.zarr"));
+        assert_eq!(config.ownership.uid, Some(1000));
+        assert!(config
+            .kernel_options
+            .contains(&fuser::MountOption::CUSTOM("max_read=131072".into())));
+    }
+
+    #[test]
+    fn names_every_unknown_option_in_one_line() {
+        let err = parse_config(&args(&["ro", "bogus", "nofail", "frob=1"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "unknown mount option(s): bogus, frob=1");
+        let err = parse_config(&args(&["subtype=other"])).unwrap_err();
+        assert!(err.to_string().contains("fuse.zarrfs"), "{err}");
+        assert!(parse_config(&args(&["ro=1"])).is_err());
+    }
+}
