@@ -25,7 +25,7 @@ pub const VERSION: &str = concat!(
 
 /// Mount Zarr stores as plain files.
 #[derive(Debug, Parser)]
-#[command(name = "zarrfs", version = VERSION, about, long_about = None)]
+#[command(name = "zarrfs", version = VERSION, propagate_version = true, about, long_about = None)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -306,9 +306,23 @@ fn fuse_config(config: &MountConfig) -> fuser::Config {
             MountOption::RW
         },
     ];
-    fuse_config
-        .mount_options
-        .extend(config.kernel_options.iter().cloned());
+    let flags = [
+        (config.exec == Some(true), MountOption::Exec),
+        (config.exec == Some(false), MountOption::NoExec),
+        (config.sync == Some(true), MountOption::Sync),
+        (config.sync == Some(false), MountOption::Async),
+        (config.dirsync, MountOption::DirSync),
+    ];
+    fuse_config.mount_options.extend(
+        flags
+            .into_iter()
+            .filter_map(|(set, flag)| set.then_some(flag)),
+    );
+    if let Some(bytes) = config.max_read {
+        fuse_config
+            .mount_options
+            .push(MountOption::CUSTOM(format!("max_read={bytes}")));
+    }
     fuse_config.acl = if config.allow_other {
         fuser::SessionACL::All
     } else if config.allow_root || config.auto_unmount {

@@ -44,8 +44,14 @@ pub struct MountConfig {
     pub auto_unmount: bool,
     /// The mount's source in /proc/mounts [default: the store's path].
     pub fsname: Option<String>,
-    /// Mount flags and options handed to the kernel as given (exec, sync, max_read, …).
-    pub kernel_options: Vec<fuser::MountOption>,
+    /// Whether programs may be run from the mount (`exec`, `noexec`; the last one given).
+    pub exec: Option<bool>,
+    /// Whether writes are synchronous (`sync`, `async`; the last one given).
+    pub sync: Option<bool>,
+    /// `dirsync`.
+    pub dirsync: bool,
+    /// The kernel's largest read request (`max_read=`).
+    pub max_read: Option<u32>,
     /// Log file of the background daemon.
     pub log: Option<PathBuf>,
     /// What the daemon logs.
@@ -140,7 +146,10 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         },
         auto_unmount: false,
         fsname: None,
-        kernel_options: Vec::new(),
+        exec: None,
+        sync: None,
+        dirsync: false,
+        max_read: None,
         log: args.log.clone(),
         log_filter: LogFilter::from_verbosity(args.verbose),
         foreground: args.foreground,
@@ -190,7 +199,6 @@ fn apply_option(
     value: Option<&str>,
     mount_helper: bool,
 ) -> Result<bool> {
-    use fuser::MountOption as Kernel;
     match (name, value) {
         ("ro", None) => config.read_only = true,
         ("rw", None) if mount_helper => {}
@@ -202,16 +210,11 @@ fn apply_option(
         ("keep_scans", None) => config.keep_scans = true,
         ("direct_io", None) => config.cache_mode = CacheMode::DirectIo,
         ("kernel_cache", None) => config.cache_mode = CacheMode::KernelCache,
-        ("exec", None) => config.kernel_options.push(Kernel::Exec),
-        ("noexec", None) => config.kernel_options.push(Kernel::NoExec),
-        ("sync", None) => config.kernel_options.push(Kernel::Sync),
-        ("async", None) => config.kernel_options.push(Kernel::Async),
-        ("dirsync", None) => config.kernel_options.push(Kernel::DirSync),
+        ("exec" | "noexec", None) => config.exec = Some(name == "exec"),
+        ("sync" | "async", None) => config.sync = Some(name == "sync"),
+        ("dirsync", None) => config.dirsync = true,
         ("max_read", Some(v)) => {
-            let bytes: u32 = parse_number(name, v, "a number of bytes")?;
-            config
-                .kernel_options
-                .push(Kernel::CUSTOM(format!("max_read={bytes}")));
+            config.max_read = Some(parse_number(name, v, "a number of bytes")?)
         }
         ("fsname", Some(v)) => config.fsname = Some(v.to_string()),
         ("subtype", Some(v)) if v == SUBTYPE => {}
@@ -333,9 +336,9 @@ mod tests {
         assert!(config.auto_unmount);
         assert_eq!(config.fsname.as_deref(), Some("/data/x.zarr"));
         assert_eq!(config.ownership.uid, Some(1000));
-        assert!(config
-            .kernel_options
-            .contains(&fuser::MountOption::CUSTOM("max_read=131072".into())));
+        assert_eq!(config.max_read, Some(131072));
+        // Opposites: the last one given wins, as with mount(8).
+        assert_eq!((config.exec, config.sync), (Some(false), Some(false)));
     }
 
     #[test]

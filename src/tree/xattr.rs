@@ -26,16 +26,19 @@ const FIELDS: &[&str] = &[
     "dimension_names",
 ];
 
-/// An attribute's value: text as it is, a list of numbers comma-separated (`24,90,180`),
-/// anything else as compact JSON.
-fn value_text(value: &Value) -> String {
+/// The fields that are lists of dimensions, shown comma-separated (`24,90,180`).
+const DIMENSIONS: &[&str] = &["shape", "chunks", "shards"];
+
+/// An attribute's value: dimensions comma-separated, text as it is, anything else (a
+/// complex fill value, dimension names) as compact JSON.
+fn value_text(field: &str, value: &Value) -> String {
     match value {
-        Value::String(text) => text.clone(),
-        Value::Array(items) if items.iter().all(Value::is_number) => items
+        Value::Array(items) if DIMENSIONS.contains(&field) => items
             .iter()
             .map(Value::to_string)
             .collect::<Vec<_>>()
             .join(","),
+        Value::String(text) => text.clone(),
         other => other.to_string(),
     }
 }
@@ -67,7 +70,10 @@ impl Tree {
             .iter()
             .filter_map(|&field| Some((field, meta.get(field)?)))
             .filter(|(field, value)| !value.is_null() || *field == "fill_value")
-            .map(|(field, value)| (format!("{PREFIX}{field}"), value_text(value).into_bytes()))
+            .map(|(field, value)| {
+                let text = value_text(field, value);
+                (format!("{PREFIX}{field}"), text.into_bytes())
+            })
             .collect();
         if let Some(codecs) = meta.pointer("/stored/codecs") {
             attrs.push((format!("{PREFIX}codecs"), codecs.to_string().into_bytes()));
