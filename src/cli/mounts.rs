@@ -80,10 +80,19 @@ pub fn find(point: &Path) -> Option<MountEntry> {
         .find(|entry| entry.point == point)
 }
 
-/// Whether `point` is a mount whose daemon is gone: the kernel answers
-/// "Transport endpoint is not connected" (ENOTCONN).
+/// Whether `err` is what the kernel answers on a FUSE mount whose daemon is gone:
+/// "Transport endpoint is not connected" (ENOTCONN), or ECONNABORTED while the connection
+/// is being torn down.
+fn is_disconnected(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ENOTCONN | libc::ECONNABORTED)
+    )
+}
+
+/// Whether `point` is a mount whose daemon is gone.
 pub fn is_dead(point: &Path) -> bool {
-    std::fs::metadata(point).is_err_and(|err| err.raw_os_error() == Some(libc::ENOTCONN))
+    std::fs::metadata(point).is_err_and(|err| is_disconnected(&err))
 }
 
 /// `path` made absolute with its directories resolved, without looking at its last
@@ -91,7 +100,7 @@ pub fn is_dead(point: &Path) -> bool {
 pub fn resolve(path: &Path) -> io::Result<PathBuf> {
     match std::fs::canonicalize(path) {
         Ok(resolved) => Ok(resolved),
-        Err(err) if err.raw_os_error() == Some(libc::ENOTCONN) => {
+        Err(err) if is_disconnected(&err) => {
             let absolute = std::path::absolute(path)?;
             match (absolute.parent(), absolute.file_name()) {
                 (Some(parent), Some(name)) => Ok(std::fs::canonicalize(parent)?.join(name)),
