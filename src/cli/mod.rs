@@ -23,9 +23,16 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// What `zarrfs --help` adds about the forms mount(8) uses.
+const MOUNT_FORMS: &str =
+    "As mount(8) runs it: `zarrfs STORE MOUNTPOINT -o OPTIONS` (mount.fuse3, for \
+fstab entries and `mount -t fuse.zarrfs`), or zarrfs linked as mount.zarrfs, mounts as `zarrfs \
+mount` does; there `rw` is what mount(8) passes to every mount, and `-o writable` asks for writes.";
+
 /// Mount Zarr stores as plain files.
 #[derive(Debug, Parser)]
-#[command(name = "zarrfs", version = VERSION, propagate_version = true, about, long_about = None)]
+#[command(name = "zarrfs", version = VERSION, propagate_version = true, about, long_about = None,
+          after_help = MOUNT_FORMS)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
