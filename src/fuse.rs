@@ -144,6 +144,10 @@ impl Filesystem for ZarrFs {
         // O_TRUNC arrives with open() instead of as a truncate to 0, so that overwriting a
         // file of the same size (cp, shell redirection) works on fixed-size files.
         let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
+        // No file here has set-id bits or capabilities to clear on write: saying so spares
+        // a getxattr("security.capability") round trip on every write(2) through the page
+        // cache, which the kernel would otherwise ask now that getxattr is answered.
+        let _ = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
         // Direct I/O files that can still be mmap()ed keep every view of the same bytes
         // coherent on writable mounts.
         if config
