@@ -10,7 +10,7 @@ use fuser::{
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::time::SystemTime;
 
@@ -21,16 +21,38 @@ pub const MAX_IO_SIZE: u32 = 4 << 20;
 /// Where the kernel publishes the most pages one FUSE request may carry (Linux ≥ 6.13).
 const MAX_PAGES_LIMIT_PATH: &str = "/proc/sys/fs/fuse/max_pages_limit";
 
+/// What ends the process once the session has ended (see [`ZarrFs::on_end`]); it is given
+/// the result of the last write-back.
+pub type EndHook = Box<dyn FnOnce(Result<(), FsError>) + Send>;
+
 /// A mounted [`Tree`].
-#[derive(Debug)]
 pub struct ZarrFs {
     tree: Arc<Tree>,
+    end: Mutex<Option<EndHook>>,
+}
+
+impl std::fmt::Debug for ZarrFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZarrFs").field("tree", &self.tree).finish()
+    }
 }
 
 impl ZarrFs {
     /// Wraps a tree.
     pub fn new(tree: Arc<Tree>) -> Self {
-        ZarrFs { tree }
+        ZarrFs {
+            tree,
+            end: Mutex::new(None),
+        }
+    }
+
+    /// Runs `end` when the session ends, after the last write-back, instead of returning to
+    /// fuser: fuser's `Session::run` unmounts the mount point once more as it returns, and
+    /// after an unmount by the kernel (`zarrfs umount`, `fusermount3 -u`) that takes down
+    /// whatever was mounted there since. `end` is expected to end the process.
+    pub fn on_end(self, end: impl FnOnce(Result<(), FsError>) + Send + 'static) -> Self {
+        *self.end.lock().unwrap() = Some(Box::new(end));
+        self
     }
 
     fn file_attr(&self, attr: &Attr) -> FileAttr {
@@ -160,8 +182,12 @@ impl Filesystem for ZarrFs {
     }
 
     fn destroy(&mut self) {
-        if let Err(err) = self.tree.flush_all(true) {
+        let flushed = self.tree.flush_all(true);
+        if let Err(err) = &flushed {
             tracing::error!("write-back at unmount failed: {}", err.message);
+        }
+        if let Some(end) = self.end.get_mut().unwrap().take() {
+            end(flushed);
         }
     }
 

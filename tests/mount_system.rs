@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{daemon_pid, fixtures, is_alive, is_root, mount_entry, wait_for, Mount};
+use common::{daemon_pid, fixtures, is_root, mount_entry, wait_for, zarrfs_processes, Mount};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -228,23 +228,36 @@ fn the_daemon_notifies_readiness_leaves_its_directory_and_stops_on_sighup() {
 fn auto_unmount_cleans_up_when_the_daemon_dies() {
     let (dir, store, point) = sample();
     let log = dir.path().join("zarrfs.log");
-    let out = common::zarrfs(&[
-        "mount",
-        &store,
-        &point,
-        "-o",
-        "auto_unmount",
-        "--log",
-        log.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let pid = daemon_pid(Path::new(&point)).expect("daemon");
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    assert!(wait_for(10, || !is_alive(pid)));
-    let cleaned = wait_for(10, || mount_entry(Path::new(&point)).is_none());
-    if !cleaned {
-        let _ = Command::new("umount").arg("-l").arg(&point).status();
+    let mount = || {
+        let log = log.to_str().unwrap();
+        let out = common::zarrfs(&["mount", &store, &point, "-o", "auto_unmount", "--log", log]);
+        assert!(out.status.success(), "{out:?}");
+    };
+    let point = Path::new(&point);
+    let watchers_gone = || wait_for(10, || zarrfs_processes(point, true).is_empty());
+    // Killed daemons, several times: the kernel answers ECONNABORTED for a moment first.
+    for round in 0..5 {
+        mount();
+        // The watcher names itself as it starts, maybe after the mount is live.
+        let one = wait_for(5, || zarrfs_processes(point, true).len() == 1);
+        assert!(one, "one watcher: {:?}", zarrfs_processes(point, true));
+        let pid = daemon_pid(point).expect("daemon");
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let cleaned = wait_for(10, || mount_entry(point).is_none());
+        if !cleaned {
+            let _ = Command::new("umount").arg("-l").arg(point).status();
+        }
+        assert!(cleaned, "round {round}: the mount outlived its daemon");
+        assert!(watchers_gone(), "round {round}: the watcher stayed");
     }
-    assert!(cleaned, "the mount outlived its daemon");
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("auto_unmount: "));
+    // A clean unmount leaves nothing behind either.
+    mount();
+    assert!(common::zarrfs(&["umount", point.to_str().unwrap()])
+        .status
+        .success());
+    assert!(watchers_gone(), "the watcher outlived a clean unmount");
 }

@@ -230,3 +230,28 @@ fn a_writable_mount_of_a_read_only_store_is_refused_before_mounting() {
     assert!(ok, "read-only is fine: {stderr}");
     assert!(run(&[&"umount", &point]).0);
 }
+
+/// The daemon of an unmounted mount may still be ending when the same mount point is
+/// mounted again: it must not take the new mount with it.
+#[test]
+fn a_mount_right_after_an_unmount_of_the_same_point_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, point, log) = sample_in(dir.path());
+    let _cleanup = Cleanup(&point);
+    assert!(mount(&store, &point, &log, &[]).0);
+    for round in 0..30 {
+        let old = daemon_pid(&point).expect("daemon");
+        assert!(run(&[&"umount", &point]).0);
+        let (ok, stderr) = mount(&store, &point, &log, &[]);
+        assert!(ok, "round {round}: {stderr}");
+        assert!(
+            wait_for(10, || !is_alive(old)),
+            "round {round}: old daemon stays"
+        );
+        assert!(
+            mount_entry(&point).is_some(),
+            "round {round}: the old daemon unmounted the new mount"
+        );
+    }
+    assert!(run(&[&"umount", &point]).0);
+}

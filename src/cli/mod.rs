@@ -11,6 +11,7 @@ pub mod mounts;
 pub mod options;
 pub mod output;
 pub mod umount;
+pub mod watch;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;

@@ -31,6 +31,7 @@ pub fn run(args: MountArgs) -> Result<()> {
     }
     if config.foreground {
         logging::init(&config.log_filter);
+        start_watcher(&config)?;
         return serve(&config, store, &mut None);
     }
     let log_path = match &config.log {
@@ -49,7 +50,8 @@ pub fn run(args: MountArgs) -> Result<()> {
             drop(log);
             logging::init(&config.log_filter);
             let mut ready = Some(File::from(write_end));
-            let code = match serve(&config, store, &mut ready) {
+            let code = match start_watcher(&config).and_then(|()| serve(&config, store, &mut ready))
+            {
                 Ok(()) => 0,
                 Err(err) => {
                     tracing::error!("{err:#}");
@@ -75,8 +77,17 @@ pub fn run(args: MountArgs) -> Result<()> {
     }
 }
 
+/// With `-o auto_unmount`, starts the process that unmounts the mount if this one dies
+/// (see [`super::watch`]); before any thread starts.
+fn start_watcher(config: &MountConfig) -> Result<()> {
+    if config.auto_unmount {
+        super::watch::start(&config.mountpoint)?;
+    }
+    Ok(())
+}
+
 /// A pipe: (read end, write end), both close-on-exec.
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0i32; 2];
     // SAFETY: fds is a valid array of two ints.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -325,16 +336,11 @@ fn fuse_config(config: &MountConfig) -> fuser::Config {
     }
     fuse_config.acl = if config.allow_other {
         fuser::SessionACL::All
-    } else if config.allow_root || config.auto_unmount {
-        // fusermount3 watches the daemon for auto_unmount only with allow_root or
-        // allow_other: root and the owner are what a mount without them lets in.
+    } else if config.allow_root {
         fuser::SessionACL::RootAndOwner
     } else {
         fuser::SessionACL::Owner
     };
-    if config.auto_unmount {
-        fuse_config.mount_options.push(MountOption::AutoUnmount);
-    }
     fuse_config.n_threads = Some(config.threads.max(2));
     fuse_config.clone_fd = true;
     fuse_config
@@ -393,7 +399,14 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
             })?;
         tree.start_idle_writeback(config.writeback_delay);
     }
-    let fs = ZarrFs::new(tree.clone());
+    let ending = config.clone();
+    let fs = ZarrFs::new(tree.clone()).on_end(move |flushed| {
+        let ended = finish(&ending, flushed);
+        if let Err(err) = &ended {
+            tracing::error!("{err:#}");
+        }
+        std::process::exit(i32::from(ended.is_err()))
+    });
     let mut session = fuser::Session::new(fs, &config.mountpoint, &fuse_config(config))
         .map_err(|e| mount_error(config, e))?;
     let notifier = session.notifier();
@@ -426,15 +439,25 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
         NotifyState::MainPid(std::process::id()),
         NotifyState::Status(&format!("serving {}", config.store.display())),
     ]);
+    // The session normally ends in the hook above; run returns only when fuser fails.
     let result = session.run();
-    notify(&[NotifyState::Stopping]);
-    // Whatever was written after the last flush (e.g. the kernel unmounted first).
     let flushed = tree.flush_all(true);
-    crate::report::flush(true);
     result?;
-    flushed.map_err(|e| anyhow!("write-back at exit failed: {}", e.message))?;
-    tracing::info!("unmounted {}", config.mountpoint.display());
-    Ok(())
+    finish(config, flushed)
+}
+
+/// The end of a session: tells the service manager and the log, with the last write-back's
+/// result.
+fn finish(config: &MountConfig, flushed: Result<(), crate::error::FsError>) -> Result<()> {
+    notify(&[NotifyState::Stopping]);
+    crate::report::flush(true);
+    match flushed {
+        Ok(()) => {
+            tracing::info!("unmounted {}", config.mountpoint.display());
+            Ok(())
+        }
+        Err(err) => Err(anyhow!("write-back at exit failed: {}", err.message)),
+    }
 }
 
 /// Tells the service manager (systemd's `Type=notify`, when NOTIFY_SOCKET is set) how the

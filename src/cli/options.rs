@@ -40,7 +40,7 @@ pub struct MountConfig {
     pub keep_scans: bool,
     /// Owners and modes shown instead of the store's.
     pub ownership: Ownership,
-    /// Unmount when the daemon dies (fusermount3 watches it).
+    /// Unmount when the daemon dies (a watcher process, see [`super::watch`]).
     pub auto_unmount: bool,
     /// The mount's source in /proc/mounts [default: the store's path].
     pub fsname: Option<String>,

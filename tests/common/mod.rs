@@ -172,12 +172,26 @@ pub fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'stat
 /// The process id of a zarrfs daemon serving `point`, found by its command line (any form:
 /// `zarrfs mount`, the mount.fuse3 form, mount.zarrfs).
 pub fn daemon_pid(point: &Path) -> Option<u32> {
-    let point = point.to_str()?;
-    std::fs::read_dir("/proc")
-        .ok()?
+    zarrfs_processes(point, false).into_iter().next()
+}
+
+/// The process ids of zarrfs processes for `point`: its daemon, or (`watchers`) the
+/// processes `-o auto_unmount` leaves to watch it (named zarrfs-watch).
+pub fn zarrfs_processes(point: &Path, watchers: bool) -> Vec<u32> {
+    let Some(point) = point.to_str() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
         .flatten()
-        .find_map(|entry| {
+        .filter_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            if (comm.trim() == "zarrfs-watch") != watchers {
+                return None;
+            }
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
             let ours = args.first()?.ends_with(b"zarrfs")
@@ -185,6 +199,7 @@ pub fn daemon_pid(point: &Path) -> Option<u32> {
                 && args.contains(&point.as_bytes());
             ours.then_some(pid)
         })
+        .collect()
 }
 
 /// Whether a process is running (not gone, nor a zombie).
