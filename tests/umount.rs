@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{daemon_pid, is_alive, mount_entry, wait_for, zarrfs, Tmpfs};
+use common::{daemon_pid, is_alive, mount_entry, wait_for, zarrfs, Cleanup, Tmpfs};
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -39,24 +39,6 @@ fn mount(store: &Path, point: &Path, log: &Path, extra: &[&str]) -> (bool, Strin
     let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"mount", &store, &point, &"--log", &log];
     args.extend(extra.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
     run(&args)
-}
-
-/// Detaches whatever is left on `point` (a failed test must not leave mounts behind).
-struct Cleanup<'a>(&'a Path);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        while mount_entry(self.0).is_some() {
-            if !std::process::Command::new("umount")
-                .arg("-l")
-                .arg(self.0)
-                .status()
-                .is_ok_and(|s| s.success())
-            {
-                break;
-            }
-        }
-    }
 }
 
 #[test]

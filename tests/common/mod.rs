@@ -454,6 +454,34 @@ pub fn wait_for(secs: u64, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// Detaches whatever is left mounted on a mount point when dropped, and ends the daemons
+/// serving it (a failed test must not leave mounts or processes behind).
+pub struct Cleanup<'a>(pub &'a Path);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for pid in [
+            zarrfs_processes(self.0, true),
+            zarrfs_processes(self.0, false),
+        ]
+        .concat()
+        {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        while mount_entry(self.0).is_some() {
+            let detached = Command::new("umount")
+                .arg("-l")
+                .arg(self.0)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !detached {
+                break;
+            }
+        }
+    }
+}
+
 /// A tmpfs mounted on a fresh directory (root only), unmounted on drop.
 pub struct Tmpfs {
     pub dir: tempfile::TempDir,
