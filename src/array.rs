@@ -153,7 +153,7 @@ impl ZarrArray {
                 "{}: {reason}",
                 store.describe(&join_key(path, meta.document_name()))
             );
-            crate::error::first_report(&message);
+            crate::report::first(&message);
             tracing::warn!("{message}; reads of this array fail with EIO");
         }
         ZarrArray {
@@ -583,6 +583,7 @@ impl ZarrArray {
             Ok(Ok(mut decoded)) => {
                 self.mask_padding(linear, &mut decoded);
                 Stats::add(&stats.chunks_decoded, 1);
+                tracing::debug!("decoded {location} ({} bytes stored)", encoded.len());
                 Ok(decoded)
             }
             Ok(Err(message)) | Err(FsError { message, .. }) => {

@@ -239,11 +239,8 @@ impl BlockStream {
                     let loaded = crate::isolation::isolate_fallible("read-ahead", || {
                         stream.block(key.0, key.1)
                     });
-                    match loaded {
-                        Err(err) if crate::error::first_report(&err.message) => {
-                            tracing::warn!("read-ahead: {}", err.message);
-                        }
-                        _ => {}
+                    if let Err(err) = loaded {
+                        crate::report::warn(&format!("read-ahead: {}", err.message));
                     }
                 }
             });

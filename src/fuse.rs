@@ -6,9 +6,10 @@ use crate::tree::{Attr, EntryKind, Tree};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
-    TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
+use parking_lot::Mutex;
 use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,16 +22,38 @@ pub const MAX_IO_SIZE: u32 = 4 << 20;
 /// Where the kernel publishes the most pages one FUSE request may carry (Linux ≥ 6.13).
 const MAX_PAGES_LIMIT_PATH: &str = "/proc/sys/fs/fuse/max_pages_limit";
 
+/// What ends the process once the session has ended (see [`ZarrFs::on_end`]); it is given
+/// the result of the last write-back.
+pub type EndHook = Box<dyn FnOnce(Result<(), FsError>) + Send>;
+
 /// A mounted [`Tree`].
-#[derive(Debug)]
 pub struct ZarrFs {
     tree: Arc<Tree>,
+    end: Mutex<Option<EndHook>>,
+}
+
+impl std::fmt::Debug for ZarrFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZarrFs").field("tree", &self.tree).finish()
+    }
 }
 
 impl ZarrFs {
     /// Wraps a tree.
     pub fn new(tree: Arc<Tree>) -> Self {
-        ZarrFs { tree }
+        ZarrFs {
+            tree,
+            end: Mutex::new(None),
+        }
+    }
+
+    /// Runs `end` when the session ends, after the last write-back, instead of returning to
+    /// fuser: fuser's `Session::run` unmounts the mount point once more as it returns, and
+    /// after an unmount by the kernel (`zarrfs umount`, `fusermount3 -u`) that takes down
+    /// whatever was mounted there since. `end` is expected to end the process.
+    pub fn on_end(self, end: impl FnOnce(Result<(), FsError>) + Send + 'static) -> Self {
+        *self.end.lock() = Some(Box::new(end));
+        self
     }
 
     fn file_attr(&self, attr: &Attr) -> FileAttr {
@@ -61,13 +84,13 @@ impl ZarrFs {
     }
 }
 
-/// Logs an error worth a line (not plain "no such entry"), the first time it happens, and
-/// converts it to an errno.
+/// Logs an error worth a line (not plain "no such entry"; repeats rate-limited, see
+/// [`crate::report`]) and converts it to an errno.
 fn errno(op: &str, err: FsError) -> Errno {
-    if err.errno != libc::ENOENT
-        && err.errno != libc::EPERM
-        && err.errno != libc::EROFS
-        && crate::error::first_report(&err.message)
+    // Counted by the message alone, so that a problem already reported in the same words
+    // (an array's metadata it cannot read, say) is not logged again for each request.
+    if ![libc::ENOENT, libc::EPERM, libc::EROFS, libc::ENODATA].contains(&err.errno)
+        && crate::report::first(&err.message)
     {
         tracing::warn!("{op}: {}", err.message);
     }
@@ -78,9 +101,22 @@ fn errno(op: &str, err: FsError) -> Errno {
 /// dropped unanswered, goes out as EIO) and is logged once; the serving thread goes on.
 fn guarded(op: &str, handler: impl FnOnce()) {
     if let Err(err) = crate::isolation::isolate(op, handler) {
-        if crate::error::first_report(&err.message) {
+        if crate::report::first(&err.message) {
             tracing::error!("{}", err.message);
         }
+    }
+}
+
+/// Answers getxattr/listxattr: the size asked for with `size` 0, else the value, or ERANGE
+/// when it does not fit.
+fn reply_xattr(reply: ReplyXattr, value: &[u8], size: u32) {
+    let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+    if size == 0 {
+        reply.size(len);
+    } else if len <= size {
+        reply.data(value);
+    } else {
+        reply.error(Errno::ERANGE);
     }
 }
 
@@ -145,6 +181,10 @@ impl Filesystem for ZarrFs {
         // O_TRUNC arrives with open() instead of as a truncate to 0, so that overwriting a
         // file of the same size (cp, shell redirection) works on fixed-size files.
         let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
+        // No file here has set-id bits or capabilities to clear on write: saying so spares
+        // a getxattr("security.capability") round trip on every write(2) through the page
+        // cache, which the kernel would otherwise ask now that getxattr is answered.
+        let _ = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
         // Direct I/O files that can still be mmap()ed keep every view of the same bytes
         // coherent on writable mounts.
         if config
@@ -157,11 +197,13 @@ impl Filesystem for ZarrFs {
     }
 
     fn destroy(&mut self) {
-        guarded("unmount", || {
-            if let Err(err) = self.tree.flush_all(true) {
-                tracing::error!("write-back at unmount failed: {}", err.message);
-            }
-        });
+        let flushed = crate::isolation::isolate_fallible("unmount", || self.tree.flush_all(true));
+        if let Err(err) = &flushed {
+            tracing::error!("write-back at unmount failed: {}", err.message);
+        }
+        if let Some(end) = self.end.get_mut().take() {
+            end(flushed);
+        }
     }
 
     fn write(
@@ -459,7 +501,64 @@ impl Filesystem for ZarrFs {
         reply.error(Errno::ENOTTY);
     }
 
+    /// The store's file system's sizes, so that `df` shows them for the mount.
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+        guarded("statfs", || {
+            let s = self.tree.fs_stats();
+            reply.statfs(
+                s.blocks,
+                s.blocks_free,
+                s.blocks_available,
+                s.files,
+                s.files_free,
+                s.block_size.max(512),
+                s.name_max.max(255),
+                s.fragment_size.max(512),
+            );
+        });
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        guarded("getxattr", || {
+            let value = match name.to_str() {
+                Some(name) => self.tree.xattr(ino.0, name),
+                None => Err(FsError::new(libc::ENODATA, "no such attribute")),
+            };
+            match value {
+                Ok(value) => reply_xattr(reply, &value, size),
+                Err(err) => reply.error(errno("getxattr", err)),
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        guarded("listxattr", || match self.tree.xattrs(ino.0) {
+            Ok(attrs) => {
+                let mut names = Vec::new();
+                for (name, _) in attrs {
+                    names.extend_from_slice(name.as_bytes());
+                    names.push(0);
+                }
+                reply_xattr(reply, &names, size);
+            }
+            Err(err) => reply.error(errno("listxattr", err)),
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::from_i32(self.tree.xattr_change_error().errno));
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::from_i32(self.tree.xattr_change_error().errno));
     }
 }

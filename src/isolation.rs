@@ -48,7 +48,7 @@ pub fn log_panics() {
             "panic in thread {}: {text}",
             thread.name().unwrap_or("unnamed")
         );
-        if crate::error::first_report(&message) {
+        if crate::report::first(&message) {
             tracing::error!("{message}");
         }
     }));

@@ -20,6 +20,7 @@ pub mod isolation;
 pub mod jsonl;
 pub mod metadata;
 pub mod reader;
+pub mod report;
 pub mod sample;
 pub mod stats;
 pub mod store;

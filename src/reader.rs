@@ -561,6 +561,7 @@ fn load_through_cache(
     let key = (array.id, linear);
     cache.get_or_load(key, admission, || {
         array.check_readable(stats)?;
+        tracing::debug!("cache miss: {}", array.describe_chunk(linear));
         let generation = array.dirty.lock().generation;
         let buffer = cache.take_buffer(array.grid.chunk_bytes());
         let loaded = array.load_chunk_reusing(linear, stats, buffer)?;

@@ -156,6 +156,29 @@ impl ChunkWriter {
         Ok(())
     }
 
+    /// Drops the array's dirty chunks: what was written to them is lost and reads show the
+    /// stored chunks again. Returns their positions, in order.
+    pub fn discard(&self, array: &Arc<ZarrArray>) -> Vec<u64> {
+        let _serialised = array.flush_lock.lock();
+        let mut dirty = array.dirty.lock();
+        let mut dropped: Vec<u64> = dirty.chunks.drain().map(|(linear, _)| linear).collect();
+        dropped.sort_unstable();
+        for &linear in &dropped {
+            self.reader.cache().invalidate((array.id, linear));
+        }
+        dirty.generation += 1;
+        dirty.failure = None;
+        let count = dropped.len() as u64;
+        let stats = self.stats();
+        stats.dirty_chunks.fetch_sub(count, Ordering::Relaxed);
+        stats
+            .dirty_bytes
+            .fetch_sub(count * array.grid.chunk_bytes() as u64, Ordering::Relaxed);
+        Stats::add(&stats.chunks_discarded, count);
+        tracing::debug!("{}: dropped {count} unsaved chunks", array.describe());
+        dropped
+    }
+
     /// Encodes and stores every dirty chunk of the array (in parallel). With `durable`, the
     /// store's directories are synced too. A chunk that fails stays dirty and the first
     /// error is returned (ENOSPC and similar errnos are kept).
@@ -178,6 +201,7 @@ impl ChunkWriter {
         for ((linear, buf), result) in snapshot.into_iter().zip(results) {
             match result {
                 Ok(outcome) => {
+                    tracing::debug!("wrote back {}: {outcome:?}", array.describe_chunk(linear));
                     match outcome {
                         WriteBack::Deleted => Stats::add(&stats.chunks_deleted, 1),
                         WriteBack::Stored(size) => {
@@ -204,9 +228,10 @@ impl ChunkWriter {
                 }
                 Err(err) => {
                     Stats::add(&stats.writeback_errors, 1);
-                    if crate::error::first_report(&err.message) {
-                        tracing::warn!("write-back failed, chunk kept dirty: {}", err.message);
-                    }
+                    crate::report::warn(&format!(
+                        "write-back failed, chunk kept dirty: {}",
+                        err.message
+                    ));
                     first_error.get_or_insert(err);
                 }
             }

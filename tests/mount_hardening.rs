@@ -267,7 +267,7 @@ fn writes_never_follow_a_link_out_of_the_store() {
     fs::create_dir(&outside).unwrap();
     fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
     symlink("../../root_only", array.join("1")).unwrap();
-    let mount = mount(&store, &[]);
+    let mount = mount(&store, &["--rw"]);
     let point = mount.point.clone();
     let (inside, planted) = mount.within(30, "writing chunks", move || {
         let write = |name: &str, base| {
@@ -312,7 +312,7 @@ fn write_back_keeps_owner_group_and_mode() {
     };
     nobody(&array.join("0"), 0o640);
     nobody(&array.join(".zarray"), 0o604);
-    let mount = mount(&store, &[]);
+    let mount = mount(&store, &["--rw"]);
     for name in ["0", "1"] {
         fs::write(mount.path(&format!("a/chunks/{name}")), chunk_values(3)).unwrap();
     }
@@ -361,7 +361,7 @@ fn the_kernel_enforces_the_stores_permissions_for_other_users() {
     fs::set_permissions(array.join("0"), fs::Permissions::from_mode(0o600)).unwrap();
     fs::write(array.join("1"), chunk_values(10)).unwrap();
     std::os::unix::fs::chown(array.join("1"), Some(65534), Some(65534)).unwrap();
-    let mount = mount(&store, &["-o", "allow_other"]);
+    let mount = mount(&store, &["--rw", "-o", "allow_other"]);
     let chunks = mount.path("a/chunks").display().to_string();
     let data = mount.path("a/data").display().to_string();
     let write = |path: &str| {
@@ -416,7 +416,10 @@ fn the_kernel_enforces_the_stores_permissions_for_other_users() {
 }
 
 fn mount_shared(store: &Path) -> Mount {
-    mount(store, &["-o", "allow_other,uid=65534,gid=65534,umask=077"])
+    mount(
+        store,
+        &["--rw", "-o", "allow_other,uid=65534,gid=65534,umask=077"],
+    )
 }
 
 #[test]
@@ -443,8 +446,8 @@ fn a_writable_mount_has_its_store_to_itself() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let writer = mount(&store, &[]);
-    let (ok, stderr) = try_mount(&[]);
+    let writer = mount(&store, &["--rw"]);
+    let (ok, stderr) = try_mount(&["--rw"]);
     assert!(
         !ok && stderr.contains("already mounted by another zarrfs"),
         "{stderr}"
@@ -455,10 +458,10 @@ fn a_writable_mount_has_its_store_to_itself() {
     let reader = mount(&store, &["--read-only"]);
     let (ok, stderr) = try_mount(&["--read-only"]);
     assert!(ok, "readers share: {stderr}");
-    let (ok, stderr) = try_mount(&[]);
+    let (ok, stderr) = try_mount(&["--rw"]);
     assert!(!ok && stderr.contains("already mounted"), "{stderr}");
     drop(reader);
-    let (ok, stderr) = try_mount(&[]);
+    let (ok, stderr) = try_mount(&["--rw"]);
     assert!(ok, "free again: {stderr}");
 }
 

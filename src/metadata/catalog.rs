@@ -317,7 +317,7 @@ impl Catalog {
                     "{}: names starting with '.' are not shown",
                     self.store.describe(&join_key(path, name))
                 );
-                if crate::error::first_report(&message) {
+                if crate::report::first(&message) {
                     tracing::warn!("{message}");
                 }
             }

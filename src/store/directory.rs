@@ -5,7 +5,9 @@
 //! of directories resolved the same way.
 
 use super::beneath::{self, open_beneath};
-use super::{join_key, too_large, ListEntry, ObjectInfo, ObjectVersion, OpenObject, Store};
+use super::{
+    join_key, too_large, FsStats, ListEntry, ObjectInfo, ObjectVersion, OpenObject, Store,
+};
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -400,7 +402,7 @@ impl Store for DirectoryStore {
                         self.describe(prefix),
                         String::from_utf8_lossy(bad.as_bytes())
                     );
-                    if crate::error::first_report(&message) {
+                    if crate::report::first(&message) {
                         tracing::warn!("{message}");
                     }
                     continue;
@@ -488,6 +490,24 @@ impl Store for DirectoryStore {
         let mut removed = 0;
         self.remove_temporaries_in(self.open_dir("")?, "", &own, &mut removed);
         Ok(removed)
+    }
+
+    fn fs_stats(&self) -> io::Result<Option<FsStats>> {
+        // SAFETY: an all-zero statvfs is a valid value to be overwritten.
+        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatvfs on the root descriptor this store owns, into `stats`.
+        beneath::check(unsafe { libc::fstatvfs(self.fd.as_raw_fd(), &mut stats) })?;
+        let narrow = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Ok(Some(FsStats {
+            blocks: stats.f_blocks,
+            blocks_free: stats.f_bfree,
+            blocks_available: stats.f_bavail,
+            files: stats.f_files,
+            files_free: stats.f_ffree,
+            block_size: narrow(stats.f_bsize),
+            name_max: narrow(stats.f_namemax),
+            fragment_size: narrow(stats.f_frsize),
+        }))
     }
 }
 

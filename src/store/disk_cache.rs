@@ -174,7 +174,7 @@ impl DiskCache {
             return;
         }
         if let Err(err) = self.write_entry(key, etag, bytes) {
-            if crate::error::first_report(&format!("disk cache {}: {err}", self.dir.display())) {
+            if crate::report::first(&format!("disk cache {}: {err}", self.dir.display())) {
                 tracing::warn!("disk cache {}: {err}", self.dir.display());
             }
             return;

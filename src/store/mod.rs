@@ -34,6 +34,27 @@ pub struct ObjectInfo {
     pub mode: u32,
 }
 
+/// Sizes of the file system a store lives on, as statvfs(3) gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsStats {
+    /// Size in `fragment_size` units.
+    pub blocks: u64,
+    /// Free blocks.
+    pub blocks_free: u64,
+    /// Free blocks unprivileged users may use.
+    pub blocks_available: u64,
+    /// Inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub files_free: u64,
+    /// Preferred block size.
+    pub block_size: u32,
+    /// Longest file name.
+    pub name_max: u32,
+    /// The unit of `blocks`.
+    pub fragment_size: u32,
+}
+
 /// One child of a listed prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListEntry {
@@ -185,6 +206,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The store's own counters (requests, retries, bytes), as `name value` rows.
     fn counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
+    }
+    /// Sizes of the file system holding the store; `Ok(None)` when there is none to tell.
+    fn fs_stats(&self) -> io::Result<Option<FsStats>> {
+        Ok(None)
     }
 }
 

@@ -25,6 +25,8 @@ pub(super) enum FileTarget {
         linear: u64,
     },
     Bytes(Arc<Vec<u8>>),
+    /// [`super::DISCARD_FILE`]: the chunks a write to this handle dropped, one per line.
+    Discard(Mutex<Vec<u8>>),
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +96,7 @@ impl FileTarget {
             }
             FileTarget::Chunk { array, .. } => array.grid.chunk_bytes() as u64,
             FileTarget::Bytes(content) => content.len() as u64,
+            FileTarget::Discard(dropped) => dropped.lock().len() as u64,
         }
     }
 
@@ -112,6 +115,7 @@ impl FileTarget {
                 under(array, &format!("chunks/{}", array.grid.chunk_name(*linear)))
             }
             FileTarget::Bytes(_) => "a metadata file".to_string(),
+            FileTarget::Discard(_) => format!("/{}", super::DISCARD_FILE),
         }
     }
 }
@@ -120,9 +124,20 @@ impl OpenFile {
     pub(super) fn array(&self) -> Option<&Arc<ZarrArray>> {
         match &self.target {
             FileTarget::Flat { array, .. } | FileTarget::Chunk { array, .. } => Some(array),
-            FileTarget::Bytes(_) => None,
+            FileTarget::Bytes(_) | FileTarget::Discard(_) => None,
         }
     }
+}
+
+/// The bytes of `content` a read of `size` bytes at `offset` returns.
+fn slice_at(content: &[u8], offset: u64, size: u64) -> &[u8] {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(content.len());
+    let end = usize::try_from(offset.saturating_add(size))
+        .unwrap_or(usize::MAX)
+        .min(content.len());
+    &content[start..end]
 }
 
 impl Tree {
@@ -177,6 +192,13 @@ impl Tree {
                         },
                     )
                 }
+                NodeKind::Discard => (
+                    FileTarget::Discard(Mutex::new(Vec::new())),
+                    OpenOptions {
+                        direct_io: true,
+                        keep_cache: false,
+                    },
+                ),
                 _ => return Err(FsError::new(libc::EISDIR, "is a directory")),
             }
         };
@@ -314,9 +336,7 @@ impl Tree {
         }
         if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
             if let Err(err) = self.writer.flush_array(array, false) {
-                if crate::error::first_report(&err.message) {
-                    tracing::warn!("write-back on close: {}", err.message);
-                }
+                crate::report::warn(&format!("write-back on close: {}", err.message));
             }
         }
     }
@@ -334,6 +354,15 @@ impl Tree {
         let file = self.open_file(fh)?;
         if !file.writable {
             return Err(FsError::new(libc::EBADF, "file not open for writing"));
+        }
+        if let FileTarget::Discard(dropped) = &file.target {
+            let lines: String = self
+                .discard_unsaved()
+                .iter()
+                .map(|path| format!("{path}\n"))
+                .collect();
+            dropped.lock().extend(lines.into_bytes());
+            return Ok(data.len() as u32);
         }
         // Sizes are fixed: what passes the end is cut off, and a write wholly past it fails
         // (as at a file system's maximum file size).
@@ -353,7 +382,9 @@ impl Tree {
             array.check_present(false)?;
         }
         match &file.target {
-            FileTarget::Bytes(_) => return Err(FsError::new(libc::EACCES, "read-only file")),
+            FileTarget::Bytes(_) | FileTarget::Discard(_) => {
+                return Err(FsError::new(libc::EACCES, "read-only file"))
+            }
             FileTarget::Chunk { array, linear } => {
                 self.writer.write_chunk(array, *linear, offset, data)?;
                 self.invalidate_aliases(array, Written::Chunk(*linear));
@@ -418,11 +449,8 @@ impl Tree {
         }
         let size = u64::from(size);
         match &file.target {
-            FileTarget::Bytes(content) => {
-                let start = (offset as usize).min(content.len());
-                let end = (offset.saturating_add(size) as usize).min(content.len());
-                Ok(content[start..end].to_vec())
-            }
+            FileTarget::Bytes(content) => Ok(slice_at(content, offset, size).to_vec()),
+            FileTarget::Discard(dropped) => Ok(slice_at(&dropped.lock(), offset, size).to_vec()),
             FileTarget::Chunk { array, linear } => {
                 let chunk_bytes = array.grid.chunk_bytes() as u64;
                 if offset >= chunk_bytes {

@@ -1,6 +1,8 @@
 //! The virtual file tree: groups and arrays of the store become directories; each array
 //! holds `data`, `data.npy`, `chunks/<i.j…>`, `meta.json` and `attrs.json`; the root holds
-//! `.zarrfs/stats`. Nodes are discovered lazily, on lookup or listing.
+//! `.zarrfs/stats` (and on writable mounts `.zarrfs/discard`). Nodes are discovered lazily,
+//! on lookup or listing. Array directories and files carry the array's description as
+//! extended attributes (`user.zarr.*`).
 //!
 //! Inode numbers: nodes are numbered from 1 (the root) in a table; chunk files, which can
 //! number in the millions, get computed numbers (high bit set, array id, chunk position)
@@ -10,6 +12,7 @@ mod files;
 pub mod npy;
 pub mod perms;
 mod sync;
+mod xattr;
 
 use files::OpenFile;
 use perms::{Owner, Ownership};
@@ -37,6 +40,10 @@ const CHUNK_ARRAY_SHIFT: u32 = 40;
 const MAX_CHUNK_ARRAYS: u64 = 1 << (63 - CHUNK_ARRAY_SHIFT);
 /// Preferred I/O size reported for the data views (readers size their buffers by it).
 pub const PREFERRED_IO_SIZE: u32 = 4 << 20;
+/// The control file that drops unsaved chunks (writable mounts): whatever is written to
+/// it drops every chunk not written back yet, and reading the same open file then lists
+/// them, one path in the mount per line.
+pub const DISCARD_FILE: &str = ".zarrfs/discard";
 
 /// Whether an entry is a directory or a regular file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +124,8 @@ enum NodeKind {
     },
     ControlDir,
     Stats,
+    /// [`DISCARD_FILE`].
+    Discard,
 }
 
 /// Where a node's owner and mode come from: the store directory of the group or array it
@@ -397,10 +406,7 @@ impl Tree {
                         Ok(Some(meta)) => Ok(Some(self.node_kind_for(&child, meta)?)),
                         Ok(None) => Ok(None),
                         Err(err) => {
-                            let message = format!("{err}; left out of the mount");
-                            if crate::error::first_report(&message) {
-                                tracing::warn!("{message}");
-                            }
+                            crate::report::warn(&format!("{err}; left out of the mount"));
                             Ok(None)
                         }
                     };
@@ -430,7 +436,11 @@ impl Tree {
                     _ => None,
                 }
             }
-            NodeKind::ControlDir => (name == "stats").then_some(NodeKind::Stats),
+            NodeKind::ControlDir => match name {
+                "stats" => Some(NodeKind::Stats),
+                "discard" if !self.options.read_only => Some(NodeKind::Discard),
+                _ => None,
+            },
             _ => None,
         };
         // The files of a group or array take their owner and mode from it.
@@ -485,8 +495,25 @@ impl Tree {
 
     /// Looks up `name` in directory `parent`.
     pub fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
-        let ino = self.child_ino(parent, name)?;
-        self.getattr(ino)
+        let found = self
+            .child_ino(parent, name)
+            .and_then(|ino| self.getattr(ino));
+        match &found {
+            Ok(attr) => tracing::debug!("lookup {name:?} in inode {parent}: inode {}", attr.ino),
+            Err(err) => tracing::debug!("lookup {name:?} in inode {parent}: {}", err.message),
+        }
+        found
+    }
+
+    /// Sizes of the file system holding the store (zeros when it has none to tell).
+    pub fn fs_stats(&self) -> crate::store::FsStats {
+        self.store
+            .fs_stats()
+            .unwrap_or_else(|err| {
+                crate::report::warn(&format!("statfs of {}: {err}", self.store.describe("")));
+                None
+            })
+            .unwrap_or_default()
     }
 
     /// The owner and mode the store gives `key`, if it holds an object or prefix there.
@@ -638,6 +665,12 @@ impl Tree {
                 let owner = self.dir_owner("").masked(0o444);
                 self.attr(ino, File, size, SystemTime::now(), owner, false)
             }
+            NodeKind::Discard => {
+                // Whoever may write the store's directory, and no one else.
+                let mut attr = self.attr(ino, File, 0, SystemTime::now(), self.dir_owner(""), true);
+                attr.perm &= 0o600;
+                attr
+            }
             NodeKind::JsonLines { array } => {
                 let size = self.json_lines_size(array, |lines| lines.data.len());
                 self.attr(ino, File, size, array.mtime, self.doc_owner(source), false)
@@ -709,7 +742,7 @@ impl Tree {
                             "{}: hidden by the mount's own {child}; not shown",
                             self.store.describe(&join_key(path, &child))
                         );
-                        if crate::error::first_report(&message) {
+                        if crate::report::first(&message) {
                             tracing::warn!("{message}");
                         }
                     } else {
@@ -730,7 +763,7 @@ impl Tree {
                 }
                 names
             }
-            NodeKind::ControlDir => vec!["stats".to_string()],
+            NodeKind::ControlDir => vec!["stats".to_string(), "discard".to_string()],
             _ => return Err(FsError::new(libc::ENOTDIR, "not a directory")),
         };
         for name in names {
@@ -761,7 +794,7 @@ mod tests {
     use super::*;
     use crate::store::DirectoryStore;
 
-    fn tree(read_only: bool) -> (tempfile::TempDir, Tree) {
+    pub(super) fn tree(read_only: bool) -> (tempfile::TempDir, Tree) {
         tree_with_budget(read_only, 1 << 24)
     }
 

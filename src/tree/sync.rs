@@ -1,9 +1,10 @@
 //! Durability and coherence: write-back on close, fsync, idle time and unmount, and
 //! invalidation of the kernel's cached pages of files that alias written bytes.
 
-use super::{chunk_ino, NodeKind, Tree, ROOT_INO};
+use super::{chunk_file_name, chunk_ino, NodeKind, Tree, DISCARD_FILE, ROOT_INO};
 use crate::array::ZarrArray;
 use crate::error::{FsError, FsResult};
+use crate::store::join_key;
 use std::sync::{mpsc, Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -91,9 +92,17 @@ impl Tree {
                 array.describe(),
                 ALIAS_WAIT.as_secs()
             );
-            if crate::error::first_report(&message) {
+            if crate::report::first(&message) {
                 tracing::warn!("{message}");
             }
+        }
+    }
+
+    /// Drops the kernel's cached pages of an inode (without waiting for it).
+    fn invalidate_inode(&self, ino: u64) {
+        if let Some(sender) = self.invalidations.lock().clone() {
+            let (done, _finished) = mpsc::sync_channel(1);
+            let _ = sender.send((vec![(ino, 0, 0)], done));
         }
     }
 
@@ -161,6 +170,35 @@ impl Tree {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Drops every chunk not written back yet (what was written to it is lost; reads show
+    /// the stored chunk again) and says so in the log; returns their paths in the mount.
+    pub fn discard_unsaved(&self) -> Vec<String> {
+        let arrays: Vec<Arc<ZarrArray>> = self.arrays.read().clone();
+        let mut paths = Vec::new();
+        for array in arrays {
+            let dropped = self.writer.discard(&array);
+            if dropped.is_empty() {
+                continue;
+            }
+            for linear in dropped {
+                self.invalidate_aliases(&array, Written::Chunk(linear));
+                let path = format!(
+                    "/{}",
+                    join_key(
+                        &array.path,
+                        &format!("chunks/{}", chunk_file_name(&array, linear))
+                    )
+                );
+                tracing::warn!("discarded unsaved chunk {path} (asked through {DISCARD_FILE})");
+                if let Ok(ino) = chunk_ino(array.id, linear) {
+                    self.invalidate_inode(ino);
+                }
+                paths.push(path);
+            }
+        }
+        paths
+    }
+
     /// Writes back arrays left unwritten for `delay`, from a background thread that ends
     /// with the tree.
     pub fn start_idle_writeback(self: &Arc<Self>, delay: Duration) {
@@ -182,9 +220,7 @@ impl Tree {
                     };
                     if due {
                         if let Err(err) = tree.write_back(&array, false) {
-                            if crate::error::first_report(&err.message) {
-                                tracing::warn!("idle write-back: {}", err.message);
-                            }
+                            crate::report::warn(&format!("idle write-back: {}", err.message));
                             array.dirty.lock().last_write = Some(Instant::now());
                         }
                     }
