@@ -240,7 +240,7 @@ impl BlockStream {
                         stream.block(key.0, key.1)
                     });
                     if let Err(err) = loaded {
-                        crate::report::warn(&format!("read-ahead: {}", err.message));
+                        crate::report::warn_in("read-ahead", &err.message);
                     }
                 }
             });

@@ -41,6 +41,14 @@ pub fn warn(message: &str) {
     }
 }
 
+/// Logs `context: message` as a warning the first time `message` is met, whatever the
+/// context (an idle write-back, a close and an fsync meeting the same failure log it once).
+pub fn warn_in(context: &str, message: &str) {
+    if first(message) {
+        tracing::warn!("{context}: {message}");
+    }
+}
+
 /// Whether `message` is met for the first time (the caller logs it, at the level it
 /// chooses); otherwise it is counted, and the count logged at most once per [`INTERVAL`].
 pub fn first(message: &str) -> bool {

@@ -228,10 +228,7 @@ impl ChunkWriter {
                 }
                 Err(err) => {
                     Stats::add(&stats.writeback_errors, 1);
-                    crate::report::warn(&format!(
-                        "write-back failed, chunk kept dirty: {}",
-                        err.message
-                    ));
+                    crate::report::warn_in("write-back failed, chunk kept dirty", &err.message);
                     first_error.get_or_insert(err);
                 }
             }

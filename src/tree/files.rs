@@ -336,7 +336,7 @@ impl Tree {
         }
         if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
             if let Err(err) = self.writer.flush_array(array, false) {
-                crate::report::warn(&format!("write-back on close: {}", err.message));
+                crate::report::warn_in("write-back on close", &err.message);
             }
         }
     }

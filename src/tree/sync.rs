@@ -220,7 +220,7 @@ impl Tree {
                     };
                     if due {
                         if let Err(err) = tree.write_back(&array, false) {
-                            crate::report::warn(&format!("idle write-back: {}", err.message));
+                            crate::report::warn_in("idle write-back", &err.message);
                             array.dirty.lock().last_write = Some(Instant::now());
                         }
                     }
