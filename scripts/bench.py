@@ -106,10 +106,11 @@ PERF_PATHS = [
 # kernel read-ahead (read_ahead_kb of the mount's bdi) to set after mounting, or None; the
 # kernel's fs.fuse.max_pages_limit while mounting, or None for the run's setting.
 RUNTIME_LEVERS = [
-    ("default", "default: writable mount (direct I/O, chunk cache only)", [], None, None),
-    ("pages256", "default mount, kernel's default request limit "
+    ("default", "writable mount, `-o rw` (direct I/O, chunk cache only)", [], None, None),
+    ("pages256", "writable mount, kernel's default request limit "
      "(`fs.fuse.max_pages_limit` 256: 1 MiB requests)", [], None, 256),
-    ("ro", "`--read-only` (page cache + keep_cache)", ["--read-only"], None, None),
+    ("ro", "`--read-only`, zarrfs's default (page cache + keep_cache)", ["--read-only"], None,
+     None),
     ("ro_ra1024", "`--read-only`, bdi `read_ahead_kb` raised to 1024", ["--read-only"], 1024,
      None),
     ("ro_direct", "`--read-only -o direct_io`", ["--read-only", "-o", "direct_io"], None, None),
@@ -466,14 +467,16 @@ def mounted(path: Path) -> bool:
 
 
 class Mount:
-    """A zarrfs daemon serving ``store`` on ``mountpoint`` (fresh each time: cold cache)."""
+    """A zarrfs daemon serving ``store`` on ``mountpoint`` (fresh each time: cold cache).
+    Writable (``-o rw``, which every zarrfs build understands; the measured configuration,
+    direct I/O) unless ``extra`` holds ``--read-only``."""
 
     def __init__(self, bench: "Bench", store: Path, *extra: str, binary: Path | None = None,
                  read_ahead_kb: int | None = None, max_pages_limit: int | None = None):
         self.bench = bench
         self.store = store
         self.path = bench.mnt
-        self.extra = list(extra)
+        self.extra = list(extra) if "--read-only" in extra else ["-o", "rw", *extra]
         self.binary = binary or bench.zarrfs
         self.read_ahead_kb = read_ahead_kb
         self.max_pages_limit = max_pages_limit
@@ -1802,7 +1805,7 @@ def write_report(r: dict, md_path: Path, png_path: Path, command: str) -> None:
                f"the end" if limit["run"] != limit["machine"] else f"{limit['run']}")
             + f", so reads of the flat views arrive in requests of up to "
             f"{min(limit['run'] * page_kib, 4096) // 1024} MiB (zarrfs asks for 4 MiB). The "
-            "run-time levers below show the default mount under the kernel's default of 256 "
+            "run-time levers below show the writable mount under the kernel's default of 256 "
             "pages (1 MiB).")
     add(f"- zarrfs {m['zarrfs_revision']}, release build; Python {m['python']}, "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
@@ -2096,7 +2099,7 @@ def levers_tables(r: dict, command: str | None = None) -> list[str]:
     if runtime:
         add(f"**Run-time levers** (median of {reps} cold reads, each on a fresh mount, and of "
             f"{reps} warm re-reads on the last mount; configurations interleaved round by "
-            "round; Δ = time against the default mount of the same dataset, negative is "
+            "round; Δ = time against the writable mount of the same dataset, negative is "
             "faster). Kernel read-ahead is `read_ahead_kb` of the mount's bdi; it only acts "
             "on page-cache reads.")
         add("")
@@ -2113,7 +2116,7 @@ def levers_tables(r: dict, command: str | None = None) -> list[str]:
         add("")
     if commits:
         builds = {b["sha"]: b for b in lev.get("builds", [])}
-        add(f"**Code levers: the daemon built at successive commits** (default writable mount, "
+        add(f"**Code levers: the daemon built at successive commits** (writable mount, `-o rw`, "
             f"so direct I/O; median of {reps} cold reads, each on a fresh mount, and of {reps} "
             "warm re-reads; binaries interleaved round by round; Δ = time against the row "
             "above, negative is faster).")

@@ -9,6 +9,10 @@
 #   bash scripts/bench.sh --levers-only --only A,D --levers-commits c34ca54,HEAD
 #                                         # levers only: other mount options, other commits
 #   bash scripts/bench.sh --help          # every option
+#   bash scripts/bench.sh --s3 [--quick]  # S3: zarrfs against zarr-python (obstore, s3fs) and
+#                                         # tensorstore on a SeaweedFS bucket, with and without
+#                                         # 20 ms per request; disk cache vs directory store
+#                                         # (scripts/bench_s3.py --help)
 #
 # Must run as root (or with sudo available for the installs) on a machine with /dev/fuse.
 set -euo pipefail
@@ -41,5 +45,10 @@ VENV="$ROOT/target/bench-venv"
 REQ="$ROOT/scripts/bench-requirements.txt"
 bash "$ROOT/scripts/make_venv.sh" "$VENV" "$REQ"
 
+if [ "${1:-}" = "--s3" ]; then
+    shift
+    echo "== scripts/bench_s3.py $*"
+    exec "$VENV/bin/python" scripts/bench_s3.py "$@"
+fi
 echo "== scripts/bench.py $*"
 exec "$VENV/bin/python" scripts/bench.py "$@"

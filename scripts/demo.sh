@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Build zarrfs, write its sample store, mount it and look around, then unmount.
+# Build zarrfs, write its sample store, mount it (read-only) and look around, then unmount.
+# Under pipefail a pipeline fails when a reader stops early (SIGPIPE), so no pipeline here
+# ends in a reader that stops before its writer is done (head, sed 1q...).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,12 +46,13 @@ section "zarrfs mount"
 "$BIN" mount "$STORE" "$MNT"
 
 section "ls -R (first 60 lines)"
-ls -R "$MNT" | head -n 60 || true
+ls -R "$MNT" >"$WORK/listing"
+head -n 60 "$WORK/listing"
 
 # The sample's 3-D blosc array; any other array of the mount will do if it is missing.
 ARR="$MNT/climate/temperature"
 if [ ! -f "$ARR/meta.json" ]; then
-    ARR="$(dirname "$(find "$MNT" -name meta.json -not -path '*/.zarrfs/*' | sort | head -n 1)")"
+    ARR="$(dirname "$(find "$MNT" -name meta.json -not -path '*/.zarrfs/*' | sort | sed -n 1p)")"
 fi
 if [ -z "$ARR" ] || [ ! -f "$ARR/meta.json" ]; then
     echo "no array found in the mount" >&2
@@ -61,6 +64,11 @@ echo
 
 section "head -c 64 ${ARR#"$MNT"/}/data | od -t f4"
 head -c 64 "$ARR/data" | od -A d -t f4
+
+if command -v getfattr >/dev/null 2>&1; then
+    section "getfattr -d -m user.zarr ${ARR#"$MNT"/}/data"
+    getfattr --absolute-names -d -m user.zarr "$ARR/data"
+fi
 
 PY=""
 for p in "$ROOT/target/venv/bin/python" python3; do
@@ -83,7 +91,7 @@ if a.size and a.dtype.kind in "iufc":
 PYEOF
 else
     section "od data.npy (python3 with numpy not available)"
-    od -A d -c "$ARR/data.npy" | head -n 12
+    head -c 192 "$ARR/data.npy" | od -A d -c
 fi
 
 if [ -f "$MNT/.zarrfs/stats" ]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what building zarrfs and running its tests needs on Debian 12:
-# fuse3 (fusermount3), libfuse3-dev, pkg-config, build-essential, a Python 3
-# with venv support, and /dev/fuse. Rust must already be installed (cargo on
+# fuse3 (fusermount3, mount.fuse3), libfuse3-dev, pkg-config, build-essential
+# (gcc, for the C example), attr (getfattr), r-base-core (Rscript, for the R
+# example), a Python 3 with venv support, and /dev/fuse. Rust must already be installed (cargo on
 # PATH or in ~/.cargo/bin). Safe to run repeatedly: apt is skipped entirely
 # when nothing is missing.
 set -euo pipefail
@@ -39,6 +40,8 @@ have_cmd pkg-config || missing+=(pkg-config)
 if ! { have_cmd cc && have_cmd c++ && have_cmd make; }; then
     missing+=(build-essential)
 fi
+have_cmd getfattr || missing+=(attr)
+have_cmd Rscript || missing+=(r-base-core)
 if have_cmd dpkg-query && ! have_pkg libfuse3-dev; then
     missing+=(libfuse3-dev)
 fi

@@ -25,9 +25,16 @@ VENV="$ROOT/target/venv"
 REQ="$ROOT/tests/interop/requirements.txt"
 bash "$ROOT/scripts/make_venv.sh" "$VENV" "$REQ"
 
-echo "== pytest tests/interop"
+# An S3 server on loopback (SeaweedFS) for tests/interop/test_s3.py, stopped on exit.
+echo "== starting SeaweedFS"
+S3_STATE="$(mktemp -d)"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+trap '"$VENV/bin/python" "$ROOT/scripts/s3_server.py" stop "$S3_STATE"; rm -rf "$S3_STATE" "$log"' EXIT
+s3_env="$("$VENV/bin/python" "$ROOT/scripts/s3_server.py" start "$S3_STATE")"
+eval "$s3_env"
+export ZARRFS_S3_STATE="$S3_STATE" ZARRFS_REQUIRE_S3=1
+
+echo "== pytest tests/interop"
 set +e
 # The timeout only guards against a wedged mount hanging the run forever.
 # ZARRFS_REQUIRE_TOOLS: a missing fsx or fio fails the exerciser tests instead of skipping them.

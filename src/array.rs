@@ -12,10 +12,11 @@ use crate::stats::Stats;
 use crate::store::{join_key, ObjectInfo, OpenObject, Store};
 pub use crate::stored::WriteBack;
 use crate::stored::{read_exact_at, OpenStored, StoredChunks, Update};
+use parking_lot::Mutex;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use std::time::{Instant, SystemTime};
 
@@ -108,7 +109,15 @@ pub struct ZarrArray {
     /// The band each sequential reader of a flat view is in and when it last read, by file
     /// handle.
     scan_bands: Mutex<HashMap<u64, (u64, Instant)>>,
+    /// Store key of the metadata document the array was read from, when known.
+    document: Option<String>,
+    /// When the metadata document was last found in the store.
+    present_at: Mutex<Option<Instant>>,
 }
+
+/// How long the presence of an array's metadata document is trusted before reads and
+/// writes look again (as long as the kernel trusts the attributes it is given).
+pub const PRESENCE_TTL: Duration = Duration::from_secs(1);
 
 /// How long a sequential reader that has stopped reading (but keeps its file open) still
 /// keeps other passes from releasing the bands it has yet to read.
@@ -149,7 +158,7 @@ impl ZarrArray {
                 "{}: {reason}",
                 store.describe(&join_key(path, meta.document_name()))
             );
-            crate::error::first_report(&message);
+            crate::report::first(&message);
             tracing::warn!("{message}; reads of this array fail with EIO");
         }
         ZarrArray {
@@ -169,6 +178,46 @@ impl ZarrArray {
             warned_wide_band: AtomicBool::new(false),
             scan_block_bytes: OnceLock::new(),
             scan_bands: Mutex::new(HashMap::new()),
+            document: None,
+            present_at: Mutex::new(None),
+        }
+    }
+
+    /// The array as read from the metadata document `key` (its own, or consolidated
+    /// metadata), whose presence [`Self::check_present`] checks.
+    pub fn with_document(mut self, key: &str) -> Self {
+        self.document = Some(key.to_string());
+        self
+    }
+
+    /// Fails (EIO) when the array's metadata document is gone from the store: the array,
+    /// or the whole store, was deleted while mounted. Nothing is then served from the
+    /// cache, filled in for absent chunks, or written back (which would recreate chunks
+    /// without metadata). With `fresh`, the store is asked now; otherwise an answer less
+    /// than [`PRESENCE_TTL`] old is trusted. Arrays not told their document pass.
+    pub fn check_present(&self, fresh: bool) -> FsResult<()> {
+        let Some(document) = &self.document else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if !fresh
+            && self
+                .present_at
+                .lock()
+                .is_some_and(|at| now.duration_since(at) < PRESENCE_TTL)
+        {
+            return Ok(());
+        }
+        match self.store.info(document) {
+            Ok(Some(info)) if !info.is_prefix => {
+                *self.present_at.lock() = Some(now);
+                Ok(())
+            }
+            Ok(_) => Err(FsError::io(format!(
+                "{}: no longer in the store (deleted while mounted); its reads and writes fail",
+                self.describe()
+            ))),
+            Err(err) => Err(FsError::io(format!("{}: {err}", self.describe()))),
         }
     }
 
@@ -295,7 +344,7 @@ impl ZarrArray {
     /// Records that chunk `linear` was opened for reading; returns the order the opens
     /// have followed so far. A step that fits both orders keeps the previous verdict.
     pub fn note_chunk_opened(&self, linear: u64) -> WalkOrder {
-        let mut walk = self.chunk_walk.lock().unwrap();
+        let mut walk = self.chunk_walk.lock();
         let previous = walk.last.replace(linear);
         walk.order = match previous {
             None => WalkOrder::Unknown,
@@ -321,7 +370,7 @@ impl ZarrArray {
     /// idle for longer than [`IDLE_READER_GRACE`] do not count: they decode again what they
     /// come back to.
     pub fn note_scan_band(&self, fh: u64, band: Option<u64>, now: Instant) -> Option<u64> {
-        let mut bands = self.scan_bands.lock().unwrap();
+        let mut bands = self.scan_bands.lock();
         match band {
             Some(band) => bands.insert(fh, (band, now)),
             None => bands.remove(&fh),
@@ -340,7 +389,6 @@ impl ZarrArray {
         let band = linear / self.grid.chunks_per_band().max(1);
         self.scan_bands
             .lock()
-            .unwrap()
             .get(&fh)
             .is_some_and(|&(reader_band, _)| reader_band > band)
     }
@@ -387,7 +435,7 @@ impl ZarrArray {
         durable: bool,
         stats: &Stats,
     ) -> Vec<FsResult<WriteBack>> {
-        let codecs = match self.chain() {
+        let codecs = match self.check_present(true).and_then(|()| self.chain()) {
             Ok(codecs) => codecs,
             Err(err) => return vec![Err(err); chunks.len()],
         };
@@ -398,12 +446,14 @@ impl ZarrArray {
                 if chunk.as_slice() == fill.as_slice() {
                     return Ok((*linear, None));
                 }
-                codecs
-                    .encode(chunk)
-                    .map(|bytes| (*linear, Some(bytes)))
-                    .map_err(|e| {
-                        FsError::io(format!("chunk {}: {e}", self.describe_chunk(*linear)))
-                    })
+                let what = format!("chunk {}", self.describe_chunk(*linear));
+                crate::isolation::isolate_fallible(&what, || {
+                    crate::isolation::inject("encode", &what);
+                    codecs
+                        .encode(chunk)
+                        .map(|bytes| (*linear, Some(bytes)))
+                        .map_err(|e| FsError::io(format!("{what}: {e}")))
+                })
             })
             .collect();
         let updates: Vec<Update> = encoded
@@ -455,10 +505,7 @@ impl ZarrArray {
         self.check_readable(stats)?;
         match self.stored.read(linear, encoded, stats) {
             Ok(Some(location)) => Ok(Some(location)),
-            Ok(None) => {
-                Stats::add(&stats.chunks_missing, 1);
-                Ok(None)
-            }
+            Ok(None) => self.absent(stats),
             Err(err) => {
                 Stats::add(&stats.errors, 1);
                 Err(err)
@@ -466,18 +513,26 @@ impl ZarrArray {
         }
     }
 
+    /// A chunk found absent: the fill value, unless the array itself is gone.
+    fn absent<T>(&self, stats: &Stats) -> FsResult<Option<T>> {
+        self.check_present(true)
+            .inspect_err(|_| Stats::add(&stats.errors, 1))?;
+        Stats::add(&stats.chunks_missing, 1);
+        Ok(None)
+    }
+
     /// Opens stored chunk `linear` for reads of parts of it, all of the version opened, with
     /// its location for messages; `None` when it is absent.
     pub fn open_stored(&self, linear: u64, stats: &Stats) -> FsResult<Option<OpenStored>> {
         self.check_readable(stats)?;
-        let found = self
+        match self
             .stored
             .open(linear, stats)
-            .inspect_err(|_| Stats::add(&stats.errors, 1))?;
-        if found.is_none() {
-            Stats::add(&stats.chunks_missing, 1);
+            .inspect_err(|_| Stats::add(&stats.errors, 1))?
+        {
+            Some(found) => Ok(Some(found)),
+            None => self.absent(stats),
         }
-        Ok(found)
     }
 
     /// Reads exactly `buf.len()` bytes from `offset` of the stored chunk opened at
@@ -498,9 +553,15 @@ impl ZarrArray {
     }
 
     /// Whether the array's chunks may be stored in blocks that decode on their own (blosc in
-    /// C order), before any chunk is read.
+    /// C order), before any chunk is read. Never on remote stores: there a chunk is fetched
+    /// whole, ahead of its reader, and decoded whole.
     pub fn may_decode_by_blocks(&self) -> bool {
-        self.chain().is_ok_and(CodecChain::may_decode_by_blocks)
+        !self.store.profile().remote && self.chain().is_ok_and(CodecChain::may_decode_by_blocks)
+    }
+
+    /// Tells the store that stored chunk `linear` will be read soon.
+    pub fn prefetch_stored(&self, linear: u64) {
+        self.stored.prefetch(linear);
     }
 
     /// Decodes a whole stored chunk read from `location` into `buffer` (a recycled chunk
@@ -519,15 +580,21 @@ impl ZarrArray {
         } else {
             vec![0u8; self.grid.chunk_bytes()]
         };
-        match codecs.decode_reusing(encoded, buffer) {
-            Ok(mut decoded) => {
+        let what = format!("chunk {location}");
+        let decoded = crate::isolation::isolate(&what, || {
+            crate::isolation::inject("decode", &what);
+            codecs.decode_reusing(encoded, buffer)
+        });
+        match decoded.map(|result| result.map_err(|err| format!("{what}: {err}"))) {
+            Ok(Ok(mut decoded)) => {
                 self.mask_padding(linear, &mut decoded);
                 Stats::add(&stats.chunks_decoded, 1);
+                tracing::debug!("decoded {location} ({} bytes stored)", encoded.len());
                 Ok(decoded)
             }
-            Err(err) => {
+            Ok(Err(message)) | Err(FsError { message, .. }) => {
                 Stats::add(&stats.errors, 1);
-                Err(FsError::io(format!("chunk {location}: {err}")))
+                Err(FsError::io(message))
             }
         }
     }

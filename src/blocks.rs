@@ -14,10 +14,11 @@ use crate::codec::BloscBlocks;
 use crate::error::{FsError, FsResult};
 use crate::stats::Stats;
 use crate::store::OpenObject;
+use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 /// Bytes read first from a stored chunk: its header and, for most chunks, all its block
 /// offsets.
@@ -243,7 +244,7 @@ impl BlockStream {
     /// Forgets every held block if the array's write-back generation is no longer
     /// `generation` (blocks decoded before a write-back may show superseded bytes).
     pub fn sync_generation(&self, generation: u64) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         if state.generation != generation {
             state.generation = generation;
             state.frames.clear();
@@ -269,18 +270,18 @@ impl BlockStream {
         blocks: impl IntoIterator<Item = (u64, u64)>,
     ) {
         for key in blocks {
-            if self.state.lock().unwrap().blocks.contains_key(&key) {
+            if self.state.lock().blocks.contains_key(&key) {
                 continue;
             }
             let stream = self.clone();
             pool.spawn(move || {
                 // The reader may have passed it while the decode waited for a thread.
                 if !stream.is_behind(key.0, key.1) {
-                    match stream.block(key.0, key.1) {
-                        Err(err) if crate::error::first_report(&err.message) => {
-                            tracing::warn!("read-ahead: {}", err.message);
-                        }
-                        _ => {}
+                    let loaded = crate::isolation::isolate_fallible("read-ahead", || {
+                        stream.block(key.0, key.1)
+                    });
+                    if let Err(err) = loaded {
+                        crate::report::warn_in("read-ahead", &err.message);
                     }
                 }
             });
@@ -293,7 +294,7 @@ impl BlockStream {
     /// decodes.
     pub fn advance(&self, chunks_per_band: u64, band: u64, block: u64) {
         let position = (chunks_per_band.max(1), band, block);
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         state.position = Some(position);
         let passed: Vec<BlockBuf> = state
             .blocks
@@ -313,7 +314,7 @@ impl BlockStream {
             matches!(slot, Slot::Loading) || chunk >= band_start || chunks.contains(&chunk)
         });
         drop(state);
-        let mut spare = self.spare.lock().unwrap();
+        let mut spare = self.spare.lock();
         for block in passed {
             if let Ok(buf) = Arc::try_unwrap(block.buf) {
                 if buf.capacity() >= self.block_bytes && spare.len() < self.max_spare {
@@ -325,14 +326,14 @@ impl BlockStream {
 
     /// Whether the reader has passed block `block` of chunk `chunk`.
     fn is_behind(&self, chunk: u64, block: u64) -> bool {
-        let position = self.state.lock().unwrap().position;
+        let position = self.state.lock().position;
         position.is_some_and(|position| behind(position, chunk, block))
     }
 
     /// The listed blocks that are decoded already, in the same order (`None` for the
     /// others).
     pub fn ready(&self, blocks: impl IntoIterator<Item = (u64, u64)>) -> Vec<Option<BlockBuf>> {
-        let state = self.state.lock().unwrap();
+        let state = self.state.lock();
         blocks
             .into_iter()
             .map(|key| match state.blocks.get(&key) {
@@ -398,7 +399,7 @@ impl BlockStream {
                     object,
                     blocks,
                 } = &stored.stored;
-                let mut out = match self.spare.lock().unwrap().pop() {
+                let mut out = match self.spare.lock().pop() {
                     Some(buf) => buf,
                     None => vec![0u8; self.block_bytes],
                 };
@@ -441,7 +442,7 @@ impl BlockStream {
                 const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
         }
         let array = &self.array;
-        let mut out = self.spare.lock().unwrap().pop().unwrap_or_default();
+        let mut out = self.spare.lock().pop().unwrap_or_default();
         out.clear();
         WHOLE.with(|scratch| -> FsResult<()> {
             let (encoded, decoded) = &mut *scratch.borrow_mut();
@@ -472,19 +473,20 @@ impl BlockStream {
         key: K,
         load: impl FnOnce() -> FsResult<T>,
     ) -> FsResult<T> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         loop {
             match map(&mut state).get(&key) {
                 Some(Slot::Ready(value)) => return Ok(value.clone()),
-                Some(Slot::Loading) => state = self.changed.wait(state).unwrap(),
+                Some(Slot::Loading) => self.changed.wait(&mut state),
                 None => break,
             }
         }
         map(&mut state).insert(key, Slot::Loading);
         let generation = state.generation;
         drop(state);
-        let result = load();
-        let mut state = self.state.lock().unwrap();
+        // A panicking load fails like any other, so that waiters never wait on it forever.
+        let result = crate::isolation::isolate_fallible("reading by blocks", load);
+        let mut state = self.state.lock();
         if state.generation == generation {
             match &result {
                 Ok(value) => {

@@ -10,10 +10,11 @@
 use crate::error::{FsError, FsResult};
 use crate::stats::Stats;
 use lru::LruCache;
+use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 /// Identifies a chunk: (array id, linear chunk position).
 pub type ChunkKey = (u32, u64);
@@ -71,9 +72,9 @@ struct FlightGuard<'a> {
 
 impl FlightGuard<'_> {
     fn finish(&mut self, result: FsResult<ChunkBuf>) {
-        *self.flight.result.lock().unwrap() = Some(result);
+        *self.flight.result.lock() = Some(result);
         self.flight.ready.notify_all();
-        self.cache.inflight.lock().unwrap().remove(&self.key);
+        self.cache.inflight.lock().remove(&self.key);
         self.done = true;
     }
 }
@@ -171,7 +172,7 @@ impl ChunkCache {
     /// A buffer of `len` bytes for a decode: a recycled one when available (its contents
     /// are stale and must be overwritten entirely), else a fresh zero-filled one.
     pub fn take_buffer(&self, len: usize) -> Vec<u8> {
-        let mut pool = self.pool.lock().unwrap();
+        let mut pool = self.pool.lock();
         match pool.free.iter().position(|b| b.len() == len) {
             Some(i) => {
                 let buf = pool.free.swap_remove(i);
@@ -201,7 +202,7 @@ impl ChunkCache {
     /// eighth of the budget on top of the cache.
     pub fn recycle(&self, buf: ChunkBuf) {
         if let Ok(buf) = Arc::try_unwrap(buf) {
-            let mut pool = self.pool.lock().unwrap();
+            let mut pool = self.pool.lock();
             if pool.bytes + buf.len() <= self.budget / 8 {
                 pool.bytes += buf.len();
                 pool.free.push(buf);
@@ -216,12 +217,12 @@ impl ChunkCache {
 
     /// Bytes currently held.
     pub fn bytes(&self) -> usize {
-        self.state.lock().unwrap().bytes
+        self.state.lock().bytes
     }
 
     /// Number of chunks currently held.
     pub fn len(&self) -> usize {
-        self.state.lock().unwrap().lru.len()
+        self.state.lock().lru.len()
     }
 
     /// Whether the cache holds no chunk.
@@ -231,8 +232,7 @@ impl ChunkCache {
 
     /// Whether a chunk is cached or being loaded (does not touch recency).
     pub fn is_present_or_loading(&self, key: ChunkKey) -> bool {
-        self.state.lock().unwrap().lru.contains(&key)
-            || self.inflight.lock().unwrap().contains_key(&key)
+        self.state.lock().lru.contains(&key) || self.inflight.lock().contains_key(&key)
     }
 
     /// Returns a cached chunk, marking it recently used.
@@ -243,7 +243,7 @@ impl ChunkCache {
     /// Returns a cached chunk, marking it recently used; a reader that is not scanning
     /// makes a scan's chunk an ordinary one.
     pub fn lookup(&self, key: ChunkKey, admission: Admission) -> Option<ChunkBuf> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         let found = state.lru.get(&key).cloned();
         if found.is_some() {
             if admission == Admission::Keep && !state.scanned.is_empty() {
@@ -265,7 +265,7 @@ impl ChunkCache {
     /// release unless its key was released by an earlier scan (see [`Admission`]).
     pub fn admit(&self, key: ChunkKey, buf: ChunkBuf, admission: Admission) {
         let size = buf.len();
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         if let Some(old) = state.lru.pop(&key) {
             state.bytes -= old.len();
         }
@@ -311,7 +311,7 @@ impl ChunkCache {
     pub fn release_scanned(&self, keys: impl IntoIterator<Item = ChunkKey>) {
         let mut released = Vec::new();
         {
-            let mut state = self.state.lock().unwrap();
+            let mut state = self.state.lock();
             if state.scanned.is_empty() {
                 return;
             }
@@ -341,7 +341,7 @@ impl ChunkCache {
         if !self.scan_resistant.load(Ordering::Relaxed) {
             return;
         }
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         for key in keys {
             state.released.put(key, ());
         }
@@ -349,15 +349,32 @@ impl ChunkCache {
 
     /// Whether a scan of this chunk would keep it: a scan passed it not long ago.
     pub fn remembers(&self, key: ChunkKey) -> bool {
-        self.state.lock().unwrap().released.contains(&key)
+        self.state.lock().released.contains(&key)
     }
 
     /// Drops a chunk from the cache.
     pub fn invalidate(&self, key: ChunkKey) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         state.scanned.remove(&key);
         if let Some(old) = state.lru.pop(&key) {
             state.bytes -= old.len();
+        }
+    }
+
+    /// Drops every cached chunk of array `array`.
+    pub fn invalidate_array(&self, array: u32) {
+        let mut state = self.state.lock();
+        let keys: Vec<ChunkKey> = state
+            .lru
+            .iter()
+            .map(|(key, _)| *key)
+            .filter(|key| key.0 == array)
+            .collect();
+        for key in keys {
+            state.scanned.remove(&key);
+            if let Some(old) = state.lru.pop(&key) {
+                state.bytes -= old.len();
+            }
         }
     }
 
@@ -376,12 +393,12 @@ impl ChunkCache {
         Stats::add(&self.stats.cache_misses, 1);
         // Either another caller is loading this chunk (wait for it) or this one leads.
         let (flight, leader) = {
-            let mut inflight = self.inflight.lock().unwrap();
+            let mut inflight = self.inflight.lock();
             if let Some(flight) = inflight.get(&key) {
                 (flight.clone(), false)
             } else {
                 // A load may have finished between the lookup above and taking this lock.
-                if let Some(buf) = self.state.lock().unwrap().lru.peek(&key).cloned() {
+                if let Some(buf) = self.state.lock().lru.peek(&key).cloned() {
                     return Ok(buf);
                 }
                 let flight = Arc::new(Flight::default());
@@ -390,9 +407,9 @@ impl ChunkCache {
             }
         };
         if !leader {
-            let mut result = flight.result.lock().unwrap();
+            let mut result = flight.result.lock();
             while result.is_none() {
-                result = flight.ready.wait(result).unwrap();
+                flight.ready.wait(&mut result);
             }
             return result.clone().expect("flight resolved");
         }
@@ -444,6 +461,18 @@ mod tests {
         cache.insert((0, 9), Arc::new(vec![0; 1000]));
         assert!(cache.get((0, 9)).is_none(), "oversized chunk is not kept");
         assert!(cache.bytes() <= 300);
+    }
+
+    #[test]
+    fn one_array_is_dropped_whole() {
+        let cache = ChunkCache::new(1 << 20, Arc::new(Stats::default()));
+        for key in [(0, 0), (0, 1), (1, 0)] {
+            cache.insert(key, Arc::new(vec![1; 100]));
+        }
+        cache.invalidate_array(0);
+        assert!(cache.get((0, 0)).is_none() && cache.get((0, 1)).is_none());
+        assert!(cache.get((1, 0)).is_some());
+        assert_eq!(cache.bytes(), 100);
     }
 
     #[test]

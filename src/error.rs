@@ -63,37 +63,3 @@ impl std::error::Error for FsError {}
 
 /// Result alias for filesystem operations.
 pub type FsResult<T> = Result<T, FsError>;
-
-/// How many distinct problems [`first_report`] remembers before it starts afresh.
-const REMEMBERED_REPORTS: usize = 1 << 16;
-
-/// Whether `message` is reported for the first time: problems that requests run into again
-/// and again (a malformed node looked up, a damaged chunk read) are logged once, so that no
-/// user of a shared mount can grow the log at will. Remembers up to 65,536 distinct
-/// messages (by hash), then forgets them all and starts again.
-pub fn first_report(message: &str) -> bool {
-    use std::collections::HashSet;
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    use std::sync::Mutex;
-    static SEEN: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
-    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(message);
-    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-    let seen = seen.get_or_insert_with(HashSet::new);
-    if seen.len() >= REMEMBERED_REPORTS {
-        seen.clear();
-    }
-    seen.insert(hash)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_message_is_reported_once() {
-        let message = format!("node {:?}: malformed", std::thread::current().id());
-        assert!(first_report(&message));
-        assert!(!first_report(&message));
-        assert!(first_report(&format!("{message} too")));
-    }
-}

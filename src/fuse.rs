@@ -6,9 +6,10 @@ use crate::tree::{Attr, EntryKind, Tree};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
-    TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
+use parking_lot::Mutex;
 use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,16 +22,38 @@ pub const MAX_IO_SIZE: u32 = 4 << 20;
 /// Where the kernel publishes the most pages one FUSE request may carry (Linux ≥ 6.13).
 const MAX_PAGES_LIMIT_PATH: &str = "/proc/sys/fs/fuse/max_pages_limit";
 
+/// What ends the process once the session has ended (see [`ZarrFs::on_end`]); it is given
+/// the result of the last write-back.
+pub type EndHook = Box<dyn FnOnce(Result<(), FsError>) + Send>;
+
 /// A mounted [`Tree`].
-#[derive(Debug)]
 pub struct ZarrFs {
     tree: Arc<Tree>,
+    end: Mutex<Option<EndHook>>,
+}
+
+impl std::fmt::Debug for ZarrFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZarrFs").field("tree", &self.tree).finish()
+    }
 }
 
 impl ZarrFs {
     /// Wraps a tree.
     pub fn new(tree: Arc<Tree>) -> Self {
-        ZarrFs { tree }
+        ZarrFs {
+            tree,
+            end: Mutex::new(None),
+        }
+    }
+
+    /// Runs `end` when the session ends, after the last write-back, instead of returning to
+    /// fuser: fuser's `Session::run` unmounts the mount point once more as it returns, and
+    /// after an unmount by the kernel (`zarrfs umount`, `fusermount3 -u`) that takes down
+    /// whatever was mounted there since. `end` is expected to end the process.
+    pub fn on_end(self, end: impl FnOnce(Result<(), FsError>) + Send + 'static) -> Self {
+        *self.end.lock() = Some(Box::new(end));
+        self
     }
 
     fn file_attr(&self, attr: &Attr) -> FileAttr {
@@ -61,17 +84,40 @@ impl ZarrFs {
     }
 }
 
-/// Logs an error worth a line (not plain "no such entry"), the first time it happens, and
-/// converts it to an errno.
+/// Logs an error worth a line (not plain "no such entry"; repeats rate-limited, see
+/// [`crate::report`]) and converts it to an errno.
 fn errno(op: &str, err: FsError) -> Errno {
-    if err.errno != libc::ENOENT
-        && err.errno != libc::EPERM
-        && err.errno != libc::EROFS
-        && crate::error::first_report(&err.message)
+    // Counted by the message alone, so that a problem already reported in the same words
+    // (an array's metadata it cannot read, say) is not logged again for each request.
+    if ![libc::ENOENT, libc::EPERM, libc::EROFS, libc::ENODATA].contains(&err.errno)
+        && crate::report::first(&err.message)
     {
         tracing::warn!("{op}: {}", err.message);
     }
     Errno::from_i32(err.errno)
+}
+
+/// Runs the handler of one request: a panic in it fails that request alone (its reply,
+/// dropped unanswered, goes out as EIO) and is logged once; the serving thread goes on.
+fn guarded(op: &str, handler: impl FnOnce()) {
+    if let Err(err) = crate::isolation::isolate(op, handler) {
+        if crate::report::first(&err.message) {
+            tracing::error!("{}", err.message);
+        }
+    }
+}
+
+/// Answers getxattr/listxattr: the size asked for with `size` 0, else the value, or ERANGE
+/// when it does not fit.
+fn reply_xattr(reply: ReplyXattr, value: &[u8], size: u32) {
+    let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+    if size == 0 {
+        reply.size(len);
+    } else if len <= size {
+        reply.data(value);
+    } else {
+        reply.error(Errno::ERANGE);
+    }
 }
 
 /// Answers a request that returns nothing but success or an errno.
@@ -135,6 +181,10 @@ impl Filesystem for ZarrFs {
         // O_TRUNC arrives with open() instead of as a truncate to 0, so that overwriting a
         // file of the same size (cp, shell redirection) works on fixed-size files.
         let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
+        // No file here has set-id bits or capabilities to clear on write: saying so spares
+        // a getxattr("security.capability") round trip on every write(2) through the page
+        // cache, which the kernel would otherwise ask now that getxattr is answered.
+        let _ = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
         // Direct I/O files that can still be mmap()ed keep every view of the same bytes
         // coherent on writable mounts.
         if config
@@ -147,8 +197,12 @@ impl Filesystem for ZarrFs {
     }
 
     fn destroy(&mut self) {
-        if let Err(err) = self.tree.flush_all(true) {
+        let flushed = crate::isolation::isolate_fallible("unmount", || self.tree.flush_all(true));
+        if let Err(err) = &flushed {
             tracing::error!("write-back at unmount failed: {}", err.message);
+        }
+        if let Some(end) = self.end.get_mut().take() {
+            end(flushed);
         }
     }
 
@@ -164,10 +218,10 @@ impl Filesystem for ZarrFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.tree.write(fh.0, offset, data) {
+        guarded("write", || match self.tree.write(fh.0, offset, data) {
             Ok(written) => reply.written(written),
             Err(err) => reply.error(errno("write", err)),
-        }
+        });
     }
 
     fn flush(
@@ -178,7 +232,9 @@ impl Filesystem for ZarrFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, "close", self.tree.flush(fh.0));
+        guarded("close", || {
+            reply_empty(reply, "close", self.tree.flush(fh.0));
+        });
     }
 
     fn fsync(
@@ -189,7 +245,9 @@ impl Filesystem for ZarrFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, "fsync", self.tree.fsync(fh.0));
+        guarded("fsync", || {
+            reply_empty(reply, "fsync", self.tree.fsync(fh.0));
+        });
     }
 
     fn fsyncdir(
@@ -200,7 +258,9 @@ impl Filesystem for ZarrFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, "fsync", self.tree.fsyncdir(ino.0));
+        guarded("fsyncdir", || {
+            reply_empty(reply, "fsync", self.tree.fsyncdir(ino.0));
+        });
     }
 
     fn setattr(
@@ -221,20 +281,22 @@ impl Filesystem for ZarrFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        if mode.is_some() || uid.is_some() || gid.is_some() {
-            return reply.error(errno(
-                "setattr",
-                FsError::not_permitted("modes and owners are fixed"),
-            ));
-        }
-        let result = match size {
-            Some(size) => self.tree.set_size(ino.0, size),
-            None => self.tree.getattr(ino.0),
-        };
-        match result {
-            Ok(attr) => reply.attr(&TTL, &self.file_attr(&attr)),
-            Err(err) => reply.error(errno("truncate", err)),
-        }
+        guarded("setattr", || {
+            if mode.is_some() || uid.is_some() || gid.is_some() {
+                return reply.error(errno(
+                    "setattr",
+                    FsError::not_permitted("modes and owners are fixed"),
+                ));
+            }
+            let result = match size {
+                Some(size) => self.tree.set_size(ino.0, size),
+                None => self.tree.getattr(ino.0),
+            };
+            match result {
+                Ok(attr) => reply.attr(&TTL, &self.file_attr(&attr)),
+                Err(err) => reply.error(errno("truncate", err)),
+            }
+        });
     }
 
     fn mknod(
@@ -319,37 +381,41 @@ impl Filesystem for ZarrFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(name) = name.to_str() else {
-            return reply.error(Errno::ENOENT);
-        };
-        match self.tree.lookup(parent.0, name) {
-            Ok(attr) => reply.entry(&TTL, &self.file_attr(&attr), Generation(0)),
-            Err(err) => reply.error(errno("lookup", err)),
-        }
+        guarded("lookup", || {
+            let Some(name) = name.to_str() else {
+                return reply.error(Errno::ENOENT);
+            };
+            match self.tree.lookup(parent.0, name) {
+                Ok(attr) => reply.entry(&TTL, &self.file_attr(&attr), Generation(0)),
+                Err(err) => reply.error(errno("lookup", err)),
+            }
+        });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.tree.getattr(ino.0) {
+        guarded("getattr", || match self.tree.getattr(ino.0) {
             Ok(attr) => reply.attr(&TTL, &self.file_attr(&attr)),
             Err(err) => reply.error(errno("getattr", err)),
-        }
+        });
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
-        match self.tree.open(ino.0, write) {
-            Ok((fh, options)) => {
-                let mut fopen = FopenFlags::empty();
-                if options.direct_io {
-                    fopen |= FopenFlags::FOPEN_DIRECT_IO;
+        guarded("open", || {
+            let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+            match self.tree.open(ino.0, write) {
+                Ok((fh, options)) => {
+                    let mut fopen = FopenFlags::empty();
+                    if options.direct_io {
+                        fopen |= FopenFlags::FOPEN_DIRECT_IO;
+                    }
+                    if options.keep_cache {
+                        fopen |= FopenFlags::FOPEN_KEEP_CACHE;
+                    }
+                    reply.opened(FileHandle(fh), fopen)
                 }
-                if options.keep_cache {
-                    fopen |= FopenFlags::FOPEN_KEEP_CACHE;
-                }
-                reply.opened(FileHandle(fh), fopen)
+                Err(err) => reply.error(errno("open", err)),
             }
-            Err(err) => reply.error(errno("open", err)),
-        }
+        });
     }
 
     fn read(
@@ -363,13 +429,13 @@ impl Filesystem for ZarrFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.tree.read(fh.0, offset, size) {
+        guarded("read", || match self.tree.read(fh.0, offset, size) {
             Ok(data) => {
                 reply.data(&data);
                 crate::reader::recycle_reply_buffer(data);
             }
             Err(err) => reply.error(errno("read", err)),
-        }
+        });
     }
 
     fn release(
@@ -382,18 +448,20 @@ impl Filesystem for ZarrFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.tree.release(fh.0);
-        reply.ok();
+        guarded("release", || {
+            self.tree.release(fh.0);
+            reply.ok();
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.tree.getattr(ino.0) {
+        guarded("opendir", || match self.tree.getattr(ino.0) {
             Ok(attr) if attr.kind == EntryKind::Directory => {
                 reply.opened(FileHandle(0), FopenFlags::empty())
             }
             Ok(_) => reply.error(Errno::ENOTDIR),
             Err(err) => reply.error(errno("opendir", err)),
-        }
+        });
     }
 
     fn readdir(
@@ -404,17 +472,19 @@ impl Filesystem for ZarrFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let result = self.tree.readdir(ino.0, offset, |entry, next| {
-            let kind = match entry.kind {
-                EntryKind::Directory => FileType::Directory,
-                EntryKind::File => FileType::RegularFile,
-            };
-            reply.add(INodeNo(entry.ino), next, kind, &entry.name)
+        guarded("readdir", || {
+            let result = self.tree.readdir(ino.0, offset, |entry, next| {
+                let kind = match entry.kind {
+                    EntryKind::Directory => FileType::Directory,
+                    EntryKind::File => FileType::RegularFile,
+                };
+                reply.add(INodeNo(entry.ino), next, kind, &entry.name)
+            });
+            match result {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno("readdir", err)),
+            }
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(err) => reply.error(errno("readdir", err)),
-        }
     }
 
     fn ioctl(
@@ -431,7 +501,64 @@ impl Filesystem for ZarrFs {
         reply.error(Errno::ENOTTY);
     }
 
+    /// The store's file system's sizes, so that `df` shows them for the mount.
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+        guarded("statfs", || {
+            let s = self.tree.fs_stats();
+            reply.statfs(
+                s.blocks,
+                s.blocks_free,
+                s.blocks_available,
+                s.files,
+                s.files_free,
+                s.block_size.max(512),
+                s.name_max.max(255),
+                s.fragment_size.max(512),
+            );
+        });
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        guarded("getxattr", || {
+            let value = match name.to_str() {
+                Some(name) => self.tree.xattr(ino.0, name),
+                None => Err(FsError::new(libc::ENODATA, "no such attribute")),
+            };
+            match value {
+                Ok(value) => reply_xattr(reply, &value, size),
+                Err(err) => reply.error(errno("getxattr", err)),
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        guarded("listxattr", || match self.tree.xattrs(ino.0) {
+            Ok(attrs) => {
+                let mut names = Vec::new();
+                for (name, _) in attrs {
+                    names.extend_from_slice(name.as_bytes());
+                    names.push(0);
+                }
+                reply_xattr(reply, &names, size);
+            }
+            Err(err) => reply.error(errno("listxattr", err)),
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::from_i32(self.tree.xattr_change_error().errno));
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::from_i32(self.tree.xattr_change_error().errno));
     }
 }

@@ -198,6 +198,27 @@ impl ChunkGrid {
         (elements * self.itemsize) as usize
     }
 
+    /// The smallest byte range `(offset, len)` of the flat view holding every element of a
+    /// chunk that lies inside the array.
+    pub fn flat_span(&self, linear: u64) -> (u64, u64) {
+        let index = self.chunk_index(linear);
+        let flat = |coords: Vec<u64>| -> u64 {
+            coords
+                .iter()
+                .zip(&self.shape)
+                .fold(0, |flat, (c, s)| flat * s + c)
+        };
+        let corner = |past: u64| -> Vec<u64> {
+            index
+                .iter()
+                .zip(self.chunk_shape.iter().zip(&self.shape))
+                .map(|(i, (c, s))| ((i + past) * c).min(*s) - past)
+                .collect()
+        };
+        let (first, last) = (flat(corner(0)), flat(corner(1)));
+        (first * self.itemsize, (last + 1 - first) * self.itemsize)
+    }
+
     /// Byte ranges `(offset, len)` of a decoded chunk that lie outside the array (the
     /// padding of edge chunks), merged and in increasing order; empty for inner chunks.
     pub fn padding_ranges(&self, linear: u64) -> Vec<(usize, usize)> {
@@ -575,6 +596,32 @@ mod tests {
             2 * 2
         );
         assert_eq!(ChunkGrid::new(&[], &[], 8).valid_bytes_in_chunk(0), 8);
+    }
+
+    #[test]
+    fn a_chunks_flat_span_runs_from_its_first_element_to_its_last() {
+        let grid = ChunkGrid::new(&[10, 7], &[4, 3], 2);
+        // Chunk (1, 1): elements (4..8, 3..6), flat 31 to 54.
+        assert_eq!(
+            grid.flat_span(grid.chunk_linear(&[1, 1]).unwrap()),
+            (62, 48)
+        );
+        // Edge chunk (2, 2): elements (8..10, 6..7), flat 62 to 69.
+        assert_eq!(
+            grid.flat_span(grid.chunk_linear(&[2, 2]).unwrap()),
+            (124, 16)
+        );
+        // Every byte a chunk's runs touch lies in its span.
+        for linear in 0..grid.num_chunks() {
+            let (start, len) = grid.flat_span(linear);
+            for group in grid.plan(0, 140) {
+                for run in group.runs.iter().filter(|_| group.chunk == linear) {
+                    let at = run.out_offset as u64;
+                    assert!(start <= at && at + run.len as u64 <= start + len);
+                }
+            }
+        }
+        assert_eq!(ChunkGrid::new(&[], &[], 8).flat_span(0), (0, 8));
     }
 
     #[test]

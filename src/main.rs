@@ -1,8 +1,6 @@
 //! The `zarrfs` command.
 
-use clap::Parser;
-
 fn main() {
-    let cli = zarrfs::cli::Cli::parse();
+    let cli = zarrfs::cli::parse();
     std::process::exit(zarrfs::cli::run(cli));
 }

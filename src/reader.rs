@@ -7,10 +7,12 @@ use crate::cache::{Admission, ChunkBuf, ChunkCache, ChunkKey};
 use crate::error::FsResult;
 use crate::geometry::ReadPlan;
 use crate::stats::Stats;
+use crate::store::Profile;
+use parking_lot::Mutex;
 use rayon::prelude::*;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Chunks a sequential reader of a flat view keeps while it reads their band, valid for
 /// one write-back generation of the array.
@@ -70,6 +72,9 @@ pub struct ChunkReader {
     max_pending_prefetches: usize,
     /// Chunks whose decode ahead is queued and has not started (then the cache shows it).
     queued: Arc<Mutex<HashSet<ChunkKey>>>,
+    /// How many chunks ahead of the decodes a sequential reader's stored chunks are read
+    /// (stores whose reads are round trips; 0 for local ones).
+    fetch_ahead: usize,
 }
 
 impl ChunkReader {
@@ -83,6 +88,7 @@ impl ChunkReader {
             pending_prefetches: Arc::new(AtomicUsize::new(0)),
             max_pending_prefetches,
             queued: Arc::new(Mutex::new(HashSet::new())),
+            fetch_ahead: 0,
         }
     }
 
@@ -97,8 +103,21 @@ impl ChunkReader {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("zarrfs-decode-{i}"))
+            // A job's panic is logged by the panic hook; the pool must not abort for it.
+            .panic_handler(drop)
             .build()?;
         Ok(Self::new(cache, Arc::new(pool), stats))
+    }
+
+    /// Sizes read-ahead for a store: decodes stay as few as keep the decoders busy, and on a
+    /// store whose reads are round trips the stored chunks after them are read ahead, as many
+    /// as its profile keeps in flight (within a quarter of the cache budget, see
+    /// [`Self::prefetch_list`]).
+    pub fn for_store(mut self, profile: Profile) -> Self {
+        if profile.remote {
+            self.fetch_ahead = profile.requests_in_flight;
+        }
+        self
     }
 
     /// How a sequential scan of `array` admits the chunks it decodes: kept from the second
@@ -112,9 +131,10 @@ impl ChunkReader {
         }
     }
 
-    /// How many chunk decodes read-ahead keeps in flight at most.
+    /// How many chunks read-ahead reaches beyond the reader: decodes in flight, or on a
+    /// remote store the stored chunks read ahead of them.
     pub fn prefetch_depth(&self) -> u64 {
-        self.max_pending_prefetches as u64
+        self.max_pending_prefetches.max(self.fetch_ahead) as u64
     }
 
     /// The chunk cache.
@@ -153,7 +173,7 @@ impl ChunkReader {
         linear: u64,
         admission: Admission,
     ) -> FsResult<ChunkBuf> {
-        if let Some(buf) = array.dirty.lock().unwrap().chunks.get(&linear) {
+        if let Some(buf) = array.dirty.lock().chunks.get(&linear) {
             return Ok(buf.clone());
         }
         self.stored_chunk_for(array, linear, admission)
@@ -238,7 +258,7 @@ impl ChunkReader {
             // Unsaved chunks are taken in one snapshot; if a write-back lands meanwhile the
             // snapshot may mix versions, so it is taken again.
             let (generation, mut bufs): (u64, Vec<Option<ChunkBuf>>) = {
-                let dirty = array.dirty.lock().unwrap();
+                let dirty = array.dirty.lock();
                 let bufs = plan
                     .chunks
                     .iter()
@@ -282,7 +302,7 @@ impl ChunkReader {
                 }
                 sources.extend(bufs.into_iter().map(|b| b.map(Source::Whole)));
             }
-            if array.dirty.lock().unwrap().generation == generation {
+            if array.dirty.lock().generation == generation {
                 break sources
                     .into_iter()
                     .map(|b| b.expect("filled"))
@@ -422,7 +442,9 @@ impl ChunkReader {
     /// written. Decodes in flight hold memory beyond the cache, so at most an eighth of the
     /// budget is in flight: returns the first chunk left out for that reason. A decode
     /// started for the sequential reader `scan` is dropped if that reader has passed the
-    /// chunk's band by the time a decoder is free (it read the chunk itself).
+    /// chunk's band by the time a decoder is free (it read the chunk itself). On a remote
+    /// store, the stored chunks of the listed ones left out are read ahead (up to
+    /// `fetch_ahead` of them, within a quarter of the budget), for the decodes to come.
     pub fn prefetch_list(
         &self,
         array: &Arc<ZarrArray>,
@@ -430,22 +452,30 @@ impl ChunkReader {
         admission: Admission,
         scan: Option<u64>,
     ) -> Option<u64> {
-        let by_memory = self.cache.budget() / 8 / array.grid.chunk_bytes().max(1);
-        let limit = self.max_pending_prefetches.min(by_memory.max(1));
-        for linear in chunks {
+        let chunk_bytes = array.grid.chunk_bytes().max(1);
+        let limit = self
+            .max_pending_prefetches
+            .min((self.cache.budget() / 8 / chunk_bytes).max(1));
+        let mut chunks = chunks.into_iter().filter(|&linear| {
+            !self.queued.lock().contains(&(array.id, linear))
+                && !self.cache.is_present_or_loading((array.id, linear))
+                && !array.dirty.lock().chunks.contains_key(&linear)
+        });
+        while let Some(linear) = chunks.next() {
             let key = (array.id, linear);
-            if self.queued.lock().unwrap().contains(&key)
-                || self.cache.is_present_or_loading(key)
-                || array.dirty.lock().unwrap().chunks.contains_key(&linear)
-            {
-                continue;
-            }
             if self.pending_prefetches.load(Ordering::Relaxed) >= limit {
+                let fetches = self.fetch_ahead.min(self.cache.budget() / 4 / chunk_bytes);
+                for later in std::iter::once(linear).chain(chunks).take(fetches) {
+                    array.prefetch_stored(later);
+                }
                 return Some(linear);
             }
             self.pending_prefetches.fetch_add(1, Ordering::Relaxed);
-            self.queued.lock().unwrap().insert(key);
+            self.queued.lock().insert(key);
             Stats::add(&self.stats.chunks_prefetched, 1);
+            // A store whose reads are round trips starts the read now, not when a decoder
+            // gets to it.
+            array.prefetch_stored(linear);
             let (cache, stats, pending, queued) = (
                 self.cache.clone(),
                 self.stats.clone(),
@@ -456,11 +486,14 @@ impl ChunkReader {
             self.pool.spawn(move || {
                 let _started = DequeueOnDrop(&queued, key);
                 let wanted = || !scan.is_some_and(|fh| array.scan_has_passed(fh, linear));
-                if !wanted() {
-                    Stats::add(&stats.prefetches_dropped, 1);
-                } else if let Err(err) =
-                    load_through_cache(&cache, &stats, &array, linear, admission, wanted)
-                {
+                let loaded = crate::isolation::isolate_fallible("read-ahead", || {
+                    if !wanted() {
+                        Stats::add(&stats.prefetches_dropped, 1);
+                        return Ok(());
+                    }
+                    load_through_cache(&cache, &stats, &array, linear, admission, wanted).map(drop)
+                });
+                if let Err(err) = loaded {
                     // Only a guess failed: the read that needs the chunk says why.
                     tracing::debug!("read-ahead: {}", err.message);
                 }
@@ -508,7 +541,7 @@ struct DequeueOnDrop<'a>(&'a Mutex<HashSet<ChunkKey>>, ChunkKey);
 
 impl Drop for DequeueOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.lock().unwrap().remove(&self.1);
+        self.0.lock().remove(&self.1);
     }
 }
 
@@ -556,15 +589,105 @@ fn load_through_cache(
     let key = (array.id, linear);
     cache.get_or_load(key, admission, || {
         array.check_readable(stats)?;
-        let generation = array.dirty.lock().unwrap().generation;
+        tracing::debug!("cache miss: {}", array.describe_chunk(linear));
+        let generation = array.dirty.lock().generation;
         let buffer = cache.take_buffer(array.grid.chunk_bytes());
         let loaded = array.load_chunk_reusing(linear, stats, buffer)?;
         if loaded.cacheable && still_wanted() {
-            let dirty = array.dirty.lock().unwrap();
+            let dirty = array.dirty.lock();
             if dirty.generation == generation {
                 cache.admit(key, loaded.buf.clone(), admission);
             }
         }
         Ok(loaded.buf)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DirectoryStore, ListEntry, ObjectInfo, Store};
+    use parking_lot::Mutex;
+
+    /// A directory store that says its reads are round trips, and records read-ahead hints.
+    #[derive(Debug)]
+    struct Remote {
+        dir: DirectoryStore,
+        hinted: Mutex<Vec<String>>,
+    }
+
+    impl Store for Remote {
+        fn get(&self, key: &str, max_len: u64) -> std::io::Result<Option<Vec<u8>>> {
+            self.dir.get(key, max_len)
+        }
+        fn info(&self, key: &str) -> std::io::Result<Option<ObjectInfo>> {
+            self.dir.info(key)
+        }
+        fn list(&self, prefix: &str) -> std::io::Result<Vec<ListEntry>> {
+            self.dir.list(prefix)
+        }
+        fn describe(&self, key: &str) -> String {
+            self.dir.describe(key)
+        }
+        fn put(&self, _: &str, _: &[u8], _: Option<&str>, _: bool) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn delete(&self, _: &str, _: bool) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn remove_stale_temporaries(&self) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn prefetch(&self, key: &str, _: u64) {
+            self.hinted.lock().push(key.to_string());
+        }
+        fn profile(&self) -> Profile {
+            Profile {
+                remote: true,
+                requests_in_flight: 8,
+                revalidate_after: None,
+            }
+        }
+    }
+
+    #[test]
+    fn remote_stores_are_read_further_ahead_than_chunks_are_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Remote {
+            dir: DirectoryStore::open(dir.path()).unwrap(),
+            hinted: Mutex::new(Vec::new()),
+        });
+        let meta = crate::metadata::v2::parse_zarray(
+            &serde_json::json!({"zarr_format": 2, "shape": [64], "chunks": [1], "dtype": "<i2",
+                "compressor": null, "fill_value": 0, "order": "C", "filters": null}),
+            serde_json::json!({}),
+        )
+        .unwrap();
+        let array = Arc::new(ZarrArray::new(
+            0,
+            store.clone(),
+            "",
+            meta,
+            std::time::SystemTime::now(),
+        ));
+        let reader = ChunkReader::with_budget(1 << 20, 1)
+            .unwrap()
+            .for_store(store.profile());
+        // The one decoder is busy: decodes queue up to their limit (2 × 1 + 2).
+        let (release, busy) = std::sync::mpsc::channel::<()>();
+        reader.pool().spawn(move || {
+            let _ = busy.recv();
+        });
+        let stopped = reader.prefetch_list(&array, 0..64, Admission::Keep, None);
+        assert_eq!(stopped, Some(4));
+        let hinted: Vec<String> = (0..12).map(|i| i.to_string()).collect();
+        assert_eq!(
+            *store.hinted.lock(),
+            hinted,
+            "4 decodes, then 8 reads ahead"
+        );
+        assert_eq!(reader.prefetch_depth(), 8);
+        drop(release);
+        reader.wait_for_prefetches();
+    }
 }

@@ -83,6 +83,20 @@ fn encode_element(dtype: &str, value: f64, out: &mut Vec<u8>) {
     }
 }
 
+/// Refuses to write into a directory that holds anything (it would mix with the sample).
+fn refuse_non_empty(dir: &Path) -> Result<()> {
+    match fs::read_dir(dir).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => anyhow::bail!(
+            "{} is not empty; give a new or empty directory",
+            dir.display()
+        ),
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("cannot write a sample store into {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn write_json(path: &Path, value: &Value) -> Result<()> {
     fs::write(path, serde_json::to_vec_pretty(value)?)
         .with_context(|| format!("cannot write {}", path.display()))
@@ -262,6 +276,7 @@ fn arrays() -> [SampleArray; 5] {
 
 /// Writes the demo store into `dir` (created if needed).
 pub fn write_sample_store(dir: &Path, format: SampleFormat) -> Result<()> {
+    refuse_non_empty(dir)?;
     write_group(
         dir,
         &json!({"title": "zarrfs sample store", "description": "synthetic demo data"}),

@@ -65,6 +65,8 @@ counters! {
     bytes_written_back,
     /// Write-backs that failed (the chunk stays dirty and is retried).
     writeback_errors,
+    /// Dirty chunks dropped unsaved (`zarrfs umount --discard`).
+    chunks_discarded,
 }
 
 impl Stats {

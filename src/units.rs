@@ -48,24 +48,16 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
-/// Parses a duration: seconds (`3`, `1.5s`) or milliseconds (`500ms`).
+/// Parses a duration: a number of seconds (`3`, `0.5`) or a number with units as
+/// humantime reads them (`3s`, `500ms`, `1m`, `1h 30m`).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
-    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else if let Some(s) = text.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 3s or 500ms"))?;
-    if !(value.is_finite() && value >= 0.0) {
-        return Err(format!("invalid duration {text:?}"));
+    if let Ok(seconds) = text.parse::<f64>() {
+        return std::time::Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("invalid duration {text:?}"));
     }
-    Ok(std::time::Duration::from_secs_f64(value * scale))
+    humantime::parse_duration(text)
+        .map_err(|err| format!("invalid duration {text:?} ({err}): expected e.g. 3s, 500ms or 1m"))
 }
 
 #[cfg(test)]
@@ -75,8 +67,11 @@ mod tests {
     #[test]
     fn parses_durations() {
         assert_eq!(parse_duration("3").unwrap().as_millis(), 3000);
-        assert_eq!(parse_duration("1.5s").unwrap().as_millis(), 1500);
+        assert_eq!(parse_duration("1.5").unwrap().as_millis(), 1500);
+        assert_eq!(parse_duration("3s").unwrap().as_millis(), 3000);
         assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert_eq!(parse_duration("1m").unwrap().as_secs(), 60);
+        assert_eq!(parse_duration("1h 30m").unwrap().as_secs(), 5400);
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
     }

@@ -7,9 +7,10 @@ use crate::error::{FsError, FsResult};
 use crate::geometry::Run;
 use crate::reader::ChunkReader;
 use crate::stats::Stats;
+use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Applies writes to arrays and writes dirty chunks back to the store: a chunk once its
@@ -127,7 +128,7 @@ impl ChunkWriter {
         }
         loop {
             let (generation, need): (u64, Vec<u64>) = {
-                let dirty = array.dirty.lock().unwrap();
+                let dirty = array.dirty.lock();
                 let need = groups
                     .iter()
                     .filter(|(linear, _, whole)| !whole && !dirty.chunks.contains_key(linear))
@@ -136,7 +137,7 @@ impl ChunkWriter {
                 (dirty.generation, need)
             };
             let bases = self.reader.stored_chunks(array, &need, Admission::Keep)?;
-            let mut dirty = array.dirty.lock().unwrap();
+            let mut dirty = array.dirty.lock();
             if dirty.generation != generation {
                 continue; // a write-back landed meanwhile: the decoded bases may be stale
             }
@@ -183,7 +184,30 @@ impl ChunkWriter {
     /// Has `chunks` (written over whole) stored in the background; a failure stays with the
     /// array and is returned by the next flush, as the chunks stay dirty.
     fn write_back_in_background(&self, array: &Arc<ZarrArray>, chunks: Vec<u64>) {
-        let _ = self.complete.lock().unwrap().send((array.clone(), chunks));
+        let _ = self.complete.lock().send((array.clone(), chunks));
+    }
+
+    /// Drops the array's dirty chunks: what was written to them is lost and reads show the
+    /// stored chunks again. Returns their positions, in order.
+    pub fn discard(&self, array: &Arc<ZarrArray>) -> Vec<u64> {
+        let _serialised = array.flush_lock.lock();
+        let mut dirty = array.dirty.lock();
+        let mut dropped: Vec<u64> = dirty.chunks.drain().map(|(linear, _)| linear).collect();
+        dropped.sort_unstable();
+        for &linear in &dropped {
+            self.reader.cache().invalidate((array.id, linear));
+        }
+        dirty.generation += 1;
+        dirty.failure = None;
+        let count = dropped.len() as u64;
+        let stats = self.stats();
+        stats.dirty_chunks.fetch_sub(count, Ordering::Relaxed);
+        stats
+            .dirty_bytes
+            .fetch_sub(count * array.grid.chunk_bytes() as u64, Ordering::Relaxed);
+        Stats::add(&stats.chunks_discarded, count);
+        tracing::debug!("{}: dropped {count} unsaved chunks", array.describe());
+        dropped
     }
 
     /// Encodes and stores every dirty chunk of the array (in parallel). With `durable`, the
@@ -222,9 +246,9 @@ fn write_back(
     only: Option<&[u64]>,
     durable: bool,
 ) -> FsResult<()> {
-    let _serialised = array.flush_lock.lock().unwrap();
+    let _serialised = array.flush_lock.lock();
     let snapshot: Vec<(u64, ChunkBuf)> = {
-        let dirty = array.dirty.lock().unwrap();
+        let dirty = array.dirty.lock();
         match only {
             Some(chunks) => chunks
                 .iter()
@@ -241,10 +265,11 @@ fn write_back(
         .pool()
         .install(|| array.write_back_chunks(&snapshot, durable, stats));
     let mut first_error = None;
-    let mut dirty = array.dirty.lock().unwrap();
+    let mut dirty = array.dirty.lock();
     for ((linear, buf), result) in snapshot.into_iter().zip(results) {
         match result {
             Ok(outcome) => {
+                tracing::debug!("wrote back {}: {outcome:?}", array.describe_chunk(linear));
                 match outcome {
                     WriteBack::Deleted => Stats::add(&stats.chunks_deleted, 1),
                     WriteBack::Stored(size) => {
@@ -272,7 +297,7 @@ fn write_back(
             }
             Err(err) => {
                 Stats::add(&stats.writeback_errors, 1);
-                tracing::warn!("write-back failed, chunk kept dirty: {}", err.message);
+                crate::report::warn_in("write-back failed, chunk kept dirty", &err.message);
                 first_error.get_or_insert(err);
             }
         }
@@ -466,12 +491,12 @@ mod tests {
                 );
             }
             assert!(
-                !f.array.dirty.lock().unwrap().chunks.is_empty(),
+                !f.array.dirty.lock().chunks.is_empty(),
                 "chunks written in part wait for a flush"
             );
             f.writer.flush_array(&f.array, true).unwrap();
             assert_eq!(stored_view(&f), shadow, "{order}: stored after flush");
-            assert!(f.array.dirty.lock().unwrap().chunks.is_empty());
+            assert!(f.array.dirty.lock().chunks.is_empty());
             assert_eq!(
                 f.reader
                     .read_flat(&f.array, 0, 140, Admission::Keep)
@@ -522,15 +547,7 @@ mod tests {
         // Stored in order: the partial chunk, sent after it if at all, would be stored too.
         f.writer.write_flat(&f.array, 0, &[0; 0]).unwrap();
         assert_eq!(f.reader.stats().chunks_encoded.load(Ordering::Relaxed), 1);
-        let dirty: Vec<u64> = f
-            .array
-            .dirty
-            .lock()
-            .unwrap()
-            .chunks
-            .keys()
-            .copied()
-            .collect();
+        let dirty: Vec<u64> = f.array.dirty.lock().chunks.keys().copied().collect();
         assert_eq!(dirty, [1], "the partial chunk waits for a flush");
         assert_eq!(&stored_view(&f)[..6], &[0; 6]);
         f.writer.flush_array(&f.array, false).unwrap();
@@ -581,7 +598,7 @@ mod tests {
         f.store.full.store(true, Ordering::SeqCst);
         let err = f.writer.flush_array(&f.array, true).unwrap_err();
         assert_eq!(err.errno, libc::ENOSPC);
-        assert_eq!(f.array.dirty.lock().unwrap().chunks.len(), 1, "kept dirty");
+        assert_eq!(f.array.dirty.lock().chunks.len(), 1, "kept dirty");
         assert_eq!(
             f.reader
                 .read_flat(&f.array, 10, 2, Admission::Keep)
@@ -592,7 +609,7 @@ mod tests {
         f.store.full.store(false, Ordering::SeqCst);
         f.writer.flush_array(&f.array, true).unwrap();
         assert_eq!(&stored_view(&f)[10..12], &[5, 5]);
-        assert!(f.array.dirty.lock().unwrap().failure.is_none());
+        assert!(f.array.dirty.lock().failure.is_none());
     }
 
     #[test]
@@ -636,7 +653,7 @@ mod tests {
                 .errno,
             libc::EFBIG
         );
-        assert!(f.array.dirty.lock().unwrap().chunks.is_empty());
+        assert!(f.array.dirty.lock().chunks.is_empty());
     }
 
     #[test]
@@ -644,11 +661,7 @@ mod tests {
         let f = sharded_fixture();
         let values: Vec<u8> = (0..140u8).collect();
         f.writer.write_flat(&f.array, 0, &values).unwrap();
-        assert_eq!(
-            f.array.dirty.lock().unwrap().chunks.len(),
-            15,
-            "5x3 inner chunks"
-        );
+        assert_eq!(f.array.dirty.lock().chunks.len(), 15, "5x3 inner chunks");
         f.writer.flush_array(&f.array, false).unwrap();
         assert_eq!(
             f.store.puts.load(Ordering::SeqCst),

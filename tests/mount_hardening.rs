@@ -25,43 +25,10 @@ const DAEMON_ADDRESS_SPACE: u64 = 4 << 30;
 /// Peak memory a daemon that read nothing large may reach.
 const SMALL_DAEMON: u64 = 256 << 20;
 
-/// Writes a `.zarray` for an `<i4` array of `shape` in `chunks`, raw (no compressor), fill 0.
-fn write_array(dir: &Path, shape: &[u64], chunks: &[u64], extra: serde_json::Value) {
-    fs::create_dir_all(dir).unwrap();
-    let mut meta = json!({
-        "zarr_format": 2, "shape": shape, "chunks": chunks, "dtype": "<i4",
-        "compressor": null, "fill_value": 0, "order": "C", "filters": null
-    });
-    meta.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    fs::write(dir.join(".zarray"), meta.to_string()).unwrap();
-}
-
-/// A store (a group) in a fresh directory, traversable by every user.
-fn new_store() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let store = dir.path().join("store");
-    fs::create_dir(&store).unwrap();
-    fs::write(store.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
-    (dir, store)
-}
-
-/// Ten `<i4` values `base..base+10` as a raw 40-byte chunk.
-fn chunk_values(base: i32) -> Vec<u8> {
-    (base..base + 10).flat_map(i32::to_le_bytes).collect()
-}
-
 fn mkfifo(path: &Path) {
     let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: c is a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
-}
-
-/// Reads a whole file, returning the errno of a failure.
-fn read_errno(path: PathBuf) -> Result<Vec<u8>, Option<i32>> {
-    fs::read(path).map_err(|e| e.raw_os_error())
 }
 
 /// Mounts a store, making the mount point's directory traversable by every user.
@@ -300,7 +267,7 @@ fn writes_never_follow_a_link_out_of_the_store() {
     fs::create_dir(&outside).unwrap();
     fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
     symlink("../../root_only", array.join("1")).unwrap();
-    let mount = mount(&store, &[]);
+    let mount = mount(&store, &["--rw"]);
     let point = mount.point.clone();
     let (inside, planted) = mount.within(30, "writing chunks", move || {
         let write = |name: &str, base| {
@@ -345,7 +312,7 @@ fn write_back_keeps_owner_group_and_mode() {
     };
     nobody(&array.join("0"), 0o640);
     nobody(&array.join(".zarray"), 0o604);
-    let mount = mount(&store, &[]);
+    let mount = mount(&store, &["--rw"]);
     for name in ["0", "1"] {
         fs::write(mount.path(&format!("a/chunks/{name}")), chunk_values(3)).unwrap();
     }
@@ -394,7 +361,7 @@ fn the_kernel_enforces_the_stores_permissions_for_other_users() {
     fs::set_permissions(array.join("0"), fs::Permissions::from_mode(0o600)).unwrap();
     fs::write(array.join("1"), chunk_values(10)).unwrap();
     std::os::unix::fs::chown(array.join("1"), Some(65534), Some(65534)).unwrap();
-    let mount = mount(&store, &["-o", "allow_other"]);
+    let mount = mount(&store, &["--rw", "-o", "allow_other"]);
     let chunks = mount.path("a/chunks").display().to_string();
     let data = mount.path("a/data").display().to_string();
     let write = |path: &str| {
@@ -449,7 +416,10 @@ fn the_kernel_enforces_the_stores_permissions_for_other_users() {
 }
 
 fn mount_shared(store: &Path) -> Mount {
-    mount(store, &["-o", "allow_other,uid=65534,gid=65534,umask=077"])
+    mount(
+        store,
+        &["--rw", "-o", "allow_other,uid=65534,gid=65534,umask=077"],
+    )
 }
 
 #[test]
@@ -476,8 +446,8 @@ fn a_writable_mount_has_its_store_to_itself() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let writer = mount(&store, &[]);
-    let (ok, stderr) = try_mount(&[]);
+    let writer = mount(&store, &["--rw"]);
+    let (ok, stderr) = try_mount(&["--rw"]);
     assert!(
         !ok && stderr.contains("already mounted by another zarrfs"),
         "{stderr}"
@@ -488,10 +458,10 @@ fn a_writable_mount_has_its_store_to_itself() {
     let reader = mount(&store, &["--read-only"]);
     let (ok, stderr) = try_mount(&["--read-only"]);
     assert!(ok, "readers share: {stderr}");
-    let (ok, stderr) = try_mount(&[]);
+    let (ok, stderr) = try_mount(&["--rw"]);
     assert!(!ok && stderr.contains("already mounted"), "{stderr}");
     drop(reader);
-    let (ok, stderr) = try_mount(&[]);
+    let (ok, stderr) = try_mount(&["--rw"]);
     assert!(ok, "free again: {stderr}");
 }
 

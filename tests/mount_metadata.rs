@@ -199,7 +199,7 @@ fn settings_only_an_encoder_uses_do_not_stop_reads_or_writes() {
             .unwrap();
         }
     }
-    let mount = Mount::new(root, &[]);
+    let mount = Mount::new(root, &["--rw"]);
     for (name, _) in arrays {
         assert_eq!(
             fs::read(mount.path(&format!("{name}/data"))).unwrap(),

@@ -59,7 +59,13 @@ fn random_writes_match_a_shadow_and_survive_remount() {
     let all = manifest();
     let mount = Mount::new(
         store.path(),
-        &["--writeback-delay", "300ms", "--cache-size", "256KiB"],
+        &[
+            "--rw",
+            "--writeback-delay",
+            "300ms",
+            "--cache-size",
+            "256KiB",
+        ],
     );
     let mut subjects: Vec<Subject> = WRITE_ARRAYS
         .iter()
@@ -206,7 +212,7 @@ fn random_writes_match_a_shadow_and_survive_remount() {
 fn chunks_that_become_fill_are_deleted() {
     let store = tempfile::tempdir().unwrap();
     copy_tree(&fixtures().join("v2.zarr"), store.path());
-    let mount = Mount::new(store.path(), &[]);
+    let mount = Mount::new(store.path(), &["--rw"]);
     let array = manifest()
         .into_iter()
         .find(|a| a.path() == "compressors/zstd_1")
@@ -231,7 +237,7 @@ fn chunks_that_become_fill_are_deleted() {
 fn sizes_are_fixed_and_namespace_changes_refused() {
     let store = tempfile::tempdir().unwrap();
     copy_tree(&fixtures().join("v2.zarr"), store.path());
-    let mount = Mount::new(store.path(), &[]);
+    let mount = Mount::new(store.path(), &["--rw"]);
     let data = mount.path("dtypes/u1/data");
     let original = std::fs::read(&data).unwrap();
     let err = OpenOptions::new()
@@ -281,7 +287,7 @@ fn sizes_are_fixed_and_namespace_changes_refused() {
 fn arrays_with_unsupported_codecs_refuse_writes() {
     let store = tempfile::tempdir().unwrap();
     copy_tree(&fixtures().join("v2.zarr"), store.path());
-    let mount = Mount::new(store.path(), &[]);
+    let mount = Mount::new(store.path(), &["--rw"]);
     for path in [
         "errors/unsupported_codec/data",
         "errors/unsupported_filter/chunks/0.0",
@@ -322,7 +328,7 @@ fn write_back_errors_reach_fsync_and_nothing_is_lost() {
         &fixtures().join("v2.zarr/compressors/blosc_lz4_incompressible"),
         &store,
     );
-    let mount = Mount::new(&store, &["--writeback-delay", "3600s"]);
+    let mount = Mount::new(&store, &["--rw", "--writeback-delay", "3600s"]);
     let data = open_rw(&mount.path("data"));
     let total = data.metadata().unwrap().len() as usize;
     let mut seed = 99u64;
@@ -364,7 +370,7 @@ fn sigkill_during_writes_leaves_every_chunk_old_or_new() {
     copy_tree(&fixtures().join("v2.zarr/compressors/zstd_1"), store.path());
     let point = tempfile::tempdir().unwrap();
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_zarrfs"))
-        .args(["mount", "-f", "--writeback-delay", "50ms"])
+        .args(["mount", "-f", "--rw", "--writeback-delay", "50ms"])
         .arg(store.path())
         .arg(point.path())
         .stderr(Stdio::null())
@@ -457,7 +463,7 @@ fn sigkill_during_writes_leaves_every_chunk_old_or_new() {
     }
     // The crash's leftover temporaries are cleaned at the next writable mount.
     drop(again);
-    let _writable = Mount::new(store.path(), &[]);
+    let _writable = Mount::new(store.path(), &["--rw"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     for entry in std::fs::read_dir(store.path()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();

@@ -1,12 +1,50 @@
-//! `zarrfs info STORE`: one line per array.
+//! `zarrfs info STORE [--json]`: the store's groups and arrays as a tree. Each array is
+//! described by a list of [`Field`]s, shown as `name=value` in the text tree and as keys of
+//! its object in the JSON document, so a new field is one more entry in [`array_fields`].
 
+use super::{output, InfoArgs};
 use crate::codec::CodecChain;
 use crate::geometry::ChunkGrid;
-use crate::metadata::{self, json, ArrayMeta, Catalog, NodeMeta};
+use crate::metadata::{self, ArrayMeta, Catalog, NodeMeta};
 use crate::store::{join_key, DirectoryStore, Store};
+use crate::units::format_size;
 use anyhow::{Context, Result};
-use std::path::Path;
+use serde_json::{json, Map, Value};
 use std::sync::Arc;
+
+/// One fact about an array: its text in the tree (None: JSON only) and its JSON value
+/// (None: text only).
+#[derive(Debug)]
+pub struct Field {
+    name: &'static str,
+    text: Option<String>,
+    json: Option<Value>,
+}
+
+impl Field {
+    /// A field shown in both forms.
+    fn both(name: &'static str, text: impl Into<String>, json: Value) -> Self {
+        Field {
+            name,
+            text: Some(text.into()),
+            json: Some(json),
+        }
+    }
+}
+
+/// A JSON value as `info` shows it in text: strings bare, lists of numbers as a Python
+/// tuple.
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Array(items) if items.iter().all(Value::is_number) => {
+            let items: Vec<String> = items.iter().map(Value::to_string).collect();
+            let comma = if items.len() == 1 { "," } else { "" };
+            format!("({}{comma})", items.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
 
 /// Stored size and count of the chunk objects under an array.
 fn chunk_objects(store: &dyn Store, prefix: &str) -> Result<(u64, u64)> {
@@ -26,15 +64,13 @@ fn chunk_objects(store: &dyn Store, prefix: &str) -> Result<(u64, u64)> {
     Ok((bytes, count))
 }
 
-fn dims(values: &[u64]) -> String {
-    let parts: Vec<String> = values.iter().map(u64::to_string).collect();
-    format!("({})", parts.join(", "))
-}
-
 /// The codec chain as zarrfs applies it, or why it cannot.
-fn codecs(meta: &ArrayMeta) -> String {
+fn codec_chain(meta: &ArrayMeta) -> String {
     if let Some(reason) = &meta.unsupported {
         return format!("{} (not understood: {reason})", meta.codecs.summary());
+    }
+    if meta.dtype.is_variable() {
+        return meta.codecs.summary();
     }
     let chain = match CodecChain::from_meta(meta) {
         Ok(chain) => chain.describe(),
@@ -46,147 +82,159 @@ fn codecs(meta: &ArrayMeta) -> String {
     }
 }
 
-/// The info line of one array: format, shape, dtype, chunks (and shards), codecs, fill
-/// value, the stored size of its chunk (or shard) objects and what they decode to.
-pub fn describe_array(store: &dyn Store, path: &str, meta: &ArrayMeta) -> Result<String> {
-    // The stored objects: chunks, or whole shards of a sharded array.
-    let object_shape = meta
-        .sharding
-        .as_ref()
-        .map_or(&meta.chunk_shape, |s| &s.shard_shape);
-    let objects = ChunkGrid::new(&meta.shape, object_shape, meta.dtype.size);
-    let (stored, present) = chunk_objects(store, path)?;
-    let decoded = object_shape
-        .iter()
-        .try_fold(meta.dtype.size as u64, |acc, &d| acc.checked_mul(d))
-        .and_then(|bytes| bytes.checked_mul(present));
-    let ratio = match decoded {
-        Some(decoded) if stored > 0 => format!("{:.2}x", decoded as f64 / stored as f64),
-        _ => "-".to_string(),
-    };
-    let mut line = format!(
-        "/{path}  zarr_format={}  shape={}  dtype={}  chunks={}",
-        meta.zarr_format,
-        dims(&meta.shape),
-        meta.dtype,
-        dims(&meta.chunk_shape)
-    );
-    if let Some(sharding) = &meta.sharding {
-        line.push_str(&format!("  shards={}", dims(&sharding.shard_shape)));
+/// What `info` says about an array, in order.
+pub fn array_fields(store: &dyn Store, path: &str, meta: &ArrayMeta) -> Result<Vec<Field>> {
+    let described = meta.to_json();
+    let mut fields: Vec<Field> = ["zarr_format", "shape", "chunks", "shards", "dtype"]
+        .into_iter()
+        .filter_map(|name| {
+            let value = described.get(name).filter(|v| !v.is_null())?;
+            Some(Field::both(name, text_of(value), value.clone()))
+        })
+        .collect();
+    let codecs = described
+        .pointer("/stored/codecs")
+        .cloned()
+        .unwrap_or(Value::Null);
+    fields.push(Field::both("codecs", codec_chain(meta), codecs));
+    let fill = described["fill_value"].clone();
+    fields.push(Field::both("fill_value", text_of(&fill), fill));
+    if let Some(names) = described.get("dimension_names") {
+        fields.push(Field::both(
+            "dimension_names",
+            text_of(names),
+            names.clone(),
+        ));
     }
-    let objects_name = if meta.sharding.is_some() {
-        "shards"
-    } else {
-        "chunks"
-    };
-    line.push_str(&format!(
-        "  codecs={}  fill={}  stored={stored}B  decoded={}  ratio={ratio}  {objects_name}_present={present}/{}",
-        codecs(meta),
-        json::with_named_non_finite(&meta.fill_value),
-        decoded.map_or_else(|| "-".to_string(), |d| format!("{d}B")),
-        objects.num_chunks()
+    if let Some(reason) = &meta.unsupported {
+        fields.push(Field::both("unsupported", reason, json!(reason)));
+    }
+    let (stored, present) = chunk_objects(store, path)?;
+    fields.push(Field::both("stored", format_size(stored), json!(stored)));
+    let grid = ChunkGrid::new(&meta.shape, &meta.chunk_shape, meta.dtype.size);
+    if !meta.dtype.is_variable() {
+        let decoded = grid.total_bytes();
+        fields.push(Field::both("decoded", format_size(decoded), json!(decoded)));
+        if stored > 0 {
+            let ratio = (present * grid.chunk_bytes() as u64) as f64 / stored as f64;
+            fields.push(Field {
+                name: "ratio",
+                text: Some(format!("{ratio:.2}x")),
+                json: None,
+            });
+        }
+    }
+    fields.push(Field::both(
+        "chunks_present",
+        format!("{present}/{}", grid.num_chunks()),
+        json!({"present": present, "total": grid.num_chunks()}),
     ));
-    Ok(line)
+    fields.push(Field {
+        name: "attributes",
+        text: None,
+        json: Some(meta.attributes.clone()),
+    });
+    Ok(fields)
 }
 
-/// Walks the store and prints a line per array; stops quietly when the reader of its output
-/// goes away (`zarrfs info STORE | head`).
-pub fn run(store_dir: &Path) -> Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let store: Arc<dyn Store> = Arc::new(
-        DirectoryStore::open(store_dir)
-            .with_context(|| format!("cannot open store {}", store_dir.display()))?,
-    );
-    let catalog = Catalog::open(store.clone());
-    let mut pending = vec![(String::new(), catalog.root()?.meta)];
-    while let Some((path, node)) = pending.pop() {
+/// The store walked from its root: text lines printed as they come, or a JSON tree.
+struct Walk {
+    store: Arc<dyn Store>,
+    catalog: Catalog,
+}
+
+impl Walk {
+    /// The children of the group at `path`, with their metadata; problems are warned about
+    /// and the node left out.
+    fn children(&self, path: &str) -> Result<Vec<(String, NodeMeta)>> {
+        let mut children = Vec::new();
+        for name in self.catalog.child_names(path)? {
+            match self.catalog.node(&join_key(path, &name)) {
+                Ok(Some(node)) => children.push((name, node.meta)),
+                Ok(None) => {}
+                Err(err) => output::warning(&err.to_string()),
+            }
+        }
+        Ok(children)
+    }
+
+    /// Prints the node at `path` on one line after `prefix`, then its children below it.
+    fn print(&self, path: &str, label: &str, node: &NodeMeta, prefix: &str) -> Result<()> {
         match node {
             NodeMeta::Array(meta) => {
-                let line = describe_array(store.as_ref(), &path, &meta)?;
-                match writeln!(out, "{line}") {
-                    Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                    other => other.context("writing to stdout")?,
-                }
+                let fields = array_fields(self.store.as_ref(), path, meta)?;
+                let texts: Vec<String> = fields
+                    .iter()
+                    .filter_map(|f| Some(format!("{}={}", f.name, f.text.as_ref()?)))
+                    .collect();
+                output::line(format_args!("{label}  {}", texts.join("  ")))
             }
             NodeMeta::Group { .. } => {
-                let mut children = Vec::new();
-                for name in catalog.child_names(&path)? {
-                    let child = join_key(&path, &name);
-                    match catalog.node(&child) {
-                        Ok(Some(node)) => children.push((child, node.meta)),
-                        Ok(None) => {}
-                        Err(err) => eprintln!("zarrfs: warning: {err}"),
-                    }
+                output::line(label)?;
+                let children = self.children(path)?;
+                let last = children.len().saturating_sub(1);
+                for (i, (name, child)) in children.iter().enumerate() {
+                    let (branch, indent) = if i == last {
+                        ("└── ", "    ")
+                    } else {
+                        ("├── ", "│   ")
+                    };
+                    let slash = if matches!(child, NodeMeta::Group { .. }) {
+                        "/"
+                    } else {
+                        ""
+                    };
+                    let label = format!("{prefix}{branch}{name}{slash}");
+                    let prefix = format!("{prefix}{indent}");
+                    self.print(&join_key(path, name), &label, child, &prefix)?;
                 }
-                children.reverse();
-                pending.extend(children);
+                Ok(())
             }
         }
     }
-    Ok(())
+
+    /// The node at `path` as a JSON object, with its children.
+    fn json(&self, path: &str, node: &NodeMeta) -> Result<Value> {
+        let mut object = Map::new();
+        object.insert("path".into(), json!(format!("/{path}")));
+        match node {
+            NodeMeta::Array(meta) => {
+                object.insert("node".into(), json!("array"));
+                for field in array_fields(self.store.as_ref(), path, meta)? {
+                    if let Some(value) = field.json {
+                        object.insert(field.name.into(), value);
+                    }
+                }
+            }
+            NodeMeta::Group { attributes } => {
+                object.insert("node".into(), json!("group"));
+                object.insert("attributes".into(), attributes.clone());
+                let mut children = Vec::new();
+                for (name, child) in self.children(path)? {
+                    children.push(self.json(&join_key(path, &name), &child)?);
+                }
+                object.insert("children".into(), Value::Array(children));
+            }
+        }
+        Ok(Value::Object(object))
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sample::{write_sample_store, SampleFormat};
-    use serde_json::json;
-
-    fn line_of(dir: &Path, path: &str) -> String {
-        let store = DirectoryStore::open(dir).unwrap();
-        let catalog = Catalog::open(Arc::new(store.clone()));
-        let NodeMeta::Array(meta) = catalog.node(path).unwrap().unwrap().meta else {
-            panic!("{path} is not an array");
-        };
-        describe_array(&store, path, &meta).unwrap()
-    }
-
-    #[test]
-    fn v3_lines_give_format_codecs_fill_and_sizes() {
-        let dir = tempfile::tempdir().unwrap();
-        write_sample_store(dir.path(), SampleFormat::V3).unwrap();
-        let line = line_of(dir.path(), "imaging/labels/regions");
-        for part in [
-            "zarr_format=3",
-            "shape=(100, 120)",
-            "dtype=<i2",
-            "chunks=(50, 50)",
-            "codecs=transpose(order=[1, 0]) → bytes(endian=little) → zstd(level=3,checksum=false)",
-            "fill=-1",
-            "decoded=30000B",
-            "chunks_present=6/6",
-        ] {
-            assert!(line.contains(part), "{part} in {line}");
-        }
-        let line = line_of(dir.path(), "climate/precipitation");
-        assert!(line.contains("chunks_present=8/9"), "{line}");
-        assert!(line.contains("decoded=131072B"), "{line}");
-    }
-
-    #[test]
-    fn sharded_arrays_show_their_shards() {
-        let dir = tempfile::tempdir().unwrap();
-        let doc = json!({"zarr_format": 3, "node_type": "array", "shape": [16, 12],
-            "data_type": "uint16", "fill_value": 0,
-            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [8, 6]}},
-            "chunk_key_encoding": {"name": "default"},
-            "codecs": [{"name": "sharding_indexed", "configuration": {"chunk_shape": [4, 3],
-                "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
-                "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
-                "index_location": "end"}}]});
-        std::fs::write(dir.path().join("zarr.json"), doc.to_string()).unwrap();
-        std::fs::create_dir_all(dir.path().join("c/0")).unwrap();
-        std::fs::write(dir.path().join("c/0/0"), [0u8; 10]).unwrap();
-        let line = line_of(dir.path(), "");
-        for part in [
-            "chunks=(4, 3)",
-            "shards=(8, 6)",
-            "codecs=sharding_indexed[bytes(endian=little)]",
-            "decoded=96B",
-            "shards_present=1/4",
-        ] {
-            assert!(line.contains(part), "{part} in {line}");
-        }
+/// `zarrfs info`.
+pub fn run(args: &InfoArgs) -> Result<()> {
+    let store: Arc<dyn Store> = Arc::new(
+        DirectoryStore::open(&args.store)
+            .with_context(|| format!("cannot open store {}", args.store.display()))?,
+    );
+    let walk = Walk {
+        catalog: Catalog::open(store.clone()),
+        store,
+    };
+    let root = walk.catalog.root()?.meta;
+    if args.json {
+        let document = walk.json("", &root)?;
+        output::line(serde_json::to_string_pretty(&document)?)
+    } else {
+        walk.print("", "/", &root, "")
     }
 }

@@ -1,246 +1,145 @@
-//! `zarrfs mount` and `zarrfs umount`: option handling, checks, daemonising, the FUSE
-//! session and clean shutdown on SIGINT/SIGTERM.
+//! `zarrfs mount`: checks before anything is mounted, daemonising, the FUSE session, the
+//! service manager's readiness notification and clean shutdown on SIGINT, SIGTERM and
+//! SIGHUP.
 
-use super::MountArgs;
+use super::logging::{self, default_log_path, open_log};
+use super::mounts::{self, SUBTYPE};
+use super::options::{parse_config, MountConfig};
+use super::{output, MountArgs};
 use crate::fuse::ZarrFs;
 use crate::metadata;
 use crate::reader::ChunkReader;
-use crate::store::{DirectoryStore, Store};
-use crate::tree::perms::Ownership;
-use crate::tree::{CacheMode, Tree, TreeOptions};
-use crate::units::{parse_duration, parse_size};
-use anyhow::{anyhow, bail, Context, Result};
-use std::fs::{File, OpenOptions};
+use crate::store::{remote, DirectoryStore, RemoteOptions, Store};
+use crate::tree::{Tree, TreeOptions};
+use crate::units::format_size;
+use anyhow::{anyhow, bail, Result};
+use sd_notify::NotifyState;
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-const DEFAULT_CACHE_SIZE: u64 = 1 << 30;
-/// The largest chunk read by default, whatever the cache size.
-const MAX_DEFAULT_CHUNK_SIZE: u64 = 4 << 30;
-
-/// Everything a mount needs, after parsing and checking the command line.
-#[derive(Debug, Clone)]
-pub struct MountConfig {
-    /// Store directory (absolute).
-    pub store: PathBuf,
-    /// Mount point (absolute).
-    pub mountpoint: PathBuf,
-    /// Refuse writes.
-    pub read_only: bool,
-    /// Decoded-chunk cache budget in bytes.
-    pub cache_size: u64,
-    /// Largest decoded chunk read, in bytes.
-    pub max_chunk_size: u64,
-    /// Decode threads.
-    pub threads: usize,
-    /// Let other users access the mount.
-    pub allow_other: bool,
-    /// Let root access the mount.
-    pub allow_root: bool,
-    /// Idle time after which written chunks are stored.
-    pub writeback_delay: Duration,
-    /// Page-cache policy of the data views.
-    pub cache_mode: CacheMode,
-    /// Cache the chunks of sequential passes at once instead of from their second pass.
-    pub keep_scans: bool,
-    /// Owners and modes shown instead of the store's.
-    pub ownership: Ownership,
-}
-
-/// Parses permission bits written in octal (`0640`, `640`, `0o640`).
-fn parse_mode(name: &str, value: &str) -> Result<u32> {
-    u32::from_str_radix(value.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|&mode| mode <= 0o777)
-        .ok_or_else(|| anyhow!("invalid {name}={value} (octal permission bits, e.g. 0640)"))
-}
-
-/// Parses a numeric user or group id.
-fn parse_id(name: &str, value: &str) -> Result<u32> {
-    value
-        .parse()
-        .map_err(|_| anyhow!("invalid {name}={value} (a numeric id)"))
-}
-
-/// Turns `mount` arguments (flags and `-o` options) into a [`MountConfig`].
-pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
-    let mut read_only = args.read_only;
-    let mut keep_scans = args.keep_scans;
-    let mut cache_size = args
-        .cache_size
-        .as_deref()
-        .map(parse_size)
-        .transpose()
-        .map_err(|e| anyhow!(e))?;
-    let mut max_chunk_size = args
-        .max_chunk_size
-        .as_deref()
-        .map(parse_size)
-        .transpose()
-        .map_err(|e| anyhow!(e))?;
-    let mut threads = args.threads;
-    let mut writeback_delay = args
-        .writeback_delay
-        .as_deref()
-        .map(parse_duration)
-        .transpose()
-        .map_err(|e| anyhow!(e))?;
-    let (mut allow_other, mut allow_root) = (false, false);
-    let mut cache_mode = CacheMode::Auto;
-    let mut ownership = Ownership {
-        file_mode: args
-            .file_mode
-            .as_deref()
-            .map(|m| parse_mode("--file-mode", m))
-            .transpose()?,
-        dir_mode: args
-            .dir_mode
-            .as_deref()
-            .map(|m| parse_mode("--dir-mode", m))
-            .transpose()?,
-        ..Ownership::default()
+/// `zarrfs mount`: checks, then serves in the foreground or in a daemon that reports back
+/// once the mount is live.
+pub fn run(args: MountArgs) -> Result<()> {
+    let mut config = parse_config(&args)?;
+    let checked = check(&mut config)?;
+    if config.fake {
+        return Ok(());
+    }
+    if config.foreground {
+        logging::init(&config.log_filter);
+        start_watcher(&config)?;
+        return serve(&config, open_store(&config, checked)?, &mut None);
+    }
+    let log_path = match &config.log {
+        Some(path) => path.clone(),
+        None => default_log_path(&config.mountpoint)?,
     };
-    for option in args
-        .options
-        .iter()
-        .map(|o| o.trim())
-        .filter(|o| !o.is_empty())
-    {
-        match option.split_once('=') {
-            Some(("cache_size", value)) => {
-                cache_size = Some(parse_size(value).map_err(|e| anyhow!(e))?)
+    let log = open_log(&log_path)?;
+    output::error(&format!("logging to {}", log_path.display()));
+    let (read_end, write_end) = pipe()?;
+    // SAFETY: no other threads exist yet in this process, so the child may continue freely.
+    match unsafe { libc::fork() } {
+        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
+        0 => {
+            drop(read_end);
+            detach(&log);
+            drop(log);
+            logging::init(&config.log_filter);
+            let mut ready = Some(File::from(write_end));
+            let served = start_watcher(&config)
+                .and_then(|()| open_store(&config, checked))
+                .and_then(|store| serve(&config, store, &mut ready));
+            let code = match served {
+                Ok(()) => 0,
+                Err(err) => {
+                    tracing::error!("{err:#}");
+                    if let Some(mut ready) = ready {
+                        let _ = writeln!(ready, "{err:#}");
+                    }
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+        _child => {
+            drop(write_end);
+            drop(log);
+            let mut answer = String::new();
+            let _ = File::from(read_end).read_to_string(&mut answer);
+            match answer.trim() {
+                "OK" => Ok(()),
+                "" => bail!("mount failed; see {}", log_path.display()),
+                failure => bail!("{failure}"),
             }
-            Some(("max_chunk_size", value)) => {
-                max_chunk_size = Some(parse_size(value).map_err(|e| anyhow!(e))?)
-            }
-            Some(("writeback_delay", value)) => {
-                writeback_delay = Some(parse_duration(value).map_err(|e| anyhow!(e))?)
-            }
-            Some(("threads", value)) => {
-                threads = Some(
-                    value
-                        .parse()
-                        .map_err(|_| anyhow!("invalid threads={value}"))?,
-                )
-            }
-            Some(("uid", value)) => ownership.uid = Some(parse_id("uid", value)?),
-            Some(("gid", value)) => ownership.gid = Some(parse_id("gid", value)?),
-            Some(("umask", value)) => ownership.umask = Some(parse_mode("umask", value)?),
-            Some(("file_mode", value)) => {
-                ownership.file_mode = Some(parse_mode("file_mode", value)?)
-            }
-            Some(("dir_mode", value)) => ownership.dir_mode = Some(parse_mode("dir_mode", value)?),
-            Some(_) if option.starts_with("x-") => {}
-            Some(_) => bail!("unknown mount option {option:?}"),
-            None => match option {
-                "ro" => read_only = true,
-                "rw" => read_only = false,
-                "allow_other" => allow_other = true,
-                "allow_root" => allow_root = true,
-                "keep_scans" => keep_scans = true,
-                "direct_io" => cache_mode = CacheMode::DirectIo,
-                "kernel_cache" => cache_mode = CacheMode::KernelCache,
-                // Permissions are always checked by the kernel (default_permissions).
-                "defaults"
-                | "noauto"
-                | "auto"
-                | "nofail"
-                | "user"
-                | "users"
-                | "_netdev"
-                | "nodev"
-                | "nosuid"
-                | "noexec"
-                | "noatime"
-                | "default_permissions" => {}
-                _ => bail!("unknown mount option {option:?}"),
-            },
         }
     }
-    let threads = threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
-    if threads == 0 {
-        bail!("--threads must be at least 1");
-    }
-    let store = std::fs::canonicalize(&args.store)
-        .map_err(|e| anyhow!("store {}: {e}", args.store.display()))?;
-    let mountpoint = std::fs::canonicalize(&args.mountpoint)
-        .map_err(|e| anyhow!("mount point {}: {e}", args.mountpoint.display()))?;
-    Ok(MountConfig {
-        store,
-        mountpoint,
-        read_only,
-        cache_size: cache_size.unwrap_or(DEFAULT_CACHE_SIZE),
-        max_chunk_size: max_chunk_size.unwrap_or_else(|| {
-            cache_size
-                .unwrap_or(DEFAULT_CACHE_SIZE)
-                .min(MAX_DEFAULT_CHUNK_SIZE)
-        }),
-        threads,
-        allow_other,
-        allow_root,
-        writeback_delay: writeback_delay.unwrap_or(Duration::from_secs(3)),
-        cache_mode,
-        keep_scans,
-        ownership,
-    })
 }
 
-/// Decodes the octal escapes (`\040`) of /proc/self/mountinfo paths.
-fn unescape_mount_path(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&field[i + 1..(i + 4).min(field.len())], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
+/// With `-o auto_unmount`, starts the process that unmounts the mount if this one dies
+/// (see [`super::watch`]); before any thread starts.
+fn start_watcher(config: &MountConfig) -> Result<()> {
+    if config.auto_unmount {
+        super::watch::start(&config.mountpoint)?;
+    }
+    Ok(())
+}
+
+/// A pipe: (read end, write end), both close-on-exec.
+pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!("pipe: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two fresh descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Makes the forked daemon a session of its own with stdin on /dev/null and stdout and
+/// stderr on its log.
+fn detach(log: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain syscalls on descriptors this process owns.
+    unsafe {
+        libc::setsid();
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::close(null);
         }
-        out.push(bytes[i]);
-        i += 1;
+        libc::dup2(log.as_raw_fd(), 1);
+        libc::dup2(log.as_raw_fd(), 2);
     }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Whether `path` is currently a mount point.
-pub fn is_mount_point(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    text.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .any(|mp| Path::new(&unescape_mount_path(mp)) == path)
 }
 
 /// Checks the store and mount point before mounting, with one clear message per problem,
-/// and takes the store's lock (see [`lock_store`]); returns the store opened, to serve.
-pub fn check(config: &MountConfig) -> Result<DirectoryStore> {
+/// resolves both paths in `config`, and takes a directory store's lock (see
+/// [`lock_store`]); returns the directory store opened, to serve. An object store is opened
+/// by [`open_store`] in the daemon (its runtime's threads would not survive the fork), and
+/// its root checked when the tree is built.
+pub fn check(config: &mut MountConfig) -> Result<Option<DirectoryStore>> {
+    if config.location.is_some() {
+        config.mountpoint = mount_point(config)?;
+        warn_if_larger_than_memory(config.cache_size);
+        return Ok(None);
+    }
+    config.store = std::fs::canonicalize(&config.store)
+        .map_err(|e| anyhow!("store {}: {e}", config.store.display()))?;
+    config.mountpoint = mount_point(config)?;
     let store = DirectoryStore::open(&config.store)
         .map_err(|e| anyhow!("store {}: {e}", config.store.display()))?;
-    if let Err(err) = metadata::Catalog::open(Arc::new(store.clone())).root() {
+    let consolidated = metadata::Consolidated::for_store(&store, !config.ignore_consolidated);
+    if let Err(err) =
+        metadata::Catalog::with_consolidated(Arc::new(store.clone()), consolidated).root()
+    {
         bail!("{err}");
     }
-    if !config.mountpoint.is_dir() {
-        bail!(
-            "mount point {} is not a directory",
-            config.mountpoint.display()
-        );
-    }
-    if is_mount_point(&config.mountpoint) {
-        bail!(
-            "mount point {} is already mounted",
-            config.mountpoint.display()
-        );
+    if !config.read_only {
+        check_writable(&config.store)?;
     }
     // The kernel deadlocks when the daemon reaches its store through its own mount.
     match store.contains_dir(&config.mountpoint) {
@@ -252,8 +151,106 @@ pub fn check(config: &MountConfig) -> Result<DirectoryStore> {
         ),
         Err(err) => bail!("mount point {}: {err}", config.mountpoint.display()),
     }
+    warn_if_larger_than_memory(config.cache_size);
     lock_store(&store, config.read_only)?;
-    Ok(store)
+    Ok(Some(store))
+}
+
+/// The store to serve: the directory store [`check`] opened, or the object store, opened
+/// now.
+pub fn open_store(config: &MountConfig, checked: Option<DirectoryStore>) -> Result<Arc<dyn Store>> {
+    if let Some(store) = checked {
+        return Ok(Arc::new(store));
+    }
+    let Some(location) = &config.location else {
+        bail!("store {} was not checked", config.store.display());
+    };
+    let options = RemoteOptions {
+        read_only: config.read_only,
+        ..config.remote.clone()
+    };
+    Ok(Arc::new(
+        remote::open(location, options).map_err(|e| anyhow!("store {}: {e}", location.url))?,
+    ))
+}
+
+/// The mount point, resolved: an existing directory with nothing mounted on it. A dead
+/// zarrfs mount there (its daemon gone) is cleared with `--force`, else refused saying how
+/// to clear it.
+fn mount_point(config: &MountConfig) -> Result<PathBuf> {
+    let given = &config.mountpoint;
+    let point =
+        mounts::resolve(given).map_err(|e| anyhow!("mount point {}: {e}", given.display()))?;
+    let shown = point.display();
+    if mounts::is_dead(&point) {
+        match mounts::find(&point) {
+            Some(entry) if entry.is_zarrfs() && config.force => {
+                mounts::unmount(&point, true)
+                    .map_err(|e| anyhow!("cannot clear the dead zarrfs mount on {shown}: {e}"))?;
+                output::error(&format!(
+                    "cleared the dead zarrfs mount of {} on {shown}",
+                    entry.source
+                ));
+            }
+            Some(entry) if entry.is_zarrfs() => bail!(
+                "mount point {shown} holds a dead zarrfs mount of {} (its daemon is gone): clear \
+                 it with `zarrfs umount {shown}`, or mount with --force",
+                entry.source
+            ),
+            _ => bail!(
+                "mount point {shown} is a dead FUSE mount (Transport endpoint is not connected); \
+                 unmount it first (fusermount3 -u {shown})"
+            ),
+        }
+    }
+    if !point.is_dir() {
+        bail!("mount point {shown} is not a directory");
+    }
+    if let Some(entry) = mounts::find(&point) {
+        bail!(
+            "mount point {shown} is already mounted ({} of {})",
+            entry.fstype,
+            entry.source
+        );
+    }
+    Ok(point)
+}
+
+/// Refuses a writable mount of a store this process cannot write (a read-only file system,
+/// no permission), before anything is mounted.
+fn check_writable(store: &Path) -> Result<()> {
+    let path = std::ffi::CString::new(store.as_os_str().as_encoded_bytes())?;
+    // SAFETY: path is a valid NUL-terminated string; faccessat only reads it.
+    let status =
+        unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::W_OK, libc::AT_EACCESS) };
+    if status != 0 {
+        bail!(
+            "cannot mount {} writable: {}; mount it read-only (without --rw)",
+            store.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// Warns when the cache budget is larger than the machine's memory.
+fn warn_if_larger_than_memory(cache_size: u64) {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let memory = u64::try_from(pages).unwrap_or(0) * u64::try_from(page).unwrap_or(0);
+    if memory > 0 && cache_size > memory {
+        output::warning(&format!(
+            "--cache-size {} is more than this machine's memory ({}); the daemon may run out \
+             of memory before the cache is full",
+            format_size(cache_size),
+            format_size(memory)
+        ));
+    }
 }
 
 /// Takes the store's lock for the life of the mount: a writable mount needs the store to
@@ -284,145 +281,6 @@ fn lock_store(store: &DirectoryStore, read_only: bool) -> Result<()> {
     }
 }
 
-/// Where the daemon logs by default: a directory only its user can write
-/// (`/var/log/zarrfs` for root, else `$XDG_STATE_HOME/zarrfs` or `~/.local/state/zarrfs`),
-/// in a file named after the mount point.
-fn default_log_path(mountpoint: &Path) -> Result<PathBuf> {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    let absolute = |var: &str| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
-    let dir = if euid == 0 {
-        PathBuf::from("/var/log/zarrfs")
-    } else if let Some(state) = absolute("XDG_STATE_HOME") {
-        state.join("zarrfs")
-    } else if let Some(home) = absolute("HOME") {
-        home.join(".local/state/zarrfs")
-    } else {
-        bail!("no HOME to keep the log in; pass --log FILE");
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("cannot create log directory {}", dir.display()))?;
-    let meta = std::fs::symlink_metadata(&dir)
-        .with_context(|| format!("log directory {}", dir.display()))?;
-    if !meta.is_dir() || meta.uid() != euid || meta.mode() & 0o022 != 0 {
-        bail!(
-            "log directory {} is not a directory only user {euid} can write; pass --log FILE",
-            dir.display()
-        );
-    }
-    let name: String = mountpoint
-        .to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    Ok(dir.join(format!("{name}.log")))
-}
-
-/// Opens the daemon's log for appending, never through a symbolic link; created 0600.
-fn open_log(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|err| match err.raw_os_error() {
-            Some(libc::ELOOP) => anyhow!(
-                "cannot open log file {}: it is a symbolic link",
-                path.display()
-            ),
-            _ => anyhow!("cannot open log file {}: {err}", path.display()),
-        })
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser=error"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
-}
-
-/// `zarrfs mount`: checks, then serves in the foreground or in a daemon that reports back
-/// once the mount is live.
-pub fn run(args: MountArgs) -> Result<()> {
-    let config = parse_config(&args)?;
-    let store = check(&config)?;
-    if args.foreground {
-        init_logging();
-        return serve(&config, store, &mut None);
-    }
-    let log_path = match &args.log {
-        Some(path) => path.clone(),
-        None => default_log_path(&config.mountpoint)?,
-    };
-    let log = open_log(&log_path)?;
-    eprintln!("zarrfs: logging to {}", log_path.display());
-    let mut fds = [0i32; 2];
-    // SAFETY: fds is a valid array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        bail!("pipe: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 returned two fresh descriptors we own.
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: no other threads exist yet in this process, so the child may continue freely.
-    match unsafe { libc::fork() } {
-        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
-        0 => {
-            drop(read_end);
-            // SAFETY: plain syscalls on descriptors this process owns.
-            unsafe {
-                libc::setsid();
-                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-                if null >= 0 {
-                    libc::dup2(null, 0);
-                    libc::close(null);
-                }
-                libc::dup2(log.as_raw_fd(), 1);
-                libc::dup2(log.as_raw_fd(), 2);
-            }
-            drop(log);
-            init_logging();
-            let mut ready = Some(File::from(write_end));
-            let code = match serve(&config, store, &mut ready) {
-                Ok(()) => 0,
-                Err(err) => {
-                    tracing::error!("{err:#}");
-                    if let Some(mut ready) = ready {
-                        let _ = writeln!(ready, "{err:#}");
-                    }
-                    1
-                }
-            };
-            std::process::exit(code);
-        }
-        _child => {
-            drop(write_end);
-            drop(log);
-            let mut answer = String::new();
-            let _ = File::from(read_end).read_to_string(&mut answer);
-            let answer = answer.trim();
-            if answer == "OK" || answer.starts_with("OK\n") {
-                Ok(())
-            } else if answer.is_empty() {
-                bail!("mount failed; see {}", log_path.display())
-            } else {
-                bail!("{}", answer.trim_start_matches("OK").trim())
-            }
-        }
-    }
-}
-
 /// Allocations from this size up get their own mapping (glibc's `M_MMAP_THRESHOLD`).
 #[cfg(target_env = "gnu")]
 const MMAP_THRESHOLD: i32 = 4 << 20;
@@ -450,29 +308,103 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Mounts `store` (as [`check`] opened and locked it) and serves until unmounted or
-/// signalled; writes "OK" to `ready` and closes it once the mount is live (an error before
-/// that is left for the caller to report).
-pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<File>) -> Result<()> {
-    // Buffers of large chunks are mapped and unmapped rather than kept in malloc's heaps, so
-    // the daemon's memory follows the cache budget (evicted buffers are recycled instead).
-    // Smaller blocks stay in the heaps: among them the temporaries c-blosc allocates on every
-    // decode (three blocks, at most 3 MiB with its own block sizes), which as fresh mappings
-    // cost page faults and a TLB shootdown per chunk. The heaps give memory back only when
-    // twice that lies free at their top, so those temporaries are not returned and faulted
-    // in again block after block.
+/// Tunes the allocator before any worker thread starts. Buffers of large chunks are mapped
+/// and unmapped rather than kept in malloc's heaps, so the daemon's memory follows the
+/// cache budget (evicted buffers are recycled instead). Smaller blocks stay in the heaps:
+/// among them the temporaries c-blosc allocates on every decode (three blocks, at most
+/// 3 MiB with its own block sizes), which as fresh mappings cost page faults and a TLB
+/// shootdown per chunk. The heaps give memory back only when twice that lies free at their
+/// top, so those temporaries are not returned and faulted in again block after block.
+fn tune_allocator() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only tunes the allocator; called before any worker thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD);
     }
+}
+
+/// The FUSE session's options: the store as the source and `fuse.zarrfs` as the type in
+/// /proc/mounts, permissions checked by the kernel, and the options asked for.
+fn fuse_config(config: &MountConfig) -> fuser::Config {
+    use fuser::MountOption;
+    let source = config
+        .fsname
+        .clone()
+        .unwrap_or_else(|| config.store.display().to_string());
+    let mut fuse_config = fuser::Config::default();
+    fuse_config.mount_options = vec![
+        MountOption::FSName(source),
+        // Handed to the kernel as well as to fusermount3 (fuser's Subtype reaches only
+        // the latter), so that root's mounts too are of type fuse.zarrfs.
+        MountOption::CUSTOM(format!("subtype={SUBTYPE}")),
+        MountOption::NoAtime,
+        // The kernel checks permissions against the owners and modes the tree shows.
+        MountOption::DefaultPermissions,
+        if config.read_only {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
+    ];
+    let flags = [
+        (config.exec == Some(true), MountOption::Exec),
+        (config.exec == Some(false), MountOption::NoExec),
+        (config.sync == Some(true), MountOption::Sync),
+        (config.sync == Some(false), MountOption::Async),
+        (config.dirsync, MountOption::DirSync),
+    ];
+    fuse_config.mount_options.extend(
+        flags
+            .into_iter()
+            .filter_map(|(set, flag)| set.then_some(flag)),
+    );
+    if let Some(bytes) = config.max_read {
+        fuse_config
+            .mount_options
+            .push(MountOption::CUSTOM(format!("max_read={bytes}")));
+    }
+    fuse_config.acl = if config.allow_other {
+        fuser::SessionACL::All
+    } else if config.allow_root {
+        fuser::SessionACL::RootAndOwner
+    } else {
+        fuser::SessionACL::Owner
+    };
+    fuse_config.n_threads = Some(config.threads.max(2));
+    fuse_config.clone_fd = true;
+    fuse_config
+}
+
+/// Why mounting failed, naming what was refused: opening /dev/fuse without permission
+/// says so.
+fn mount_error(config: &MountConfig, err: std::io::Error) -> anyhow::Error {
+    let point = config.mountpoint.display();
+    if err.kind() == std::io::ErrorKind::PermissionDenied {
+        let dev_fuse = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse");
+        if let Err(dev_err) = dev_fuse {
+            return anyhow!("cannot mount on {point}: cannot open /dev/fuse: {dev_err}");
+        }
+    }
+    anyhow!("cannot mount on {point}: {err}")
+}
+
+/// Mounts `store` (as [`check`] opened and locked it) and serves until unmounted or
+/// signalled; writes "OK" to `ready` and closes it once the mount is live (an error before
+/// that is left for the caller to report), and tells the service manager (sd_notify).
+pub fn serve(config: &MountConfig, store: Arc<dyn Store>, ready: &mut Option<File>) -> Result<()> {
+    crate::isolation::log_panics();
+    tune_allocator();
     raise_open_file_limit();
-    let store = Arc::new(store);
-    let reader = Arc::new(ChunkReader::with_budget(
-        config.cache_size as usize,
-        config.threads,
-    )?);
+    // Hold no directory busy (as daemons do): every path is absolute by now.
+    std::env::set_current_dir("/")?;
+    let reader = Arc::new(
+        ChunkReader::with_budget(config.cache_size as usize, config.threads)?
+            .for_store(store.profile()),
+    );
     reader.cache().set_scan_resistance(!config.keep_scans);
     let tree = Arc::new(
         Tree::new(
@@ -483,6 +415,7 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
                 cache_mode: config.cache_mode,
                 ownership: config.ownership,
                 max_chunk_bytes: Some(config.max_chunk_size),
+                ignore_consolidated: config.ignore_consolidated,
             },
         )
         .map_err(|e| anyhow!(e.message))?,
@@ -498,42 +431,85 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
             })?;
         tree.start_idle_writeback(config.writeback_delay);
     }
-    let fs = ZarrFs::new(tree.clone());
-    let mut fuse_config = fuser::Config::default();
-    fuse_config.mount_options = vec![
-        fuser::MountOption::FSName(format!("zarrfs:{}", config.store.display())),
-        fuser::MountOption::Subtype("zarrfs".into()),
-        fuser::MountOption::NoAtime,
-        // The kernel checks permissions against the owners and modes the tree shows.
-        fuser::MountOption::DefaultPermissions,
-        if config.read_only {
-            fuser::MountOption::RO
-        } else {
-            fuser::MountOption::RW
-        },
-    ];
-    fuse_config.acl = if config.allow_other {
-        fuser::SessionACL::All
-    } else if config.allow_root {
-        fuser::SessionACL::RootAndOwner
-    } else {
-        fuser::SessionACL::Owner
-    };
-    fuse_config.n_threads = Some(config.threads.max(2));
-    fuse_config.clone_fd = true;
-    let mut session = fuser::Session::new(fs, &config.mountpoint, &fuse_config)
-        .map_err(|e| anyhow!("cannot mount on {}: {e}", config.mountpoint.display()))?;
+    let ending = config.clone();
+    let fs = ZarrFs::new(tree.clone()).on_end(move |flushed| {
+        let ended = finish(&ending, flushed);
+        if let Err(err) = &ended {
+            tracing::error!("{err:#}");
+        }
+        std::process::exit(i32::from(ended.is_err()))
+    });
+    let mut session = fuser::Session::new(fs, &config.mountpoint, &fuse_config(config))
+        .map_err(|e| mount_error(config, e))?;
     let notifier = session.notifier();
     tree.set_invalidator(move |(ino, offset, len)| {
         let _ = notifier.inval_inode(fuser::INodeNo(ino), offset, len);
     });
-    let mut unmounter = session.unmount_callable();
-    let signal_tree = tree.clone();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])?;
-    let mountpoint = config.mountpoint.clone();
+    handle_signals(
+        config.mountpoint.clone(),
+        tree.clone(),
+        session.unmount_callable(),
+    )?;
+    crate::report::start_clock();
+    tracing::info!(
+        "mounted {} on {} (cache {}, {} threads{})",
+        config.store.display(),
+        config.mountpoint.display(),
+        format_size(config.cache_size),
+        config.threads,
+        if config.read_only {
+            ", read-only"
+        } else {
+            ", writable"
+        }
+    );
+    if let Some(mut ready) = ready.take() {
+        let _ = ready.write_all(b"OK\n");
+    }
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::MainPid(std::process::id()),
+        NotifyState::Status(&format!("serving {}", config.store.display())),
+    ]);
+    // The session normally ends in the hook above; run returns only when fuser fails.
+    let result = session.run();
+    let flushed = tree.flush_all(true);
+    result?;
+    finish(config, flushed)
+}
+
+/// The end of a session: tells the service manager and the log, with the last write-back's
+/// result.
+fn finish(config: &MountConfig, flushed: Result<(), crate::error::FsError>) -> Result<()> {
+    notify(&[NotifyState::Stopping]);
+    crate::report::flush(true);
+    match flushed {
+        Ok(()) => {
+            tracing::info!("unmounted {}", config.mountpoint.display());
+            Ok(())
+        }
+        Err(err) => Err(anyhow!("write-back at exit failed: {}", err.message)),
+    }
+}
+
+/// Tells the service manager (systemd's `Type=notify`, when NOTIFY_SOCKET is set) how the
+/// mount is doing.
+fn notify(state: &[NotifyState]) {
+    if let Err(err) = sd_notify::notify(state) {
+        tracing::warn!("cannot notify the service manager (NOTIFY_SOCKET): {err}");
+    }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: writes back and unmounts. Files still open detach the
+/// mount point instead, and the daemon serves them until they close; a second signal then
+/// makes it exit at once.
+fn handle_signals(
+    mountpoint: PathBuf,
+    tree: Arc<Tree>,
+    mut unmounter: fuser::SessionUnmounter,
+) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("zarrfs-signals".into())
         .spawn(move || {
@@ -543,7 +519,7 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
                     "signal {signal}: writing back and unmounting {}",
                     mountpoint.display()
                 );
-                let flushed = signal_tree.flush_all(true);
+                let flushed = tree.flush_all(true);
                 if let Err(err) = &flushed {
                     tracing::error!("write-back before unmount failed: {}", err.message);
                 }
@@ -554,14 +530,11 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
                 match unmounter.unmount() {
                     Ok(()) => return,
                     Err(err) => {
-                        // Files are still open: detach the mount point now (as libfuse does)
-                        // and keep serving those files; the session ends, with a last
-                        // write-back, when the last of them is closed.
                         tracing::warn!(
                             "unmount of {} failed ({err}); detaching it until its open files close",
                             mountpoint.display()
                         );
-                        match unmount_path(&mountpoint, true) {
+                        match mounts::unmount(&mountpoint, true) {
                             Ok(()) => detached = true,
                             Err(err) => {
                                 tracing::error!("cannot detach {}: {err}", mountpoint.display())
@@ -571,125 +544,5 @@ pub fn serve(config: &MountConfig, store: DirectoryStore, ready: &mut Option<Fil
                 }
             }
         })?;
-    tracing::info!(
-        "mounted {} on {} (cache {} bytes, {} threads{})",
-        config.store.display(),
-        config.mountpoint.display(),
-        config.cache_size,
-        config.threads,
-        if config.read_only { ", read-only" } else { "" }
-    );
-    if let Some(mut ready) = ready.take() {
-        let _ = ready.write_all(b"OK\n");
-    }
-    let result = session.run();
-    // Whatever was written after the last flush (e.g. the kernel unmounted first).
-    let flushed = tree.flush_all(true);
-    result?;
-    flushed.map_err(|e| anyhow!("write-back at exit failed: {}", e.message))?;
-    tracing::info!("unmounted {}", config.mountpoint.display());
     Ok(())
-}
-
-/// Unmounts `path`: with `lazy`, a busy mount point is detached at once and lives on until
-/// its open files close. Tries umount2(2) (root), then fusermount3/fusermount.
-fn unmount_path(path: &Path, lazy: bool) -> std::io::Result<()> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
-    let flags = if lazy { libc::MNT_DETACH } else { 0 };
-    // SAFETY: c_path is a valid NUL-terminated path.
-    if unsafe { libc::umount2(c_path.as_ptr(), flags) } == 0 {
-        return Ok(());
-    }
-    let direct_error = std::io::Error::last_os_error();
-    let helper_ok = ["fusermount3", "fusermount"].iter().any(|tool| {
-        std::process::Command::new(tool)
-            .arg(if lazy { "-uz" } else { "-u" })
-            .arg(path)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if helper_ok {
-        Ok(())
-    } else {
-        Err(direct_error)
-    }
-}
-
-/// `zarrfs umount`: unmounts and waits until the mount point is free.
-pub fn unmount(mountpoint: &Path) -> Result<()> {
-    let path = std::fs::canonicalize(mountpoint)
-        .map_err(|e| anyhow!("mount point {}: {e}", mountpoint.display()))?;
-    if !is_mount_point(&path) {
-        bail!("{} is not mounted", path.display());
-    }
-    // fsync of the mount root asks the daemon to write back every unsaved chunk; a failure
-    // keeps the mount so nothing written is lost.
-    File::open(&path)
-        .and_then(|root| root.sync_all())
-        .map_err(|e| {
-            anyhow!(
-                "write-back before unmounting {} failed: {e}; still mounted",
-                path.display()
-            )
-        })?;
-    unmount_path(&path, false).map_err(|e| anyhow!("cannot unmount {}: {e}", path.display()))?;
-    for _ in 0..100 {
-        if !is_mount_point(&path) {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    bail!("{} is still mounted", path.display())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unescapes_mountinfo_paths() {
-        assert_eq!(unescape_mount_path("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape_mount_path("/plain"), "/plain");
-    }
-
-    #[test]
-    fn parses_fstab_style_options() {
-        let dir = tempfile::tempdir().unwrap();
-        let args = MountArgs {
-            store: dir.path().into(),
-            mountpoint: dir.path().into(),
-            foreground: false,
-            read_only: false,
-            cache_size: Some("2GiB".into()),
-            max_chunk_size: None,
-            threads: None,
-            log: None,
-            writeback_delay: None,
-            keep_scans: false,
-            file_mode: None,
-            dir_mode: None,
-            options: vec![
-                "keep_scans".into(),
-                "ro".into(),
-                "cache_size=512MiB".into(),
-                "allow_other".into(),
-                "threads=3".into(),
-            ],
-        };
-        let config = parse_config(&args).unwrap();
-        assert!(config.read_only);
-        assert_eq!(config.cache_size, 512 << 20);
-        assert!(config.allow_other);
-        assert_eq!(config.threads, 3);
-        assert!(config.keep_scans);
-        let bad = MountArgs {
-            options: vec!["bogus".into()],
-            ..args
-        };
-        assert!(parse_config(&bad)
-            .unwrap_err()
-            .to_string()
-            .contains("bogus"));
-    }
 }

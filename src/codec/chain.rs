@@ -239,7 +239,7 @@ impl CodecChain {
         let mut chain = ChainBuilder::new(repr, fill);
         let mut numcodecs_filters = false;
         if let Some(dtype) = outermost_filter_dtype(codecs, &chain.repr)? {
-            let cast = AsTypeCodec::cast(dtype, chain.repr.dtype);
+            let cast = AsTypeCodec::cast(dtype, chain.repr.dtype)?;
             chain.array_to_array(Box::new(cast))?;
         }
         for entry in codecs {

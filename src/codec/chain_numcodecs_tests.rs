@@ -194,3 +194,12 @@ fn v3_numcodecs_names_zarrfs_cannot_read_are_errors() {
                         {"name": "numcodecs.delta", "configuration": {"dtype": "<i4"}}]);
     assert!(v3(codecs, repr(&[4], "<i4")).is_err());
 }
+
+#[test]
+fn v3_numcodecs_filters_decoding_into_an_array_of_non_numbers_are_refused() {
+    // Found by tests/fuzz: booleans cast into 3-byte strings read past each element.
+    let codecs = json!([{"name": "numcodecs.packbits"},
+                        {"name": "bytes", "configuration": {"endian": "little"}}]);
+    let err = v3(codecs, repr(&[1], "|S3")).unwrap_err();
+    assert!(matches!(err, CodecError::Unsupported(_)), "{err}");
+}

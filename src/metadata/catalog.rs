@@ -1,7 +1,8 @@
-//! Finding the nodes of a store: a node's own metadata documents first (`zarr.json`, which
-//! wins over `.zarray`/`.zgroup` in the same place, as in zarr-python); where a node has
-//! none, the store's consolidated metadata (v2 `.zmetadata`, or the `consolidated_metadata`
-//! of the root `zarr.json`); a directory with neither is an implicit group.
+//! Finding the nodes of a store: a node's own metadata documents (`zarr.json`, which wins
+//! over `.zarray`/`.zgroup` in the same place, as in zarr-python) and the store's
+//! consolidated metadata (v2 `.zmetadata`, or the `consolidated_metadata` of the root
+//! `zarr.json`), in the order [`Consolidated`] says; a directory with neither is an implicit
+//! group.
 
 use super::{read_json, v2, v3, MetadataError, NodeMeta};
 use crate::store::{join_key, Store};
@@ -31,10 +32,38 @@ pub struct Located {
     pub origin: Origin,
 }
 
+/// How the catalog uses a store's consolidated metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consolidated {
+    /// For nodes missing their own documents (local stores: own documents are cheap and
+    /// may be newer).
+    Fallback,
+    /// Before the nodes' own documents (object stores: one GET at mount describes every
+    /// node it lists, instead of a GET per node).
+    Prefer,
+    /// Not at all (`--no-consolidated`).
+    Ignore,
+}
+
+impl Consolidated {
+    /// The use for `store`: preferred on stores whose requests are round trips, a fallback
+    /// on local ones, ignored when `wanted` is false.
+    pub fn for_store(store: &dyn Store, wanted: bool) -> Self {
+        match (wanted, store.profile().remote) {
+            (false, _) => Consolidated::Ignore,
+            (true, true) => Consolidated::Prefer,
+            (true, false) => Consolidated::Fallback,
+        }
+    }
+}
+
 /// The nodes of one store.
 #[derive(Debug)]
 pub struct Catalog {
     store: Arc<dyn Store>,
+    use_consolidated: Consolidated,
+    /// The root `zarr.json`, read once when the catalog is opened.
+    root_v3: Result<Option<Value>, MetadataError>,
     /// Documents of the consolidated `.zmetadata` at the root, by key (`a/b/.zarray`).
     consolidated: HashMap<String, Value>,
     /// `zarr.json` documents of the root's v3 consolidated metadata, by node path (`a/b`).
@@ -49,32 +78,47 @@ const CONSOLIDATED_V2: &str = ".zmetadata";
 pub const ROOT_SEARCH_DIRECTORIES: usize = 64;
 
 impl Catalog {
-    /// Opens the catalog of a store, reading its consolidated metadata if it has any. Damaged
-    /// consolidated metadata is reported once and ignored.
+    /// Opens the catalog of a store, with consolidated metadata used as is best for the
+    /// store (see [`Consolidated::for_store`]).
     pub fn open(store: Arc<dyn Store>) -> Self {
-        let consolidated = match read_json(store.as_ref(), CONSOLIDATED_V2) {
-            Ok(Some(doc)) => consolidated_v2_documents(&doc).unwrap_or_else(|reason| {
-                tracing::warn!(
-                    "{}: {reason}; consolidated metadata ignored",
-                    store.describe(CONSOLIDATED_V2)
-                );
-                HashMap::new()
-            }),
-            Ok(None) => HashMap::new(),
-            Err(err) => {
-                tracing::warn!("{err}; consolidated metadata ignored");
-                HashMap::new()
+        let use_consolidated = Consolidated::for_store(store.as_ref(), true);
+        Self::with_consolidated(store, use_consolidated)
+    }
+
+    /// Opens the catalog of a store, reading its root `zarr.json` and, unless `use_it` is
+    /// [`Consolidated::Ignore`], its consolidated metadata (`.zmetadata` only when the root
+    /// `zarr.json` holds none). Damaged consolidated metadata is reported once and ignored.
+    pub fn with_consolidated(store: Arc<dyn Store>, use_it: Consolidated) -> Self {
+        let root_v3 = read_json(store.as_ref(), v3::DOCUMENT);
+        let consolidated_v3 = match (&root_v3, use_it) {
+            (Ok(Some(root)), Consolidated::Fallback | Consolidated::Prefer) => {
+                consolidated_v3_documents(root).unwrap_or_else(|reason| {
+                    tracing::warn!(
+                        "{}: {reason}; consolidated metadata ignored",
+                        store.describe(v3::DOCUMENT)
+                    );
+                    HashMap::new()
+                })
             }
-        };
-        let consolidated_v3 = match read_json(store.as_ref(), v3::DOCUMENT) {
-            Ok(Some(root)) => consolidated_v3_documents(&root).unwrap_or_else(|reason| {
-                tracing::warn!(
-                    "{}: {reason}; consolidated metadata ignored",
-                    store.describe(v3::DOCUMENT)
-                );
-                HashMap::new()
-            }),
             _ => HashMap::new(),
+        };
+        let read_v2 = use_it != Consolidated::Ignore && consolidated_v3.is_empty();
+        let consolidated = match read_v2.then(|| read_json(store.as_ref(), CONSOLIDATED_V2)) {
+            None => HashMap::new(),
+            Some(read) => match read {
+                Ok(Some(doc)) => consolidated_v2_documents(&doc).unwrap_or_else(|reason| {
+                    tracing::warn!(
+                        "{}: {reason}; consolidated metadata ignored",
+                        store.describe(CONSOLIDATED_V2)
+                    );
+                    HashMap::new()
+                }),
+                Ok(None) => HashMap::new(),
+                Err(err) => {
+                    tracing::warn!("{err}; consolidated metadata ignored");
+                    HashMap::new()
+                }
+            },
         };
         let node_paths = consolidated
             .keys()
@@ -90,17 +134,23 @@ impl Catalog {
         }
         if !consolidated_children.is_empty() {
             tracing::info!(
-                "{}: consolidated metadata of {} nodes, used for nodes whose own metadata \
-                 files are missing",
+                "{}: consolidated metadata of {} nodes, used {}",
                 store.describe(""),
                 consolidated_children
                     .values()
                     .map(BTreeSet::len)
-                    .sum::<usize>()
+                    .sum::<usize>(),
+                if use_it == Consolidated::Prefer {
+                    "before the nodes' own metadata files"
+                } else {
+                    "for nodes whose own metadata files are missing"
+                }
             );
         }
         Catalog {
             store,
+            use_consolidated: use_it,
+            root_v3,
             consolidated,
             consolidated_v3,
             consolidated_children,
@@ -113,10 +163,31 @@ impl Catalog {
     }
 
     /// The node at `path` ("" for the root) from its own documents or the consolidated
-    /// metadata; `Ok(None)` when neither describes it.
+    /// metadata, in the catalog's order; `Ok(None)` when neither describes it.
     fn described_node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
+        if self.use_consolidated == Consolidated::Prefer {
+            if let Some(found) = self.consolidated_node(path)? {
+                return Ok(Some(found));
+            }
+        }
+        if let Some(found) = self.own_node(path)? {
+            return Ok(Some(found));
+        }
+        match self.use_consolidated {
+            Consolidated::Fallback => self.consolidated_node(path),
+            Consolidated::Prefer | Consolidated::Ignore => Ok(None),
+        }
+    }
+
+    /// The node at `path` from its own documents.
+    fn own_node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
         let v3_key = join_key(path, v3::DOCUMENT);
-        if let Some(doc) = read_json(self.store.as_ref(), &v3_key)? {
+        let doc = if path.is_empty() {
+            self.root_v3.clone()?
+        } else {
+            read_json(self.store.as_ref(), &v3_key)?
+        };
+        if let Some(doc) = doc {
             let meta = v3::parse_node(&doc).map_err(|reason| MetadataError {
                 path: self.store.describe(&v3_key),
                 reason,
@@ -136,6 +207,11 @@ impl Catalog {
                 origin: Origin::Document(join_key(path, document)),
             }));
         }
+        Ok(None)
+    }
+
+    /// The node at `path` from the consolidated metadata.
+    fn consolidated_node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
         if let Some(doc) = self.consolidated_v3.get(path) {
             let meta = v3::parse_node(doc).map_err(|reason| MetadataError {
                 path: format!(
@@ -241,7 +317,7 @@ impl Catalog {
                     "{}: names starting with '.' are not shown",
                     self.store.describe(&join_key(path, name))
                 );
-                if crate::error::first_report(&message) {
+                if crate::report::first(&message) {
                     tracing::warn!("{message}");
                 }
             }
@@ -373,5 +449,96 @@ mod tests {
             } => assert_eq!(meta.shape, [8]),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A directory store that says its requests are round trips, and counts its reads.
+    #[derive(Debug)]
+    struct Remote {
+        dir: DirectoryStore,
+        gets: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Store for Remote {
+        fn get(&self, key: &str, max_len: u64) -> std::io::Result<Option<Vec<u8>>> {
+            self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.dir.get(key, max_len)
+        }
+        fn info(&self, key: &str) -> std::io::Result<Option<crate::store::ObjectInfo>> {
+            self.dir.info(key)
+        }
+        fn list(&self, prefix: &str) -> std::io::Result<Vec<crate::store::ListEntry>> {
+            self.dir.list(prefix)
+        }
+        fn describe(&self, key: &str) -> String {
+            self.dir.describe(key)
+        }
+        fn put(&self, _: &str, _: &[u8], _: Option<&str>, _: bool) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn delete(&self, _: &str, _: bool) -> std::io::Result<()> {
+            unimplemented!()
+        }
+        fn remove_stale_temporaries(&self) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn profile(&self) -> crate::store::Profile {
+            crate::store::Profile {
+                remote: true,
+                ..crate::store::Profile::LOCAL
+            }
+        }
+    }
+
+    #[test]
+    fn object_stores_take_nodes_from_consolidated_metadata_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stale = zarray();
+        stale["shape"] = serde_json::json!([2]);
+        let consolidated = serde_json::json!({"zarr_consolidated_format": 1, "metadata": {
+            ".zgroup": {"zarr_format": 2},
+            "a/.zarray": stale,
+            "b/.zgroup": {"zarr_format": 2},
+        }});
+        fs::write(dir.path().join(".zmetadata"), consolidated.to_string()).unwrap();
+        fs::create_dir_all(dir.path().join("a")).unwrap();
+        fs::write(dir.path().join("a/.zarray"), zarray().to_string()).unwrap();
+        fs::create_dir_all(dir.path().join("c")).unwrap();
+        fs::write(dir.path().join("c/.zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+        let remote = Arc::new(Remote {
+            dir: DirectoryStore::open(dir.path()).unwrap(),
+            gets: Default::default(),
+        });
+        let gets = |r: &Remote| r.gets.load(std::sync::atomic::Ordering::Relaxed);
+        let shape = |located: Located| match located.meta {
+            NodeMeta::Array(meta) => meta.shape,
+            other => panic!("{other:?}"),
+        };
+        let catalog = Catalog::open(remote.clone());
+        assert_eq!(
+            gets(&remote),
+            2,
+            "the root zarr.json (absent), then .zmetadata"
+        );
+        catalog.root().unwrap();
+        assert_eq!(
+            shape(catalog.node("a").unwrap().unwrap()),
+            [2],
+            "consolidated"
+        );
+        assert!(catalog.node("b").unwrap().is_some());
+        assert_eq!(
+            gets(&remote),
+            2,
+            "nodes in the consolidated metadata cost no GET"
+        );
+        assert!(catalog.node("c").unwrap().is_some(), "others are looked up");
+        // --no-consolidated: every node from its own documents.
+        let own = Catalog::with_consolidated(remote.clone(), Consolidated::Ignore);
+        assert_eq!(shape(own.node("a").unwrap().unwrap()), [4]);
+        assert!(
+            own.node("b").unwrap().is_none(),
+            "b has no documents of its own"
+        );
+        assert_eq!(own.child_names("").unwrap(), ["a", "c"]);
     }
 }

@@ -3,10 +3,10 @@
 //! raw bytes (`|V3`) and structured records. Parsed from Zarr v2 `dtype` strings or field
 //! lists and from Zarr v3 `data_type` names.
 
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Mutex;
 
 /// The family of a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,7 +131,7 @@ impl Record {
     /// The one shared copy of this layout.
     fn intern(self) -> &'static Record {
         static INTERNED: Mutex<Option<HashSet<&'static Record>>> = Mutex::new(None);
-        let mut interned = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut interned = INTERNED.lock();
         let set = interned.get_or_insert_with(HashSet::new);
         if let Some(&known) = set.get(&self) {
             return known;

@@ -9,7 +9,7 @@ pub mod v2;
 pub mod v3;
 
 use crate::store::{join_key, Store};
-pub use catalog::{Catalog, Located, Origin};
+pub use catalog::{Catalog, Consolidated, Located, Origin};
 pub use dtype::{DataType, DtypeKind, Endian, VariableKind};
 use serde_json::{json, Value};
 

@@ -9,7 +9,8 @@
 use crate::codec::ShardIndex;
 use crate::store::ObjectVersion;
 use lru::LruCache;
-use std::sync::{Arc, Mutex, OnceLock};
+use parking_lot::Mutex;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// Identifies a shard: the id of its array's stored chunks and the shard's linear position.
@@ -67,7 +68,7 @@ impl IndexCache {
     /// The index of shard `key` if it was read from `version` of the shard; an entry of
     /// another version is dropped.
     pub fn get(&self, key: ShardKey, version: ObjectVersion) -> Option<Arc<ShardIndex>> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         match state.lru.get(&key) {
             Some((seen, index)) if *seen == version => Some(index.clone()),
             Some(_) => {
@@ -97,7 +98,7 @@ impl IndexCache {
         if size > self.budget || !settled {
             return;
         }
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         if let Some((_, old)) = state.lru.pop(&key) {
             state.bytes -= cost(&old);
         }
@@ -113,7 +114,7 @@ impl IndexCache {
 
     /// Forgets shard `key` (after it was rewritten or removed).
     pub fn remove(&self, key: ShardKey) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         if let Some((_, old)) = state.lru.pop(&key) {
             state.bytes -= cost(&old);
         }
@@ -121,7 +122,7 @@ impl IndexCache {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.state.lock().unwrap().bytes
+        self.state.lock().bytes
     }
 }
 

@@ -170,6 +170,14 @@ impl StoredChunks {
         }
     }
 
+    /// Tells the store that chunk `linear` will be read soon (one object per chunk only: a
+    /// shard is read in parts, as its chunks are wanted).
+    pub fn prefetch(&self, linear: u64) {
+        if let StoredChunks::Objects(objects) = self {
+            objects.prefetch(linear);
+        }
+    }
+
     /// The store key of the object holding chunk `linear` (the first candidate when none
     /// exists yet).
     pub fn key(&self, linear: u64) -> String {

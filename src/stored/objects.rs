@@ -93,15 +93,20 @@ impl ChunkObjects {
 
     /// The key and object info of a stored chunk, `None` when absent.
     pub(super) fn info(&self, linear: u64) -> FsResult<Option<(String, ObjectInfo)>> {
-        self.find(linear, |key| {
-            Ok(self.keys.store.info(key)?.filter(|info| !info.is_prefix))
-        })
+        self.find(linear, |key| self.keys.store.object_info(key))
     }
 
     pub(super) fn key(&self, linear: u64) -> String {
         match self.info(linear) {
             Ok(Some((key, _))) => key,
             _ => self.candidate_keys(linear).swap_remove(0).0,
+        }
+    }
+
+    /// Tells the store that chunk `linear` will be read soon.
+    pub(super) fn prefetch(&self, linear: u64) {
+        if let Some((key, _)) = self.candidate_keys(linear).first() {
+            self.keys.store.prefetch(key, self.keys.max_len);
         }
     }
 

@@ -239,8 +239,7 @@ impl ShardedChunks {
         let place = self.place(linear);
         let store = &self.keys.store;
         store
-            .info(&place.key)
-            .map(|info| info.filter(|info| !info.is_prefix))
+            .object_info(&place.key)
             .map_err(|err| io_error(&**store, &place.key, &err))
     }
 
@@ -613,7 +612,7 @@ mod tests {
     #[derive(Debug)]
     struct SlowStore {
         inner: DirectoryStore,
-        threads: std::sync::Mutex<std::collections::HashSet<std::thread::ThreadId>>,
+        threads: parking_lot::Mutex<std::collections::HashSet<std::thread::ThreadId>>,
     }
 
     impl Store for SlowStore {
@@ -626,10 +625,7 @@ mod tests {
             max_len: u64,
         ) -> std::io::Result<Option<Box<dyn crate::store::OpenObject>>> {
             std::thread::sleep(std::time::Duration::from_millis(5));
-            self.threads
-                .lock()
-                .unwrap()
-                .insert(std::thread::current().id());
+            self.threads.lock().insert(std::thread::current().id());
             self.inner.open(key, max_len)
         }
         fn info(&self, key: &str) -> std::io::Result<Option<crate::store::ObjectInfo>> {
@@ -690,7 +686,7 @@ mod tests {
         let reader = ChunkReader::with_budget(1 << 20, 4).unwrap();
         let got = reader.read_flat(&array, 0, 96, Admission::Keep).unwrap();
         assert_eq!(got, values);
-        let threads = slow.threads.lock().unwrap().len();
+        let threads = slow.threads.lock().len();
         assert!(threads > 1, "12 inner chunks read on {threads} thread(s)");
     }
 }

@@ -1,6 +1,7 @@
 //! Open files of the tree: reads (with read-ahead for sequential readers), writes, and
 //! the fixed sizes of the data views.
 
+use super::sync::Written;
 use super::{Attr, CacheMode, EntryKind, NodeKind, OpenOptions, Tree, CHUNK_INO_FLAG};
 use crate::array::ZarrArray;
 use crate::blocks::BlockStream;
@@ -8,9 +9,10 @@ use crate::cache::Admission;
 use crate::error::{FsError, FsResult};
 use crate::pattern::AccessPattern;
 use crate::reader::HeldChunks;
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -24,6 +26,8 @@ pub(super) enum FileTarget {
         linear: u64,
     },
     Bytes(Arc<Vec<u8>>),
+    /// [`super::DISCARD_FILE`]: the chunks a write to this handle dropped, one per line.
+    Discard(Mutex<Vec<u8>>),
 }
 
 #[derive(Debug, Default)]
@@ -111,6 +115,7 @@ impl FileTarget {
             }
             FileTarget::Chunk { array, .. } => array.grid.chunk_bytes() as u64,
             FileTarget::Bytes(content) => content.len() as u64,
+            FileTarget::Discard(dropped) => dropped.lock().len() as u64,
         }
     }
 
@@ -129,6 +134,7 @@ impl FileTarget {
                 under(array, &format!("chunks/{}", array.grid.chunk_name(*linear)))
             }
             FileTarget::Bytes(_) => "a metadata file".to_string(),
+            FileTarget::Discard(_) => format!("/{}", super::DISCARD_FILE),
         }
     }
 }
@@ -137,9 +143,20 @@ impl OpenFile {
     pub(super) fn array(&self) -> Option<&Arc<ZarrArray>> {
         match &self.target {
             FileTarget::Flat { array, .. } | FileTarget::Chunk { array, .. } => Some(array),
-            FileTarget::Bytes(_) => None,
+            FileTarget::Bytes(_) | FileTarget::Discard(_) => None,
         }
     }
+}
+
+/// The bytes of `content` a read of `size` bytes at `offset` returns.
+fn slice_at(content: &[u8], offset: u64, size: u64) -> &[u8] {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(content.len());
+    let end = usize::try_from(offset.saturating_add(size))
+        .unwrap_or(usize::MAX)
+        .min(content.len());
+    &content[start..end]
 }
 
 impl Tree {
@@ -151,13 +168,11 @@ impl Tree {
                 return self
                     .open_json_lines(&array, write, |lines| lines.chunks[linear as usize].clone());
             }
+            let options = self.chunk_open_options(&array, linear);
             if !write {
                 self.reader.prefetch_after_chunk(&array, linear);
             }
-            (
-                FileTarget::Chunk { array, linear },
-                self.data_open_options(),
-            )
+            (FileTarget::Chunk { array, linear }, options)
         } else {
             let node = self.node(ino)?;
             match &node.kind {
@@ -166,14 +181,14 @@ impl Tree {
                         array: array.clone(),
                         header: None,
                     },
-                    self.data_open_options(),
+                    self.view_open_options(array),
                 ),
                 NodeKind::Npy { array, header } => (
                     FileTarget::Flat {
                         array: array.clone(),
                         header: Some(header.clone()),
                     },
-                    self.data_open_options(),
+                    self.view_open_options(array),
                 ),
                 NodeKind::JsonLines { array } => {
                     return self.open_json_lines(array, write, |lines| lines.data.clone());
@@ -196,6 +211,13 @@ impl Tree {
                         },
                     )
                 }
+                NodeKind::Discard => (
+                    FileTarget::Discard(Mutex::new(Vec::new())),
+                    OpenOptions {
+                        direct_io: true,
+                        keep_cache: false,
+                    },
+                ),
                 _ => return Err(FsError::new(libc::EISDIR, "is a directory")),
             }
         };
@@ -220,7 +242,7 @@ impl Tree {
     /// Registers an open file; returns its handle.
     fn register_open(&self, target: FileTarget, writable: bool) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.files.lock().unwrap().insert(
+        self.files.lock().insert(
             fh,
             Arc::new(OpenFile {
                 target,
@@ -255,6 +277,27 @@ impl Tree {
         ))
     }
 
+    /// A chunk file's options: those of the data views, except that on a writable mount the
+    /// chunk files of edge chunks use direct I/O where mmap() still works. Bytes written
+    /// into their padding are dropped (it shows the fill value), and the kernel would keep
+    /// them in the pages of the file written, which cannot be dropped before the write is
+    /// answered.
+    fn chunk_open_options(&self, array: &ZarrArray, linear: u64) -> OpenOptions {
+        let options = self.view_open_options(array);
+        let grid = &array.grid;
+        if options.direct_io
+            || self.options.read_only
+            || !self.direct_io_allowed.load(Ordering::Relaxed)
+            || grid.valid_bytes_in_chunk(linear) == grid.chunk_bytes()
+        {
+            return options;
+        }
+        OpenOptions {
+            direct_io: true,
+            keep_cache: false,
+        }
+    }
+
     /// Records whether the kernel allows mmap() of direct-I/O files.
     pub fn set_direct_io_allowed(&self, allowed: bool) {
         self.direct_io_allowed.store(allowed, Ordering::Relaxed);
@@ -277,27 +320,50 @@ impl Tree {
         }
     }
 
+    /// Open options of an array's data views, with close-to-open consistency on stores that
+    /// other nodes write (see [`crate::store::Profile::revalidate_after`]): the first open of
+    /// the array's views once that time has passed since the last one drops the chunks
+    /// cached from the store (unsaved ones stay) and, for this open, the kernel's cached
+    /// pages, so that reads after the open see what was stored before it.
+    fn view_open_options(&self, array: &ZarrArray) -> OpenOptions {
+        let mut options = self.data_open_options();
+        let Some(ttl) = self.store.profile().revalidate_after else {
+            return options;
+        };
+        let now = Instant::now();
+        let mut opened = self.views_checked.lock();
+        if opened
+            .get(&array.id)
+            .is_none_or(|at| now.duration_since(*at) >= ttl)
+        {
+            opened.insert(array.id, now);
+            self.reader.cache().invalidate_array(array.id);
+            options.keep_cache = false;
+        }
+        options
+    }
+
     /// Closes a file handle; the last close of a written file starts its write-back.
     pub fn release(&self, fh: u64) {
-        let file = self.files.lock().unwrap().remove(&fh);
+        let file = self.files.lock().remove(&fh);
         let mut scanned = false;
         if let Some(file) = &file {
             {
-                let mut held = file.held.lock().unwrap();
+                let mut held = file.held.lock();
                 scanned = !held.is_empty();
                 held.clear(self.reader.cache());
             }
             if let FileTarget::Flat { array, .. } = &file.target {
                 array.note_scan_band(fh, None, Instant::now());
-                self.remember_band_read_by_blocks(array, &file.sequential.lock().unwrap(), None);
+                self.remember_band_read_by_blocks(array, &file.sequential.lock(), None);
             }
-            let mut blocks = file.blocks.lock().unwrap();
+            let mut blocks = file.blocks.lock();
             scanned |= matches!(*blocks, Blocks::Stream(_));
             *blocks = Blocks::Untried;
         }
         if let Some(array) = file.as_ref().filter(|f| f.writable).and_then(|f| f.array()) {
             if let Err(err) = self.writer.flush_array(array, false) {
-                tracing::warn!("write-back on close: {}", err.message);
+                crate::report::warn_in("write-back on close", &err.message);
             }
         }
         if scanned {
@@ -310,7 +376,6 @@ impl Tree {
     pub(super) fn open_file(&self, fh: u64) -> FsResult<Arc<OpenFile>> {
         self.files
             .lock()
-            .unwrap()
             .get(&fh)
             .cloned()
             .ok_or_else(|| FsError::new(libc::EBADF, "unknown file handle"))
@@ -321,6 +386,15 @@ impl Tree {
         let file = self.open_file(fh)?;
         if !file.writable {
             return Err(FsError::new(libc::EBADF, "file not open for writing"));
+        }
+        if let FileTarget::Discard(dropped) = &file.target {
+            let lines: String = self
+                .discard_unsaved()
+                .iter()
+                .map(|path| format!("{path}\n"))
+                .collect();
+            dropped.lock().extend(lines.into_bytes());
+            return Ok(data.len() as u32);
         }
         // Sizes are fixed: what passes the end is cut off, and a write wholly past it fails
         // (as at a file system's maximum file size).
@@ -336,11 +410,16 @@ impl Tree {
             ));
         }
         let data = &data[..data.len().min((size - offset.min(size)) as usize)];
+        if let Some(array) = file.array() {
+            array.check_present(false)?;
+        }
         match &file.target {
-            FileTarget::Bytes(_) => return Err(FsError::new(libc::EACCES, "read-only file")),
+            FileTarget::Bytes(_) | FileTarget::Discard(_) => {
+                return Err(FsError::new(libc::EACCES, "read-only file"))
+            }
             FileTarget::Chunk { array, linear } => {
                 self.writer.write_chunk(array, *linear, offset, data)?;
-                self.invalidate_aliases(array, None, None);
+                self.invalidate_aliases(array, Written::Chunk(*linear));
             }
             FileTarget::Flat { array, header } => {
                 array.check_readable(self.reader.stats())?;
@@ -361,11 +440,14 @@ impl Tree {
                 }
                 let data_offset = body_offset - header_len;
                 self.writer.write_flat(array, data_offset, body)?;
-                let written = if header_len > 0 { "data.npy" } else { "data" };
+                let name = if header_len > 0 { "data.npy" } else { "data" };
                 self.invalidate_aliases(
                     array,
-                    Some(written),
-                    Some((data_offset, body.len() as u64)),
+                    Written::Flat {
+                        name,
+                        offset: data_offset,
+                        len: body.len() as u64,
+                    },
                 );
             }
         }
@@ -395,20 +477,20 @@ impl Tree {
         crate::stats::Stats::add(&self.reader.stats().read_requests, 1);
         tracing::trace!("read of {size} bytes at {offset} (handle {fh})");
         let file = self.open_file(fh)?;
+        if let Some(array) = file.array() {
+            array.check_present(false)?;
+        }
         let size = u64::from(size);
         match &file.target {
-            FileTarget::Bytes(content) => {
-                let start = (offset as usize).min(content.len());
-                let end = (offset.saturating_add(size) as usize).min(content.len());
-                Ok(content[start..end].to_vec())
-            }
+            FileTarget::Bytes(content) => Ok(slice_at(content, offset, size).to_vec()),
+            FileTarget::Discard(dropped) => Ok(slice_at(&dropped.lock(), offset, size).to_vec()),
             FileTarget::Chunk { array, linear } => {
                 let chunk_bytes = array.grid.chunk_bytes() as u64;
                 if offset >= chunk_bytes {
                     return Ok(Vec::new());
                 }
                 let end = offset.saturating_add(size).min(chunk_bytes);
-                let sequential = file.sequential.lock().unwrap().advance(offset, end);
+                let sequential = file.sequential.lock().advance(offset, end);
                 let admission = if sequential {
                     self.reader.scan_admission(array)
                 } else {
@@ -438,7 +520,7 @@ impl Tree {
                 // A sequential reader keeps the chunks of its band (unless another read of
                 // the same handle is using them right now).
                 let mut held = if admission.is_scan() {
-                    file.held.try_lock().ok()
+                    file.held.try_lock()
                 } else {
                     None
                 };
@@ -479,7 +561,7 @@ impl Tree {
         array: &Arc<ZarrArray>,
         data: std::ops::Range<u64>,
     ) -> (Admission, Option<Arc<BlockStream>>) {
-        let mut seq = file.sequential.lock().unwrap();
+        let mut seq = file.sequential.lock();
         seq.pattern.note(data.start, data.end);
         let threshold = scan_threshold(array);
         if !seq
@@ -493,7 +575,7 @@ impl Tree {
                 seq.band_by_blocks = false;
                 seq.blocks_started_to = 0;
                 array.note_scan_band(fh, None, Instant::now());
-                file.held.lock().unwrap().clear(self.reader.cache());
+                file.held.lock().clear(self.reader.cache());
             }
             self.follow_pattern(array, &mut seq.pattern);
             return (Admission::Keep, None);
@@ -513,7 +595,6 @@ impl Tree {
             self.remember_band_read_by_blocks(array, &seq, Some(band));
             file.held
                 .lock()
-                .unwrap()
                 .retain(band_chunks(band), self.reader.cache());
             seq.band_by_blocks =
                 self.reads_band_by_blocks(file, array, band_chunks(band), admission);
@@ -548,7 +629,7 @@ impl Tree {
         }
         seq.band = Some(band);
         seq.reached_band = data.end.saturating_sub(1).max(data.start) / band_bytes;
-        let stream = match &*file.blocks.lock().unwrap() {
+        let stream = match &*file.blocks.lock() {
             Blocks::Stream(stream) if seq.band_by_blocks => Some(stream.clone()),
             _ => None,
         };
@@ -581,7 +662,7 @@ impl Tree {
             && !seq.whole_beyond_band
             && self.reads_band_by_blocks(file, array, band_chunks(band + 1), admission)
         {
-            if let Blocks::Stream(stream) = &*file.blocks.lock().unwrap() {
+            if let Blocks::Stream(stream) = &*file.blocks.lock() {
                 return (admission, Some(stream.clone()));
             }
         }
@@ -643,7 +724,7 @@ impl Tree {
     fn may_read_by_blocks(&self, file: &OpenFile, array: &ZarrArray) -> bool {
         self.reader.cache().scan_resistance()
             && (array.may_decode_by_blocks() || self.band_wider_than_cache(array))
-            && !matches!(*file.blocks.lock().unwrap(), Blocks::Unavailable)
+            && !matches!(*file.blocks.lock(), Blocks::Unavailable)
     }
 
     /// Whether a band of the array's chunks holds more than the cache's budget.
@@ -679,7 +760,7 @@ impl Tree {
     ) -> bool {
         let band = band.start..band.end.min(array.grid.num_chunks());
         {
-            let dirty = array.dirty.lock().unwrap();
+            let dirty = array.dirty.lock();
             if band.clone().any(|chunk| dirty.chunks.contains_key(&chunk)) {
                 return true;
             }
@@ -706,7 +787,7 @@ impl Tree {
         {
             return false;
         }
-        let mut blocks = file.blocks.lock().unwrap();
+        let mut blocks = file.blocks.lock();
         if let Blocks::Untried = *blocks {
             // The first stored chunk from the band on tells (absent ones show the fill value);
             // chunks that decode whole only are read in parts when a band is wider than the
@@ -778,7 +859,7 @@ impl Tree {
         }
         // Rows `from..target` cover the same rows of every chunk in their bands: the blocks
         // of those rows, block by block across each band (reply order).
-        let dirty: HashSet<u64> = array.dirty.lock().unwrap().chunks.keys().copied().collect();
+        let dirty: HashSet<u64> = array.dirty.lock().chunks.keys().copied().collect();
         let (first_row, end_row) = (from / flat_row, target.div_ceil(flat_row));
         let mut wanted = Vec::new();
         for band in first_row / chunk_rows..end_row.div_ceil(chunk_rows) {

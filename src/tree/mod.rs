@@ -1,6 +1,8 @@
 //! The virtual file tree: groups and arrays of the store become directories; each array
 //! holds `data`, `data.npy`, `chunks/<i.j…>`, `meta.json` and `attrs.json`; the root holds
-//! `.zarrfs/stats`. Nodes are discovered lazily, on lookup or listing.
+//! `.zarrfs/stats` (and on writable mounts `.zarrfs/discard`). Nodes are discovered lazily,
+//! on lookup or listing. Array directories and files carry the array's description as
+//! extended attributes (`user.zarr.*`).
 //!
 //! Inode numbers: nodes are numbered from 1 (the root) in a table; chunk files, which can
 //! number in the millions, get computed numbers (high bit set, array id, chunk position)
@@ -12,6 +14,7 @@ pub mod npy;
 mod pattern_tests;
 pub mod perms;
 mod sync;
+mod xattr;
 
 use files::OpenFile;
 use perms::{Owner, Ownership};
@@ -20,15 +23,16 @@ pub use sync::Invalidation;
 use crate::array::ZarrArray;
 use crate::error::{FsError, FsResult};
 use crate::jsonl::JsonLines;
-use crate::metadata::{self, Catalog, Located, NodeMeta, Origin};
+use crate::metadata::{self, Catalog, Consolidated, Located, NodeMeta, Origin};
 use crate::reader::ChunkReader;
 use crate::store::{join_key, Store};
 use crate::writer::ChunkWriter;
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Inode number of the mount root.
@@ -42,6 +46,10 @@ pub const PREFERRED_IO_SIZE: u32 = 4 << 20;
 /// size, and every byte of it past the header is data that has to be decoded (4 MiB can
 /// be a whole band of chunks, for a reader that then maps a few of them).
 pub const NPY_IO_SIZE: u32 = 4096;
+/// The control file that drops unsaved chunks (writable mounts): whatever is written to
+/// it drops every chunk not written back yet, and reading the same open file then lists
+/// them, one path in the mount per line.
+pub const DISCARD_FILE: &str = ".zarrfs/discard";
 
 /// Whether an entry is a directory or a regular file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +130,8 @@ enum NodeKind {
     },
     ControlDir,
     Stats,
+    /// [`DISCARD_FILE`].
+    Discard,
 }
 
 /// Where a node's owner and mode come from: the store directory of the group or array it
@@ -148,7 +158,8 @@ pub enum CacheMode {
     Auto,
     /// Always direct I/O: every read is served from zarrfs's own chunk cache.
     DirectIo,
-    /// Always the page cache; on writable mounts aliases are invalidated after writes.
+    /// Always the page cache; on writable mounts a write is answered once the pages of the
+    /// other views of its bytes are dropped.
     KernelCache,
 }
 
@@ -164,6 +175,8 @@ pub struct TreeOptions {
     /// Largest decoded chunk read (`None`: no limit); arrays with larger chunks are listed
     /// and their reads fail with EIO.
     pub max_chunk_bytes: Option<u64>,
+    /// Never use the store's consolidated metadata (`--no-consolidated`).
+    pub ignore_consolidated: bool,
 }
 
 /// The virtual file tree over one store.
@@ -182,9 +195,12 @@ pub struct Tree {
     writer: ChunkWriter,
     /// Directory inode of each array, by array id.
     array_dirs: RwLock<HashMap<u32, u64>>,
-    invalidations: Mutex<Option<Sender<Invalidation>>>,
+    invalidations: Mutex<Option<Sender<sync::Batch>>>,
     /// Whether the kernel lets direct-I/O files be mmap()ed.
     direct_io_allowed: std::sync::atomic::AtomicBool,
+    /// When each array's views were last opened with their cached chunks checked (stores
+    /// other nodes write).
+    views_checked: Mutex<HashMap<u32, std::time::Instant>>,
     /// JSON lines of variable-length arrays, by array id, built on first use.
     json_lines: Mutex<HashMap<u32, Arc<JsonLines>>>,
 }
@@ -229,13 +245,17 @@ impl Tree {
         options: TreeOptions,
     ) -> FsResult<Self> {
         let tree = Tree {
-            catalog: Catalog::open(store.clone()),
+            catalog: Catalog::with_consolidated(
+                store.clone(),
+                Consolidated::for_store(store.as_ref(), !options.ignore_consolidated),
+            ),
             store,
             options,
             writer: ChunkWriter::new(reader.clone()),
             array_dirs: RwLock::new(HashMap::new()),
             invalidations: Mutex::new(None),
             direct_io_allowed: std::sync::atomic::AtomicBool::new(false),
+            views_checked: Mutex::new(HashMap::new()),
             json_lines: Mutex::new(HashMap::new()),
             reader,
             nodes: RwLock::new(Vec::new()),
@@ -250,9 +270,9 @@ impl Tree {
             Err(err) => return Err(FsError::invalid(err.to_string())),
         };
         if let NodeKind::ArrayDir { array } = &root {
-            tree.array_dirs.write().unwrap().insert(array.id, ROOT_INO);
+            tree.array_dirs.write().insert(array.id, ROOT_INO);
         }
-        tree.nodes.write().unwrap().push(Arc::new(Node {
+        tree.nodes.write().push(Arc::new(Node {
             parent: ROOT_INO,
             kind: root,
             source,
@@ -317,9 +337,13 @@ impl Tree {
                     }
                     _ => {}
                 }
-                let mut arrays = self.arrays.write().unwrap();
+                let mut arrays = self.arrays.write();
                 let id = arrays.len() as u32;
-                let array = Arc::new(ZarrArray::new(id, self.store.clone(), path, *meta, mtime));
+                let mut array = ZarrArray::new(id, self.store.clone(), path, *meta, mtime);
+                if let Some(doc) = &source.doc {
+                    array = array.with_document(doc);
+                }
+                let array = Arc::new(array);
                 arrays.push(array.clone());
                 NodeKind::ArrayDir { array }
             }
@@ -333,7 +357,6 @@ impl Tree {
         }
         self.nodes
             .read()
-            .unwrap()
             .get((ino - 1) as usize)
             .cloned()
             .ok_or_else(|| FsError::not_found(format!("no node {ino}")))
@@ -342,7 +365,6 @@ impl Tree {
     fn array_by_id(&self, id: u32) -> FsResult<Arc<ZarrArray>> {
         self.arrays
             .read()
-            .unwrap()
             .get(id as usize)
             .cloned()
             .ok_or_else(|| FsError::not_found(format!("no array {id}")))
@@ -390,10 +412,7 @@ impl Tree {
                         Ok(Some(meta)) => Ok(Some(self.node_kind_for(&child, meta)?)),
                         Ok(None) => Ok(None),
                         Err(err) => {
-                            let message = format!("{err}; left out of the mount");
-                            if crate::error::first_report(&message) {
-                                tracing::warn!("{message}");
-                            }
+                            crate::report::warn(&format!("{err}; left out of the mount"));
                             Ok(None)
                         }
                     };
@@ -423,7 +442,11 @@ impl Tree {
                     _ => None,
                 }
             }
-            NodeKind::ControlDir => (name == "stats").then_some(NodeKind::Stats),
+            NodeKind::ControlDir => match name {
+                "stats" => Some(NodeKind::Stats),
+                "discard" if !self.options.read_only => Some(NodeKind::Discard),
+                _ => None,
+            },
             _ => None,
         };
         // The files of a group or array take their owner and mode from it.
@@ -446,17 +469,19 @@ impl Tree {
             return Err(FsError::new(libc::ENOTDIR, "not a directory"));
         }
         let key = (parent, name.to_string());
-        if let Some(&ino) = self.children.read().unwrap().get(&key) {
+        if let Some(&ino) = self.children.read().get(&key) {
             return Ok(ino);
         }
         let (kind, source) = self
             .resolve_child(parent, &node, name)?
             .ok_or_else(|| FsError::not_found(format!("no entry {name}")))?;
-        let mut children = self.children.write().unwrap();
+        let mut children = self.children.write();
         if let Some(&ino) = children.get(&key) {
             return Ok(ino);
         }
-        let mut nodes = self.nodes.write().unwrap();
+        let mut nodes = self.nodes.write();
+        // Tests check that a panic here, with both locks held, fails this lookup alone.
+        crate::isolation::inject("lookup", name);
         let array_id = match &kind {
             NodeKind::ArrayDir { array } => Some(array.id),
             _ => None,
@@ -469,15 +494,32 @@ impl Tree {
         let ino = nodes.len() as u64;
         children.insert(key, ino);
         if let Some(id) = array_id {
-            self.array_dirs.write().unwrap().insert(id, ino);
+            self.array_dirs.write().insert(id, ino);
         }
         Ok(ino)
     }
 
     /// Looks up `name` in directory `parent`.
     pub fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
-        let ino = self.child_ino(parent, name)?;
-        self.getattr(ino)
+        let found = self
+            .child_ino(parent, name)
+            .and_then(|ino| self.getattr(ino));
+        match &found {
+            Ok(attr) => tracing::debug!("lookup {name:?} in inode {parent}: inode {}", attr.ino),
+            Err(err) => tracing::debug!("lookup {name:?} in inode {parent}: {}", err.message),
+        }
+        found
+    }
+
+    /// Sizes of the file system holding the store (zeros when it has none to tell).
+    pub fn fs_stats(&self) -> crate::store::FsStats {
+        self.store
+            .fs_stats()
+            .unwrap_or_else(|err| {
+                crate::report::warn(&format!("statfs of {}: {err}", self.store.describe("")));
+                None
+            })
+            .unwrap_or_default()
     }
 
     /// The owner and mode the store gives `key`, if it holds an object or prefix there.
@@ -514,7 +556,7 @@ impl Tree {
 
     /// Where the owner and mode of an array's files come from.
     fn array_source(&self, array: &ZarrArray) -> Source {
-        let dir = self.array_dirs.read().unwrap().get(&array.id).copied();
+        let dir = self.array_dirs.read().get(&array.id).copied();
         dir.and_then(|ino| self.node(ino).ok())
             .map(|node| node.source.clone())
             .unwrap_or_else(|| Source {
@@ -550,7 +592,7 @@ impl Tree {
 
     /// The JSON lines of a variable-length array, built on first use.
     pub(crate) fn json_lines(&self, array: &ZarrArray) -> FsResult<Arc<JsonLines>> {
-        if let Some(lines) = self.json_lines.lock().unwrap().get(&array.id) {
+        if let Some(lines) = self.json_lines.lock().get(&array.id) {
             return Ok(lines.clone());
         }
         let lines = Arc::new(crate::jsonl::build(
@@ -558,10 +600,7 @@ impl Tree {
             &self.reader,
             self.reader.cache().budget(),
         )?);
-        self.json_lines
-            .lock()
-            .unwrap()
-            .insert(array.id, lines.clone());
+        self.json_lines.lock().insert(array.id, lines.clone());
         Ok(lines)
     }
 
@@ -635,6 +674,12 @@ impl Tree {
                 let owner = self.dir_owner("").masked(0o444);
                 self.attr(ino, File, size, SystemTime::now(), owner, false)
             }
+            NodeKind::Discard => {
+                // Whoever may write the store's directory, and no one else.
+                let mut attr = self.attr(ino, File, 0, SystemTime::now(), self.dir_owner(""), true);
+                attr.perm &= 0o600;
+                attr
+            }
             NodeKind::JsonLines { array } => {
                 let size = self.json_lines_size(array, |lines| lines.data.len());
                 self.attr(ino, File, size, array.mtime, self.doc_owner(source), false)
@@ -642,17 +687,18 @@ impl Tree {
         })
     }
 
-    /// The `.zarrfs/stats` text.
+    /// The `.zarrfs/stats` text: the reader's counters, then the store's own.
     pub fn stats_text(&self) -> Vec<u8> {
         let cache = self.reader.cache();
-        self.reader
-            .stats()
-            .render(
-                cache.bytes() as u64,
-                cache.len() as u64,
-                cache.budget() as u64,
-            )
-            .into_bytes()
+        let mut text = self.reader.stats().render(
+            cache.bytes() as u64,
+            cache.len() as u64,
+            cache.budget() as u64,
+        );
+        for (name, value) in self.store.counters() {
+            text.push_str(&format!("{name} {value}\n"));
+        }
+        text.into_bytes()
     }
 
     /// Lists a directory from position `offset`; `emit(entry, next_offset)` returns true
@@ -705,7 +751,7 @@ impl Tree {
                             "{}: hidden by the mount's own {child}; not shown",
                             self.store.describe(&join_key(path, &child))
                         );
-                        if crate::error::first_report(&message) {
+                        if crate::report::first(&message) {
                             tracing::warn!("{message}");
                         }
                     } else {
@@ -726,7 +772,7 @@ impl Tree {
                 }
                 names
             }
-            NodeKind::ControlDir => vec!["stats".to_string()],
+            NodeKind::ControlDir => vec!["stats".to_string(), "discard".to_string()],
             _ => return Err(FsError::new(libc::ENOTDIR, "not a directory")),
         };
         for name in names {
@@ -757,7 +803,7 @@ mod tests {
     use super::*;
     use crate::store::DirectoryStore;
 
-    fn tree(read_only: bool) -> (tempfile::TempDir, Tree) {
+    pub(super) fn tree(read_only: bool) -> (tempfile::TempDir, Tree) {
         tree_with_budget(read_only, 1 << 24)
     }
 
@@ -1034,7 +1080,7 @@ mod tests {
         for _ in 0..pool.current_num_threads() {
             let blocked = blocked.clone();
             pool.spawn(move || {
-                let _ = blocked.lock().unwrap().recv();
+                let _ = blocked.lock().recv();
             });
         }
         let counts = walk(&tree, "counts/data"); // 1000 int32 in 4 chunks of 256

@@ -1,7 +1,9 @@
 //! Helpers shared by the mount tests: a mount guard, NPY parsing and the fixture manifest.
 #![allow(dead_code)]
 
-use serde_json::Value;
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -49,6 +51,16 @@ impl Mount {
     /// Like [`Mount::new`], with the daemon's address space limited to `limit` bytes (so that
     /// a daemon that would allocate without bound dies instead of exhausting the machine).
     pub fn with_memory_limit(store: &Path, extra: &[&str], limit: Option<u64>) -> Mount {
+        Self::with_options(store, extra, limit, &[])
+    }
+
+    /// Like [`Mount::with_memory_limit`], with extra environment variables for the daemon.
+    pub fn with_options(
+        store: &Path,
+        extra: &[&str],
+        limit: Option<u64>,
+        env: &[(&str, &str)],
+    ) -> Mount {
         let dir = tempfile::tempdir().unwrap();
         let point = dir.path().join("mnt");
         std::fs::create_dir(&point).unwrap();
@@ -62,7 +74,7 @@ impl Mount {
         ];
         args.extend_from_slice(extra);
         let mut command = Command::new(env!("CARGO_BIN_EXE_zarrfs"));
-        command.args(&args);
+        command.args(&args).envs(env.iter().copied());
         if let Some(limit) = limit {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
@@ -174,21 +186,37 @@ pub fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'stat
     receive.recv_timeout(Duration::from_secs(secs)).ok()
 }
 
-/// The process id of a zarrfs daemon serving `point`, found by its command line.
+/// The process id of a zarrfs daemon serving `point`, found by its command line (any form:
+/// `zarrfs mount`, the mount.fuse3 form, mount.zarrfs).
 pub fn daemon_pid(point: &Path) -> Option<u32> {
-    let point = point.to_str()?;
-    std::fs::read_dir("/proc")
-        .ok()?
+    zarrfs_processes(point, false).into_iter().next()
+}
+
+/// The process ids of zarrfs processes for `point`: its daemon, or (`watchers`) the
+/// processes `-o auto_unmount` leaves to watch it (named zarrfs-watch).
+pub fn zarrfs_processes(point: &Path, watchers: bool) -> Vec<u32> {
+    let Some(point) = point.to_str() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
         .flatten()
-        .find_map(|entry| {
+        .filter_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            if (comm.trim() == "zarrfs-watch") != watchers {
+                return None;
+            }
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
             let ours = args.first()?.ends_with(b"zarrfs")
-                && args.contains(&&b"mount"[..])
+                && !args.contains(&&b"umount"[..])
                 && args.contains(&point.as_bytes());
             ours.then_some(pid)
         })
+        .collect()
 }
 
 /// Whether a process is running (not gone, nor a zombie).
@@ -402,4 +430,162 @@ pub fn chunk_element_sources(shape: &[u64], chunks: &[u64], index: &[u64]) -> Ve
             Some(flat)
         })
         .collect()
+}
+
+/// Writes a `.zarray` for an `<i4` array of `shape` in `chunks`, raw (no compressor), fill 0.
+pub fn write_array(dir: &Path, shape: &[u64], chunks: &[u64], extra: Value) {
+    fs::create_dir_all(dir).unwrap();
+    let mut meta = json!({
+        "zarr_format": 2, "shape": shape, "chunks": chunks, "dtype": "<i4",
+        "compressor": null, "fill_value": 0, "order": "C", "filters": null
+    });
+    meta.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    fs::write(dir.join(".zarray"), meta.to_string()).unwrap();
+}
+
+/// A store (a group) in a fresh directory, traversable by every user.
+pub fn new_store() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let store = dir.path().join("store");
+    fs::create_dir(&store).unwrap();
+    fs::write(store.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+    (dir, store)
+}
+
+/// Ten `<i4` values `base..base+10` as a raw 40-byte chunk.
+pub fn chunk_values(base: i32) -> Vec<u8> {
+    (base..base + 10).flat_map(i32::to_le_bytes).collect()
+}
+
+/// Reads a whole file, returning the errno of a failure.
+pub fn read_errno(path: PathBuf) -> Result<Vec<u8>, Option<i32>> {
+    fs::read(path).map_err(|e| e.raw_os_error())
+}
+
+/// The type and source /proc/self/mountinfo shows for the mount on top at `point`.
+pub fn mount_entry(point: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().rev().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let at = before.split(' ').nth(4)?.replace("\\040", " ");
+        let mut after = after.split(' ');
+        let (fstype, source) = (after.next()?, after.next()?);
+        (Path::new(&at) == point).then(|| (fstype.to_string(), source.replace("\\040", " ")))
+    })
+}
+
+/// Runs the zarrfs binary with its stdout a pipe nobody reads any more (as `| head -1`
+/// leaves it once head is done); its exit status and stderr.
+pub fn zarrfs_into_closed_pipe(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid array of two ints.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe returned two descriptors this process owns.
+    let (read_end, write_end) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    drop(read_end);
+    let out = Command::new(env!("CARGO_BIN_EXE_zarrfs"))
+        .args(args)
+        .stdout(std::process::Stdio::from(write_end))
+        .output()
+        .expect("run zarrfs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Waits up to `secs` seconds for `done`; whether it came true.
+pub fn wait_for(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+/// Detaches whatever is left mounted on a mount point when dropped, and ends the daemons
+/// serving it (a failed test must not leave mounts or processes behind).
+pub struct Cleanup<'a>(pub &'a Path);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for pid in [
+            zarrfs_processes(self.0, true),
+            zarrfs_processes(self.0, false),
+        ]
+        .concat()
+        {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        while mount_entry(self.0).is_some() {
+            let detached = Command::new("umount")
+                .arg("-l")
+                .arg(self.0)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !detached {
+                break;
+            }
+        }
+    }
+}
+
+/// A tmpfs mounted on a fresh directory (root only), unmounted on drop.
+pub struct Tmpfs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. "8m"); None when this process may not mount.
+    pub fn new(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Remounts it read-only (or writable again).
+    pub fn remount(&self, read_only: bool) {
+        let option = if read_only {
+            "remount,ro"
+        } else {
+            "remount,rw"
+        };
+        let status = Command::new("mount")
+            .args(["-o", option])
+            .arg(self.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -o {option}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
 }

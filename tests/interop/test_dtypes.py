@@ -113,7 +113,7 @@ def test_writes_of_every_dtype_are_read_back_by_zarr_python(fmt, tmp_path, mount
     store = tmp_path / "store.zarr"
     dtypes = DTYPES_V2 if fmt == 2 else DTYPES_V3
     names = build(store, fmt, dtypes, rng)
-    m = mounter(store)
+    m = mounter(store, "--rw")
     expected = {}
     for name, spec in zip(names, dtypes):
         dt = np.dtype(spec)

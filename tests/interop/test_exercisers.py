@@ -163,7 +163,7 @@ FSX_CASES = [
 def test_fsx_block_mode(case, fsx, mounter, tmp_path):
     name, compressor, fill, args, target, nops, seed = case
     store, _ = u1_store(tmp_path, name, compressor, fill, seed)
-    m = mounter(store, *args)
+    m = mounter(store, "--rw", *args)
     path = m.mnt / ARR / target
     size = path.stat().st_size
     conf = tmp_path / "fsx.toml"
@@ -273,7 +273,7 @@ def fio_ok(r: subprocess.CompletedProcess, m, what: str) -> None:
 @pytest.mark.parametrize("cache_opts", [[], ["-o", "kernel_cache"]], ids=["default", "kernel_cache"])
 def test_fio_crc32c_verified_random_writes(cache_opts, fio, mounter, tmp_path):
     store, _ = u1_store(tmp_path, "fio", Blosc("zstd", 3, Blosc.SHUFFLE), 7, 11)
-    m = mounter(store, *cache_opts)
+    m = mounter(store, "--rw", *cache_opts)
     path = m.mnt / ARR / "data"
     size = path.stat().st_size
     job = tmp_path / "jobs.fio"
@@ -294,7 +294,7 @@ def test_fio_verify_after_remount(engine, fio, mounter, tmp_path):
     """Write with `engine` (and verify), unmount, remount, and verify every block again with
     plain preads (verify_only regenerates the same offsets and contents from the seed)."""
     store, _ = u1_store(tmp_path, "fio-persist", Zstd(level=3), 0, 12)
-    m = mounter(store)
+    m = mounter(store, "--rw")
     path = m.mnt / ARR / "data"
     size = path.stat().st_size
     job = tmp_path / "persist.fio"
@@ -306,7 +306,7 @@ def test_fio_verify_after_remount(engine, fio, mounter, tmp_path):
     r = fio_run(fio, job, m, "--do_verify=1", f"--ioengine={engine}")
     fio_ok(r, m, f"fio write ({engine})")
     finish_and_check_store(m, store, "fio write")
-    m2 = mounter(store, name="mnt2")
+    m2 = mounter(store, "--rw", name="mnt2")
     job.write_text(FIO_PERSIST.format(path=m2.mnt / ARR / "data", size=size))
     r = fio_run(fio, job, m2, "--verify_only", "--ioengine=psync")
     fio_ok(r, m2, f"fio verify_only after remount (written with {engine})")
@@ -356,7 +356,7 @@ def test_fio_several_arrays_tiny_cache(fio, mounter, tmp_path):
                        ("c", Blosc("zstd", 1, Blosc.BITSHUFFLE))):
         make_array(store, name, dtype="<u2", shape=shape, chunks=chunks, compressor=comp, fill=0,
                    init="partial", rng=rng)
-    m = mounter(store, "--cache-size", "300KiB", "--writeback-delay", "50ms")
+    m = mounter(store, "--rw", "--cache-size", "300KiB", "--writeback-delay", "50ms")
     size = 700 * 900 * 2
     job = tmp_path / "arrays.fio"
     job.write_text(FIO_ARRAYS.format(mnt=m.mnt, size=size, half=size // 2))

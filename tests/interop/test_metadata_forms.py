@@ -105,7 +105,7 @@ def test_encoder_only_settings_read_and_write_like_numcodecs(tmp_path, mounter):
         meta = json.loads((store / name / ".zarray").read_text())
         meta["compressor"] = config
         (store / name / ".zarray").write_text(json.dumps(meta))
-    m = mounter(store)
+    m = mounter(store, "--rw")
     for name in configs:
         expected = zarr_read(zarr.open_array(str(store / name), mode="r", zarr_format=2))
         assert_identical(np.load(m / name / "data.npy"), expected, name)

@@ -197,7 +197,7 @@ def test_writes_land_in_the_store(spec, mounter, tmp_path):
     touched: set = set()
     steps: list[str] = []
 
-    m = mounter(store)
+    m = mounter(store, "--rw")
     adir = m.mnt / ARR
 
     def write_random_box(mapped: np.memmap, label: str) -> None:
@@ -296,7 +296,7 @@ def test_writes_to_a_tensorstore_written_store(mounter, tmp_path):
     shadows = {a.path: tensorstore_read(ts_store.store / a.path, a.dtype) for a in ts_store.arrays}
     frames_before = {a.path: frames_of(ts_store.store, a.path, a.shape) for a in ts_store.arrays}
     touched: dict[str, set] = {a.path: set() for a in ts_store.arrays}
-    m = mounter(ts_store.store)
+    m = mounter(ts_store.store, "--rw")
     for a in ts_store.arrays:
         shadow = shadows[a.path]
         nbytes = shadow.nbytes
@@ -322,7 +322,7 @@ def test_chunk_rewritten_to_fill_is_deleted(mounter, tmp_path):
     shadow = make_array(store, ARR, dtype=dt.str, shape=shape, chunks=chunks, compressor=Blosc("zstd", 3, 1),
                         fill=5, init="full", rng=rng)
     assert len(frames_of(store, ARR, shape)) == 9
-    m = mounter(store)
+    m = mounter(store, "--rw")
     adir = m.mnt / ARR
 
     def key(idx):
@@ -387,7 +387,7 @@ def test_missing_chunk_written_with_fill_stays_missing(mounter, tmp_path):
     shape, chunks, dt = (16, 16), (8, 8), np.dtype("<f4")
     shadow = make_array(store, ARR, dtype=dt.str, shape=shape, chunks=chunks, compressor=Zstd(1),
                         fill=2.5, init="none", rng=rng_for("missing"))
-    m = mounter(store)
+    m = mounter(store, "--rw")
     pwrite_all(m.mnt / ARR / "chunks" / "1.1", 0, np.full(chunks, 2.5, dtype=dt).tobytes())
     mm = np.memmap(m.mnt / ARR / "data", dtype=dt, mode="r+", shape=shape)
     mm[0:8, 0:8] = 2.5
@@ -416,7 +416,7 @@ def test_cp_same_size_file_overwrites(mounter, tmp_path):
     new = random_array(dt, shape, rng)
     src = tmp_path / "new.bin"
     src.write_bytes(new.tobytes())
-    m = mounter(store)
+    m = mounter(store, "--rw")
     adir = m.mnt / ARR
     r = subprocess.run(["cp", str(src), str(adir / "data")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"cp onto data: exit {r.returncode}: {r.stderr}"
@@ -444,7 +444,7 @@ def test_truncate_to_another_size_is_einval(mounter, tmp_path):
     shape, chunks, dt = (10, 12), (4, 5), np.dtype("<u2")
     shadow = make_array(store, ARR, dtype=dt.str, shape=shape, chunks=chunks, compressor=Zlib(1), fill=1,
                         init="full", rng=rng)
-    m = mounter(store)
+    m = mounter(store, "--rw")
     adir = m.mnt / ARR
     for name, size in (("data", shadow.nbytes), ("data.npy", os.stat(adir / "data.npy").st_size),
                        ("chunks/1.1", math.prod(chunks) * 2)):
@@ -474,7 +474,7 @@ def test_truncate_to_another_size_is_einval(mounter, tmp_path):
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("args", [["-o", "ro"], ["--read-only"]], ids=["o-ro", "read-only"])
+@pytest.mark.parametrize("args", [[], ["-o", "ro"], ["--read-only"]], ids=["default", "o-ro", "read-only"])
 def test_read_only_mount_is_erofs(args, mounter, tmp_path):
     store = tmp_path / "store.zarr"
     shape, chunks, dt = (10, 12), (4, 5), np.dtype("<i2")
@@ -516,7 +516,7 @@ def test_threads_write_different_bytes_of_one_chunk(mounter, tmp_path):
     shape, chunks, dt = (100, 90), (64, 64), np.dtype("<u2")
     shadow = make_array(store, ARR, dtype=dt.str, shape=shape, chunks=chunks, compressor=Blosc("lz4", 5, 1),
                         fill=0, init="full", rng=rng)
-    m = mounter(store)
+    m = mounter(store, "--rw")
     adir = m.mnt / ARR
     nthreads, rounds = 8, 25
     # elements of chunk (0,0) (rows 0..63, cols 0..63), as (row, col)
@@ -571,7 +571,7 @@ def test_write_back_triggers(mounter, tmp_path):
     shape, chunks, dt = (32, 32), (8, 8), np.dtype("<i8")
     shadow = make_array(store, ARR, dtype=dt.str, shape=shape, chunks=chunks, compressor=GZip(1), fill=-7,
                         init="full", rng=rng)
-    m = mounter(store, "--writeback-delay", "300ms")
+    m = mounter(store, "--rw", "--writeback-delay", "300ms")
     adir = m.mnt / ARR
 
     def stored_equals(box):
@@ -601,7 +601,7 @@ def test_write_back_triggers(mounter, tmp_path):
     os.close(fd)
     # close (the delay is long enough not to race: re-mount with 60s)
     unmount_cleanly(m)
-    m = mounter(store, "--writeback-delay", "60s", name="mnt2")
+    m = mounter(store, "--rw", "--writeback-delay", "60s", name="mnt2")
     adir = m.mnt / ARR
     with open(adir / "chunks" / "3.3", "r+b") as f:
         f.seek(8)
@@ -647,7 +647,7 @@ def test_sigterm_with_a_file_open(mounter, tmp_path):
     shape, chunks, dt = (16, 16), (8, 8), np.dtype("<i4")
     shadow = make_array(store, ARR, dtype=dt.str, shape=shape, chunks=chunks, compressor=Zlib(1), fill=0,
                         init="full", rng=rng)
-    m = mounter(store, "--writeback-delay", "60s")
+    m = mounter(store, "--rw", "--writeback-delay", "60s")
     fd = os.open(m.mnt / ARR / "data", os.O_WRONLY)
     os.pwrite(fd, np.array([4242], dtype=dt).tobytes(), (15 * 16 + 15) * 4)
     shadow[15, 15] = 4242
@@ -670,7 +670,7 @@ def test_memmap_without_flush_lands_on_unmount(mounter, tmp_path):
     shape, chunks, dt = (64, 64), (16, 16), np.dtype("<f8")
     shadow = make_array(store, ARR, dtype=dt.str, shape=shape, chunks=chunks, compressor=Blosc("lz4", 5, 1),
                         fill=0.0, init="partial", rng=rng)
-    m = mounter(store, "--writeback-delay", "60s")
+    m = mounter(store, "--rw", "--writeback-delay", "60s")
     mm = np.memmap(m.mnt / ARR / "data", dtype=dt, mode="r+", shape=shape)
     vals = random_array(dt, (30, 40), rng)
     mm[10:40, 5:45] = vals
@@ -691,7 +691,7 @@ def test_views_stay_coherent(cache_opts, mounter, tmp_path):
     shape, chunks, dt = (100, 110), (32, 40), np.dtype("<u2")
     shadow = make_array(store, ARR, dtype=dt.str, shape=shape, chunks=chunks, compressor=Blosc("zstd", 3, 1),
                         fill=7, init="full", rng=rng)
-    m = mounter(store, *cache_opts)
+    m = mounter(store, "--rw", *cache_opts)
     adir = m.mnt / ARR
     d = np.memmap(adir / "data", dtype=dt, mode="r+", shape=shape)
     n = np.load(adir / "data.npy", mmap_mode="r+")

@@ -126,7 +126,7 @@ def test_views_are_read_only_and_usable_from_the_shell(tmp_path, mounter):
     store = tmp_path / "s.zarr"
     a = zarr.create_array(str(store), shape=(1000,), chunks=(128,), dtype=str, zarr_format=3)
     a[...] = np.array([f"station-{i:04d}" for i in range(1000)], dtype=object)
-    m = mounter(store)
+    m = mounter(store, "--rw")
     out = subprocess.run(["grep", "-c", "station-09", str(m / "data.jsonl")], capture_output=True, text=True)
     assert out.stdout.strip() == "100"
     out = subprocess.run(["wc", "-l", str(m / "data.jsonl")], capture_output=True, text=True)

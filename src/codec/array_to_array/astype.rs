@@ -1,12 +1,9 @@
 //! numcodecs' `AsType` filter, and the value cast zarr-python performs when it assigns a
 //! filter's output to a Zarr v3 array.
 
-use super::numcodecs::{
-    cast_elements, dtype_field, element_buffer, element_count, elementwise_repr,
-};
+use super::numcodecs::{cast_elements, dtype_field, Elementwise};
 use super::numeric::is_numeric;
-use super::ArrayToArrayCodec;
-use crate::codec::{ChunkRepr, CodecError};
+use crate::codec::CodecError;
 use crate::metadata::DataType;
 use serde_json::Value;
 
@@ -41,48 +38,43 @@ impl AsTypeCodec {
         })
     }
 
-    /// The value cast from elements of `from` to an array of `to`.
-    pub fn cast(from: DataType, to: DataType) -> Self {
-        AsTypeCodec {
+    /// The value cast from elements of `from` to an array of `to`; refused unless both are
+    /// numbers (or booleans).
+    pub fn cast(from: DataType, to: DataType) -> Result<Self, CodecError> {
+        if !(is_numeric(from) && is_numeric(to)) {
+            return Err(CodecError::Unsupported(format!(
+                "numcodecs filters decoding {from} into an array of {to}"
+            )));
+        }
+        Ok(AsTypeCodec {
             encode_dtype: from,
             decode_dtype: to,
             label: "cast",
-        }
+        })
     }
 }
 
-impl ArrayToArrayCodec for AsTypeCodec {
-    fn describe(&self) -> String {
+impl Elementwise for AsTypeCodec {
+    const CODEC: &'static str = CODEC;
+
+    fn description(&self) -> String {
         format!(
             "{}(encode_dtype={},decode_dtype={})",
             self.label, self.encode_dtype, self.decode_dtype
         )
     }
 
-    fn encoded_repr(&self, decoded: &ChunkRepr) -> Result<ChunkRepr, CodecError> {
-        elementwise_repr(CODEC, decoded, self.decode_dtype, self.encode_dtype)
+    fn types(&self) -> (DataType, DataType) {
+        (self.decode_dtype, self.encode_dtype)
     }
 
-    fn decodes_to(&self) -> Option<DataType> {
-        Some(self.decode_dtype)
-    }
-
-    fn encode(&self, chunk: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
-        decoded.checked_bytes(CODEC, chunk.len())?;
+    fn encode_elements(&self, chunk: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         let (from, to) = (self.decode_dtype, self.encode_dtype);
-        let mut out = element_buffer(CODEC, element_count(CODEC, chunk, from)?, to)?;
         let error = |reason| CodecError::encode(CODEC, reason);
-        cast_elements(CODEC, chunk, from, &mut out, to, error)?;
-        Ok(out)
+        cast_elements(CODEC, chunk, from, out, to, error)
     }
 
-    fn decode_into(
-        &self,
-        encoded: &[u8],
-        decoded: &ChunkRepr,
-        out: &mut [u8],
-    ) -> Result<(), CodecError> {
-        decoded.checked_bytes(CODEC, out.len())?;
+    fn decode_elements(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         let (from, to) = (self.encode_dtype, self.decode_dtype);
         let error = |reason| CodecError::corrupt(CODEC, reason);
         cast_elements(CODEC, encoded, from, out, to, error)

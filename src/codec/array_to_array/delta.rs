@@ -1,12 +1,10 @@
 //! numcodecs' `Delta` filter: the first element, then the differences between neighbours.
 
 use super::numcodecs::{
-    cast, dtype_field, element_buffer, element_count, elementwise_repr, require_kind,
-    required_dtype,
+    cast, dtype_field, element_count, require_kind, required_dtype, Elementwise,
 };
 use super::numeric::{self, with_prim, Num, Op, Prim, WithPrim};
-use super::ArrayToArrayCodec;
-use crate::codec::{ChunkRepr, CodecError};
+use crate::codec::CodecError;
 use crate::metadata::{DataType, DtypeKind};
 use serde_json::Value;
 
@@ -146,27 +144,22 @@ impl WithPrim for SameType<'_> {
     }
 }
 
-impl ArrayToArrayCodec for DeltaCodec {
-    fn describe(&self) -> String {
+impl Elementwise for DeltaCodec {
+    const CODEC: &'static str = CODEC;
+
+    fn description(&self) -> String {
         format!("delta(dtype={},astype={})", self.dtype, self.astype)
     }
 
-    fn encoded_repr(&self, decoded: &ChunkRepr) -> Result<ChunkRepr, CodecError> {
-        elementwise_repr(CODEC, decoded, self.dtype, self.astype)
+    fn types(&self) -> (DataType, DataType) {
+        (self.dtype, self.astype)
     }
 
-    fn decodes_to(&self) -> Option<DataType> {
-        Some(self.dtype)
-    }
-
-    fn encode(&self, chunk: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
-        decoded.checked_bytes(CODEC, chunk.len())?;
-        let count = element_count(CODEC, chunk, self.dtype)?;
-        let mut out = element_buffer(CODEC, count, self.astype)?;
+    fn encode_elements(&self, chunk: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         let (d, a) = (self.dtype, self.astype);
-        if let Some(work) = self.same_type(chunk, &mut out, Direction::Encode) {
+        if let Some(work) = self.same_type(chunk, out, Direction::Encode) {
             with_prim(d, work);
-            return Ok(out);
+            return Ok(());
         }
         let mut previous = None;
         for (src, dst) in chunk.chunks_exact(d.size).zip(out.chunks_exact_mut(a.size)) {
@@ -179,16 +172,10 @@ impl ArrayToArrayCodec for DeltaCodec {
             numeric::store(encoded, a, dst);
             previous = Some(value);
         }
-        Ok(out)
+        Ok(())
     }
 
-    fn decode_into(
-        &self,
-        encoded: &[u8],
-        decoded: &ChunkRepr,
-        out: &mut [u8],
-    ) -> Result<(), CodecError> {
-        decoded.checked_bytes(CODEC, out.len())?;
+    fn decode_elements(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         let count = element_count(CODEC, encoded, self.astype)?;
         if count != element_count(CODEC, out, self.dtype)? {
             return Err(CodecError::corrupt(

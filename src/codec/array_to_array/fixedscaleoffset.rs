@@ -1,12 +1,10 @@
 //! numcodecs' `FixedScaleOffset` filter: `round((x - offset) * scale)` stored as `astype`.
 
 use super::numcodecs::{
-    cast, dtype_field, element_buffer, element_count, elementwise_repr, map_elements, require_kind,
-    required_dtype, PyNumber,
+    cast, dtype_field, map_elements, require_kind, required_dtype, Elementwise, PyNumber,
 };
 use super::numeric::{self, Num, Op};
-use super::ArrayToArrayCodec;
-use crate::codec::{ChunkRepr, CodecError};
+use crate::codec::CodecError;
 use crate::metadata::{DataType, DtypeKind};
 use serde_json::Value;
 
@@ -76,8 +74,10 @@ impl Step {
     }
 }
 
-impl ArrayToArrayCodec for FixedScaleOffsetCodec {
-    fn describe(&self) -> String {
+impl Elementwise for FixedScaleOffsetCodec {
+    const CODEC: &'static str = CODEC;
+
+    fn description(&self) -> String {
         format!(
             "fixedscaleoffset(offset={},scale={},dtype={},astype={})",
             self.offset.describe(),
@@ -87,35 +87,21 @@ impl ArrayToArrayCodec for FixedScaleOffsetCodec {
         )
     }
 
-    fn encoded_repr(&self, decoded: &ChunkRepr) -> Result<ChunkRepr, CodecError> {
-        elementwise_repr(CODEC, decoded, self.dtype, self.astype)
+    fn types(&self) -> (DataType, DataType) {
+        (self.dtype, self.astype)
     }
 
-    fn decodes_to(&self) -> Option<DataType> {
-        Some(self.dtype)
-    }
-
-    fn encode(&self, chunk: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
-        decoded.checked_bytes(CODEC, chunk.len())?;
-        let count = element_count(CODEC, chunk, self.dtype)?;
-        let mut out = element_buffer(CODEC, count, self.astype)?;
+    fn encode_elements(&self, chunk: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         let error = |reason| CodecError::encode(CODEC, reason);
         let shift = Step::new(Op::Sub, self.dtype, self.offset).map_err(error)?;
         let scale = Step::new(Op::Mul, shift.result, self.scale).map_err(error)?;
-        map_elements(CODEC, chunk, self.dtype, &mut out, self.astype, |x| {
+        map_elements(CODEC, chunk, self.dtype, out, self.astype, |x| {
             let scaled = scale.apply(shift.apply(x).map_err(error)?).map_err(error)?;
             cast(numeric::rint(scaled), scale.result, self.astype).map_err(error)
-        })?;
-        Ok(out)
+        })
     }
 
-    fn decode_into(
-        &self,
-        encoded: &[u8],
-        decoded: &ChunkRepr,
-        out: &mut [u8],
-    ) -> Result<(), CodecError> {
-        decoded.checked_bytes(CODEC, out.len())?;
+    fn decode_elements(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         // True division makes integers f8; floats stay in their own type.
         let t = match self.astype.kind {
             DtypeKind::Float => self.astype,

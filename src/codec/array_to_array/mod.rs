@@ -298,3 +298,46 @@ mod tests {
         assert!(codec.encoded_repr(&repr(&[2, 3, 4], "<i4")).is_err());
     }
 }
+
+/// Measures the two ways of transposing a chunk (the blocked axis reversal used for
+/// Fortran order and ndarray's general permutation). Prints; asserts only that both agree.
+/// `cargo test --release --lib transpose_speed -- --ignored --nocapture`
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn transpose_speed() {
+        for (shape, itemsize) in [
+            (vec![512usize, 512], 4usize),
+            (vec![64, 128, 128], 4),
+            (vec![1024, 1024], 8),
+            (vec![100, 100, 100], 2),
+        ] {
+            let n: usize = shape.iter().product::<usize>() * itemsize;
+            let src: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
+            let order: Vec<usize> = (0..shape.len()).rev().collect();
+            let mut by_ndarray = vec![0u8; n];
+            let runs = 20;
+            let t = std::time::Instant::now();
+            for _ in 0..runs {
+                permute(&src, &shape, itemsize, &order, &mut by_ndarray);
+            }
+            let ndarray_time = t.elapsed() / runs;
+            let t = std::time::Instant::now();
+            let mut blocked = Vec::new();
+            for _ in 0..runs {
+                blocked = try_c_to_f_order(&src, &shape, itemsize).unwrap();
+            }
+            let blocked_time = t.elapsed() / runs;
+            assert_eq!(blocked, by_ndarray);
+            println!(
+                "{shape:?} x {itemsize} B: ndarray {:.2} ms, blocked {:.2} ms ({:.1}x)",
+                ndarray_time.as_secs_f64() * 1e3,
+                blocked_time.as_secs_f64() * 1e3,
+                ndarray_time.as_secs_f64() / blocked_time.as_secs_f64()
+            );
+        }
+    }
+}

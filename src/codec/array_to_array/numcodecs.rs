@@ -138,6 +138,57 @@ pub(super) fn required_dtype(
         .ok_or_else(|| CodecError::config(codec, format!("missing \"{key}\"")))
 }
 
+/// A numcodecs filter that views a chunk as a flat array of one element type and maps it to
+/// a flat array of another (delta, fixedscaleoffset, quantize, astype). Implementing it
+/// makes an [`ArrayToArrayCodec`](super::ArrayToArrayCodec) that checks sizes and allocates
+/// the encoded chunk.
+pub(super) trait Elementwise: Send + Sync + std::fmt::Debug {
+    /// The codec's name, for messages.
+    const CODEC: &'static str;
+    /// Short description with parameters.
+    fn description(&self) -> String;
+    /// The element type of decoded chunks, and that of encoded ones.
+    fn types(&self) -> (DataType, DataType);
+    /// Encodes the elements of `chunk` into `out`, sized for as many encoded elements.
+    fn encode_elements(&self, chunk: &[u8], out: &mut [u8]) -> Result<(), CodecError>;
+    /// Decodes the elements of `encoded` into `out`, a decoded chunk of the right size.
+    fn decode_elements(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError>;
+}
+
+impl<T: Elementwise> super::ArrayToArrayCodec for T {
+    fn describe(&self) -> String {
+        self.description()
+    }
+
+    fn encoded_repr(&self, decoded: &ChunkRepr) -> Result<ChunkRepr, CodecError> {
+        let (dtype, astype) = self.types();
+        elementwise_repr(T::CODEC, decoded, dtype, astype)
+    }
+
+    fn decodes_to(&self) -> Option<DataType> {
+        Some(self.types().0)
+    }
+
+    fn encode(&self, chunk: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
+        decoded.checked_bytes(T::CODEC, chunk.len())?;
+        let (dtype, astype) = self.types();
+        let count = element_count(T::CODEC, chunk, dtype)?;
+        let mut out = element_buffer(T::CODEC, count, astype)?;
+        self.encode_elements(chunk, &mut out)?;
+        Ok(out)
+    }
+
+    fn decode_into(
+        &self,
+        encoded: &[u8],
+        decoded: &ChunkRepr,
+        out: &mut [u8],
+    ) -> Result<(), CodecError> {
+        decoded.checked_bytes(T::CODEC, out.len())?;
+        self.decode_elements(encoded, out)
+    }
+}
+
 /// The encoded representation of a filter that views a chunk of `decoded` as elements of
 /// `dtype` and encodes each into one of `astype`: the shape is kept when the element count
 /// is, otherwise the chunk becomes one-dimensional (numcodecs flattens it).

@@ -2,12 +2,11 @@
 //! `digits` decimal digits (lossy; decoding only converts the type back).
 
 use super::numcodecs::{
-    cast, cast_elements, dtype_field, element_buffer, element_count, elementwise_repr,
-    map_elements, require_kind, required_dtype, PyNumber,
+    cast, cast_elements, dtype_field, map_elements, require_kind, required_dtype, Elementwise,
+    PyNumber,
 };
 use super::numeric::{self, Op};
-use super::ArrayToArrayCodec;
-use crate::codec::{int_field, ChunkRepr, CodecError};
+use crate::codec::{int_field, CodecError};
 use crate::metadata::{DataType, DtypeKind};
 use serde_json::Value;
 
@@ -62,46 +61,34 @@ impl QuantizeCodec {
     }
 }
 
-impl ArrayToArrayCodec for QuantizeCodec {
-    fn describe(&self) -> String {
+impl Elementwise for QuantizeCodec {
+    const CODEC: &'static str = CODEC;
+
+    fn description(&self) -> String {
         format!(
             "quantize(digits={},dtype={},astype={})",
             self.digits, self.dtype, self.astype
         )
     }
 
-    fn encoded_repr(&self, decoded: &ChunkRepr) -> Result<ChunkRepr, CodecError> {
-        elementwise_repr(CODEC, decoded, self.dtype, self.astype)
+    fn types(&self) -> (DataType, DataType) {
+        (self.dtype, self.astype)
     }
 
-    fn decodes_to(&self) -> Option<DataType> {
-        Some(self.dtype)
-    }
-
-    fn encode(&self, chunk: &[u8], decoded: &ChunkRepr) -> Result<Vec<u8>, CodecError> {
-        decoded.checked_bytes(CODEC, chunk.len())?;
+    fn encode_elements(&self, chunk: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         let d = self.dtype;
         // `scale * arr` and `/ scale` compute in the array's float type.
         let (_, scale) = PyNumber::Float(self.scale()?)
             .with_array_of(d)
             .ok_or_else(|| CodecError::encode(CODEC, format!("no scale for {d}")))?;
-        let count = element_count(CODEC, chunk, d)?;
-        let mut out = element_buffer(CODEC, count, self.astype)?;
-        map_elements(CODEC, chunk, d, &mut out, self.astype, |x| {
+        map_elements(CODEC, chunk, d, out, self.astype, |x| {
             let scaled = numeric::rint(numeric::apply(Op::Mul, scale, x, d));
             let quantized = numeric::apply(Op::Div, scaled, scale, d);
             cast(quantized, d, self.astype).map_err(|reason| CodecError::encode(CODEC, reason))
-        })?;
-        Ok(out)
+        })
     }
 
-    fn decode_into(
-        &self,
-        encoded: &[u8],
-        decoded: &ChunkRepr,
-        out: &mut [u8],
-    ) -> Result<(), CodecError> {
-        decoded.checked_bytes(CODEC, out.len())?;
+    fn decode_elements(&self, encoded: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
         let error = |reason| CodecError::corrupt(CODEC, reason);
         cast_elements(CODEC, encoded, self.astype, out, self.dtype, error)
     }

@@ -85,7 +85,8 @@ impl VlenCodec {
         if items != count {
             return Err(corrupt(format!("{items} items, expected {count}")));
         }
-        let mut out = Vec::with_capacity(count);
+        // Every item takes at least its 4-byte length: a chunk cannot hold more.
+        let mut out = Vec::with_capacity(count.min(data.len() / 4));
         let mut at = 4usize;
         for i in 0..count {
             let len = read_u32(data, at)
@@ -129,7 +130,8 @@ impl VlenCodec {
             Value::Array(dims) => dims.len(),
             _ => return Err(corrupt(format!("bad shape {shape}"))),
         };
-        let mut flat = Vec::with_capacity(count);
+        // Every element takes at least a byte of the document.
+        let mut flat = Vec::with_capacity(count.min(data.len()));
         flatten(items, dims.saturating_sub(1), &mut flat);
         if flat.len() != count {
             return Err(corrupt(format!("{} items, expected {count}", flat.len())));

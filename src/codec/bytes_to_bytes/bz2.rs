@@ -49,8 +49,13 @@ impl BytesToBytesCodec for Bz2Codec {
     }
 
     fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        self.decode_bounded(encoded, usize::MAX)
+    }
+
+    fn decode_bounded(&self, encoded: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::new();
-        decode_streams(CODEC, true, encoded, Sink::Grow(&mut out), new_decoder)?;
+        let sink = Sink::Grow(&mut out, max_len);
+        decode_streams(CODEC, true, encoded, sink, new_decoder)?;
         Ok(out)
     }
 

@@ -8,7 +8,7 @@ use flate2::Compression;
 use serde_json::Value;
 
 use super::zlib::{inflate_slice, inflate_vec};
-use crate::codec::{int_field_in, size_mismatch, BytesToBytesCodec, CodecError};
+use crate::codec::{size_mismatch, BytesToBytesCodec, CodecError};
 
 const CODEC: &str = "gzip";
 
@@ -27,24 +27,15 @@ pub struct GzipCodec {
 impl GzipCodec {
     /// Create a gzip codec with compression `level` 0..=9.
     pub fn new(level: u32) -> Result<Self, CodecError> {
-        if level > 9 {
-            return Err(CodecError::config(
-                CODEC,
-                format!("level must be 0..=9, got {level}"),
-            ));
-        }
-        Ok(Self { level })
+        Ok(Self {
+            level: super::zlib::deflate_level(CODEC, level)?,
+        })
     }
 
-    /// From a config object with optional integer "level" (default 1).
-    /// Level -1 is zlib's default, 6, as Python's `zlib` and `gzip` modules (and so numcodecs)
-    /// take it.
+    /// From a config object with optional integer "level" (default 1; see
+    /// [`super::zlib::level_field`]).
     pub(crate) fn from_config(codec: &str, config: &Value) -> Result<Self, CodecError> {
-        let level = match int_field_in(codec, config, "level", -1, 9)?.unwrap_or(1) {
-            -1 => 6,
-            level => level,
-        };
-        Self::new(level as u32)
+        Self::new(super::zlib::level_field(codec, config)?)
     }
 }
 

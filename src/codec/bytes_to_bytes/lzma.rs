@@ -189,10 +189,13 @@ impl BytesToBytesCodec for LzmaCodec {
     }
 
     fn decode(&self, encoded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        self.decode_bounded(encoded, usize::MAX)
+    }
+
+    fn decode_bounded(&self, encoded: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::new();
-        decode_streams(CODEC, false, encoded, Sink::Grow(&mut out), || {
-            self.new_decoder()
-        })?;
+        let sink = Sink::Grow(&mut out, max_len);
+        decode_streams(CODEC, false, encoded, sink, || self.new_decoder())?;
         Ok(out)
     }
 

@@ -381,6 +381,9 @@ mod tests {
             json!({"id":"gzip"}),
             json!({"id":"zlib"}),
             json!({"id":"lz4"}),
+            json!({"id":"bz2"}),
+            json!({"id":"lzma","preset":0}),
+            json!({"id":"lzma","format":2,"preset":0}),
         ] {
             let codec = v2_compressor(&config, 4).unwrap();
             let bomb = codec.encode(&zeros).unwrap();

@@ -16,8 +16,8 @@ pub(crate) trait StreamDecoder {
 pub(crate) enum Sink<'a> {
     /// Must be filled exactly; more output is an error.
     Exact(&'a mut [u8]),
-    /// Grows as needed.
-    Grow(&'a mut Vec<u8>),
+    /// Grows as needed up to a bound (more output is an error), never allocating past it.
+    Grow(&'a mut Vec<u8>, usize),
 }
 
 /// Decodes the streams in `input` into `sink`; `new` starts a decoder for each stream.
@@ -60,7 +60,7 @@ pub(crate) fn decode_streams<D: StreamDecoder>(
     match sink {
         Sink::Exact(out) if written != out.len() => Err(size_mismatch(codec, written, out.len())),
         Sink::Exact(_) => Ok(()),
-        Sink::Grow(out) => {
+        Sink::Grow(out, _) => {
             out.truncate(written);
             Ok(())
         }
@@ -92,35 +92,38 @@ fn decode_one(
     let mut consumed = 0usize;
     let mut scratch = [0u8; 1];
     let limit = match sink {
-        Sink::Exact(out) => Some(out.len()),
-        Sink::Grow(_) => None,
+        Sink::Exact(out) => out.len(),
+        Sink::Grow(_, max_len) => *max_len,
     };
     loop {
-        let full = limit == Some(*written);
+        let full = limit == *written;
         let output: &mut [u8] = match sink {
-            // A full buffer decodes into a scratch byte: any output is too much.
-            Sink::Exact(_) if full => &mut scratch,
+            // A full sink decodes into a scratch byte: any output is too much.
+            _ if full => &mut scratch,
             Sink::Exact(out) => &mut out[*written..],
-            Sink::Grow(out) => {
+            Sink::Grow(out, _) => {
                 if out.len() == *written {
-                    let grow = out.len().clamp(64 << 10, 64 << 20);
-                    out.try_reserve(grow).map_err(|_| {
+                    let grow = out.len().clamp(64 << 10, 64 << 20).min(limit - *written);
+                    out.try_reserve_exact(grow).map_err(|_| {
                         Failure::Fatal(CodecError::corrupt(codec, "no memory for decoded data"))
                     })?;
-                    out.resize(out.capacity(), 0);
+                    out.resize(out.len() + grow, 0);
                 }
                 &mut out[*written..]
             }
         };
         let (used, produced, ended) = decoder.step(&input[consumed..], output)?;
         if full && produced > 0 {
-            return Err(Failure::Fatal(CodecError::corrupt(
-                codec,
-                format!(
-                    "decoded data exceeds the expected size of {} bytes",
-                    *written
+            return Err(Failure::Fatal(match sink {
+                Sink::Exact(_) => CodecError::corrupt(
+                    codec,
+                    format!("decoded data exceeds the expected size of {limit} bytes"),
                 ),
-            )));
+                Sink::Grow(..) => CodecError::corrupt(
+                    codec,
+                    format!("decodes to more than the {limit} bytes a chunk may hold"),
+                ),
+            }));
         }
         consumed += used;
         *written += produced;

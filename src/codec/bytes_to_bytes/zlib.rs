@@ -19,24 +19,15 @@ pub struct ZlibCodec {
 impl ZlibCodec {
     /// Create a zlib codec with compression `level` 0..=9.
     pub fn new(level: u32) -> Result<Self, CodecError> {
-        if level > 9 {
-            return Err(CodecError::config(
-                CODEC,
-                format!("level must be 0..=9, got {level}"),
-            ));
-        }
-        Ok(Self { level })
+        Ok(Self {
+            level: deflate_level(CODEC, level)?,
+        })
     }
 
-    /// From a config object with optional integer "level" (default 1).
-    /// Level -1 is zlib's default, 6, as Python's `zlib` and `gzip` modules (and so numcodecs)
-    /// take it.
+    /// From a config object with optional integer "level" (default 1; see
+    /// [`level_field`]).
     pub(crate) fn from_config(codec: &str, config: &Value) -> Result<Self, CodecError> {
-        let level = match int_field_in(codec, config, "level", -1, 9)?.unwrap_or(1) {
-            -1 => 6,
-            level => level,
-        };
-        Self::new(level as u32)
+        Self::new(level_field(codec, config)?)
     }
 }
 
@@ -168,6 +159,28 @@ thread_local! {
 /// Inflate one complete deflate stream (zlib-wrapped when `zlib_header`)
 /// from the start of `input`, appending to `out`. Returns the number of
 /// input bytes consumed.
+/// A deflate level, 0..=9.
+pub(crate) fn deflate_level(codec: &str, level: u32) -> Result<u32, CodecError> {
+    if level > 9 {
+        return Err(CodecError::config(
+            codec,
+            format!("level must be 0..=9, got {level}"),
+        ));
+    }
+    Ok(level)
+}
+
+/// The optional integer "level" of a zlib or gzip configuration (default 1); -1 is zlib's
+/// default, 6, as Python's `zlib` and `gzip` modules (and so numcodecs) take it.
+pub(crate) fn level_field(codec: &str, config: &Value) -> Result<u32, CodecError> {
+    Ok(
+        match int_field_in(codec, config, "level", -1, 9)?.unwrap_or(1) {
+            -1 => 6,
+            level => level as u32,
+        },
+    )
+}
+
 pub(crate) fn inflate_vec(
     codec: &str,
     zlib_header: bool,

@@ -1,12 +1,13 @@
-//! Key/value access to a Zarr store. The directory store maps keys to files under a root,
-//! and never leaves it: every key is resolved beneath a descriptor of the root opened once
-//! (see [`beneath`]), only regular files are read (FIFOs, sockets and devices are refused
-//! without blocking), reads are bounded before they start, and writes go through
-//! descriptors of directories resolved the same way.
+//! The directory store: keys map to files under a root, and the store never leaves it:
+//! every key is resolved beneath a descriptor of the root opened once (see
+//! [`super::beneath`]), only regular files are read (FIFOs, sockets and devices are refused
+//! without blocking), reads are bounded before they start, and writes go through descriptors
+//! of directories resolved the same way.
 
-mod beneath;
-
-use beneath::open_beneath;
+use super::beneath::{self, open_beneath};
+use super::{
+    join_key, too_large, FsStats, ListEntry, ObjectInfo, ObjectVersion, OpenObject, Store,
+};
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -16,142 +17,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// Size, modification time, owner and mode of a stored object or prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ObjectInfo {
-    /// Object size in bytes (0 for prefixes).
-    pub size: u64,
-    /// Last modification time.
-    pub mtime: SystemTime,
-    /// Whether the key names a prefix ("directory") rather than an object.
-    pub is_prefix: bool,
-    /// Owner's user id.
-    pub uid: u32,
-    /// Owner's group id.
-    pub gid: u32,
-    /// Permission bits (`0o777` at most).
-    pub mode: u32,
-}
-
-impl ObjectInfo {
-    fn from_metadata(meta: &fs::Metadata) -> Self {
-        ObjectInfo {
-            size: if meta.is_dir() { 0 } else { meta.len() },
-            mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            is_prefix: meta.is_dir(),
-            uid: meta.uid(),
-            gid: meta.gid(),
-            mode: meta.mode() & 0o777,
-        }
+/// The size, mtime, owner and mode of a file or directory.
+fn info_of(meta: &fs::Metadata) -> ObjectInfo {
+    ObjectInfo {
+        size: if meta.is_dir() { 0 } else { meta.len() },
+        mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        is_prefix: meta.is_dir(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mode: meta.mode() & 0o777,
     }
-}
-
-/// One child of a listed prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListEntry {
-    /// Name relative to the listed prefix (no separators).
-    pub name: String,
-    /// Whether the child is itself a prefix.
-    pub is_prefix: bool,
-}
-
-/// What tells versions of a stored object apart: replacing it (a new file renamed over it)
-/// changes its identity, rewriting it in place its modification time or size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ObjectVersion {
-    /// Size in bytes.
-    pub len: u64,
-    /// Last modification time.
-    pub mtime: SystemTime,
-    /// The file's identity (device and inode).
-    pub identity: (u64, u64),
-}
-
-/// A stored object opened for reads at offsets: every read sees the version that was opened,
-/// even when the object is replaced meanwhile.
-pub trait OpenObject: Send + Sync + std::fmt::Debug {
-    /// The object's size in bytes.
-    fn len(&self) -> u64;
-    /// Whether the object is empty.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Reads from `offset` into `buf`; returns how many bytes were read (fewer than
-    /// `buf.len()` only at the object's end).
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
-    /// The version opened, when the store can tell (what is derived from an object may be
-    /// kept for as long as its version stays the same).
-    fn version(&self) -> Option<ObjectVersion> {
-        None
-    }
-}
-
-/// An object held in memory.
-impl OpenObject for Vec<u8> {
-    fn len(&self) -> u64 {
-        self.as_slice().len() as u64
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.as_slice().len());
-        let n = buf.len().min(self.as_slice().len() - start);
-        buf[..n].copy_from_slice(&self[start..start + n]);
-        Ok(n)
-    }
-}
-
-/// The error for an object of `len` bytes, larger than the `max_len` a reader accepts.
-pub fn too_large(len: u64, max_len: u64) -> io::Error {
-    io::Error::other(format!(
-        "{len} bytes, more than the {max_len} accepted here; refused unread"
-    ))
-}
-
-/// A Zarr store: objects addressed by '/'-separated keys. Whole-object reads take the
-/// largest size the caller accepts (`max_len`): a larger object is refused before any of it
-/// is read.
-pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Reads a whole object; `Ok(None)` when it does not exist.
-    fn get(&self, key: &str, max_len: u64) -> io::Result<Option<Vec<u8>>>;
-    /// Reads a whole object into `buf` (replacing its contents, reusing its allocation);
-    /// `Ok(false)` when it does not exist.
-    fn get_into(&self, key: &str, buf: &mut Vec<u8>, max_len: u64) -> io::Result<bool> {
-        match self.get(key, max_len)? {
-            Some(bytes) => {
-                buf.clear();
-                buf.extend_from_slice(&bytes);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-    /// Opens an object of at most `max_len` bytes for reads at offsets, all of the version
-    /// opened; `Ok(None)` when the object is absent. By default the object is read whole
-    /// into memory.
-    fn open(&self, key: &str, max_len: u64) -> io::Result<Option<Box<dyn OpenObject>>> {
-        Ok(self
-            .get(key, max_len)?
-            .map(|bytes| Box::new(bytes) as Box<dyn OpenObject>))
-    }
-    /// Size, mtime, owner and mode of an object or prefix; `Ok(None)` when absent.
-    fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>>;
-    /// Lists the direct children of a prefix ("" is the root).
-    fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>>;
-    /// A short description for log lines (the store location for a given key).
-    fn describe(&self, key: &str) -> String;
-    /// Replaces an object atomically: readers and crashes see either the old or the new
-    /// bytes. The object keeps the mode and, where the writer may set them, the owner and
-    /// group of the object it replaces; a new object takes those of `like` (e.g. the
-    /// array's metadata document) when given and present. With `durable`, the change
-    /// itself is also made durable (directory synced).
-    fn put(&self, key: &str, bytes: &[u8], like: Option<&str>, durable: bool) -> io::Result<()>;
-    /// Deletes an object (absent is fine). With `durable`, the removal is synced.
-    fn delete(&self, key: &str, durable: bool) -> io::Result<()>;
-    /// Removes temporary objects left by an interrupted writer of an earlier session;
-    /// returns how many were removed.
-    fn remove_stale_temporaries(&self) -> io::Result<usize>;
 }
 
 /// A file of a directory store, open: replacing the file (the store's writers rename a new
@@ -510,7 +385,7 @@ impl Store for DirectoryStore {
         if !meta.is_dir() && !meta.is_file() {
             return Err(refused_kind(&meta));
         }
-        Ok(Some(ObjectInfo::from_metadata(&meta)))
+        Ok(Some(info_of(&meta)))
     }
 
     fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>> {
@@ -527,7 +402,7 @@ impl Store for DirectoryStore {
                         self.describe(prefix),
                         String::from_utf8_lossy(bad.as_bytes())
                     );
-                    if crate::error::first_report(&message) {
+                    if crate::report::first(&message) {
                         tracing::warn!("{message}");
                     }
                     continue;
@@ -616,14 +491,23 @@ impl Store for DirectoryStore {
         self.remove_temporaries_in(self.open_dir("")?, "", &own, &mut removed);
         Ok(removed)
     }
-}
 
-/// Joins a prefix and a child name into a store key.
-pub fn join_key(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}/{name}")
+    fn fs_stats(&self) -> io::Result<Option<FsStats>> {
+        // SAFETY: an all-zero statvfs is a valid value to be overwritten.
+        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatvfs on the root descriptor this store owns, into `stats`.
+        beneath::check(unsafe { libc::fstatvfs(self.fd.as_raw_fd(), &mut stats) })?;
+        let narrow = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Ok(Some(FsStats {
+            blocks: stats.f_blocks,
+            blocks_free: stats.f_bfree,
+            blocks_available: stats.f_bavail,
+            files: stats.f_files,
+            files_free: stats.f_ffree,
+            block_size: narrow(stats.f_bsize),
+            name_max: narrow(stats.f_namemax),
+            fragment_size: narrow(stats.f_frsize),
+        }))
     }
 }
 

@@ -1,0 +1,1011 @@
+//! A store in S3-compatible or HTTP object storage, through the `object_store` crate.
+//!
+//! Callers stay synchronous: each call runs its requests on the store's own runtime (see
+//! [`super::runtime`]) and waits for them. At most `max_requests` requests are in flight
+//! (object_store's `LimitStore`); object_store retries 5xx, throttling and dropped
+//! connections with back-off, and each request has a timeout. A request that finally fails
+//! is an error naming the key and the status, which callers turn into EIO and log once.
+//!
+//! Lookups are by key (GET, or HEAD for sizes); listings happen only when a directory is
+//! listed. Absent keys and object heads are remembered for the TTL. Reads record the ETag of
+//! what they read, and a write of that key is conditional on it (`If-Match`, or
+//! `If-None-Match: *` for a key read as absent), so a chunk another node changed meanwhile
+//! is refused rather than overwritten.
+
+use super::disk_cache::DiskCache;
+use super::metered::Counters;
+use super::runtime::Runtime;
+use super::{ranges, too_large, ListEntry, ObjectInfo, OpenObject, Profile, Store};
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::io;
+use std::num::NonZeroUsize;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How a remote store behaves, from the command line.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    /// Requests in flight at most.
+    pub max_requests: usize,
+    /// How long absent keys, object heads and disk-cache entries are trusted unchecked.
+    pub ttl: Duration,
+    /// Longest wait for one request (retries add to it, within `deadline`).
+    pub request_timeout: Duration,
+    /// Whether the store refuses writes (HTTP stores).
+    pub read_only: bool,
+    /// Whether the server lists keys (S3 does; a plain HTTP server does not, and there only
+    /// consolidated metadata tells which nodes a group has).
+    pub listable: bool,
+}
+
+/// What a read of a key knew about the stored object, for conditional writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Version {
+    /// Read as absent: a write must create it.
+    Absent,
+    /// Read with this ETag: a write must replace exactly that version.
+    ETag(String),
+}
+
+/// What a whole-object read found: the bytes (`None`: absent) and their version, if the
+/// server tells it.
+#[derive(Debug)]
+struct Fetched {
+    bytes: Option<Bytes>,
+    version: Option<Version>,
+}
+
+impl Fetched {
+    const ABSENT: Fetched = Fetched {
+        bytes: None,
+        version: Some(Version::Absent),
+    };
+}
+
+/// An object's size, modification time and ETag.
+#[derive(Debug, Clone)]
+struct Head {
+    info: ObjectInfo,
+    etag: Option<String>,
+}
+
+/// A value remembered for the TTL.
+type Timed<T> = (Instant, T);
+
+/// A whole-object read started ahead of its caller.
+type Pending = tokio::task::JoinHandle<io::Result<Fetched>>;
+
+/// The state requests share (on the runtime's threads too).
+struct Inner {
+    name: String,
+    store: Arc<dyn object_store::ObjectStore>,
+    options: RemoteOptions,
+    counters: Arc<Counters>,
+    disk: Option<DiskCache>,
+    /// Whether the server honours conditional writes (until it says it does not).
+    conditional: AtomicBool,
+    /// Object heads, or `None` for absent objects, by key.
+    heads: Mutex<lru::LruCache<String, Timed<Option<Head>>>>,
+    /// Whether keys are prefixes (a listing under them has objects).
+    prefixes: Mutex<lru::LruCache<String, Timed<bool>>>,
+    /// The version each key had when last read or written here.
+    versions: Mutex<lru::LruCache<String, Version>>,
+    /// Reads started ahead of their callers, by key.
+    pending: Mutex<HashMap<String, (Instant, Pending)>>,
+}
+
+/// A store in object storage.
+#[derive(Debug)]
+pub struct ObjectStore {
+    inner: Arc<Inner>,
+    runtime: Arc<Runtime>,
+}
+
+/// Names the store only: the client's configuration holds credentials, never shown.
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStore")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Remembered keys per cache (heads, prefixes, versions).
+const REMEMBERED: usize = 1 << 20;
+
+/// The store path of a key ("" is the root).
+fn path(key: &str) -> io::Result<Path> {
+    Path::parse(key).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+}
+
+/// The status of a failed request, for messages: the HTTP status when there was one, else
+/// the innermost cause (connection refused, timed out…).
+fn reason(err: &object_store::Error) -> String {
+    use object_store::Error as E;
+    match err {
+        E::NotFound { .. } => "404 Not Found".into(),
+        E::Precondition { .. } => "412 Precondition Failed".into(),
+        E::NotModified { .. } => "304 Not Modified".into(),
+        E::AlreadyExists { .. } => "409 Conflict".into(),
+        E::PermissionDenied { .. } => "403 Forbidden".into(),
+        E::Unauthenticated { .. } => "401 Unauthorized".into(),
+        _ => {
+            let text = err.to_string();
+            if let Some(at) = text.find("status code: ") {
+                let status = &text[at + 13..];
+                return status
+                    .split(':')
+                    .next()
+                    .unwrap_or(status)
+                    .trim()
+                    .to_string();
+            }
+            let mut source: &dyn std::error::Error = err;
+            while let Some(next) = source.source() {
+                source = next;
+            }
+            let retries = text
+                .find(", after ")
+                .and_then(|at| text[at + 2..].split(',').next())
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            format!("{source}{retries}")
+        }
+    }
+}
+
+impl Inner {
+    /// A failure of `operation` on `key`, for the caller (EIO) and its log line.
+    fn failure(&self, operation: &str, err: &object_store::Error) -> io::Error {
+        Counters::add(&self.counters.failures, 1);
+        io::Error::other(format!("{operation} failed: {}", reason(err)))
+    }
+
+    fn fresh<T: Clone>(
+        &self,
+        cache: &Mutex<lru::LruCache<String, Timed<T>>>,
+        key: &str,
+    ) -> Option<T> {
+        let mut cache = cache.lock();
+        match cache.get(key) {
+            Some((at, value)) if at.elapsed() < self.options.ttl => Some(value.clone()),
+            _ => None,
+        }
+    }
+
+    fn remember_head(&self, key: &str, head: Option<Head>) {
+        self.heads
+            .lock()
+            .put(key.to_string(), (Instant::now(), head));
+    }
+
+    fn remember_version(&self, key: &str, version: Version) {
+        self.versions.lock().put(key.to_string(), version);
+    }
+
+    fn head_of(meta: &object_store::ObjectMeta) -> Head {
+        Head {
+            info: ObjectInfo {
+                size: meta.size,
+                mtime: meta.last_modified.into(),
+                is_prefix: false,
+                ..owner_and_mode(false)
+            },
+            etag: meta.e_tag.clone(),
+        }
+    }
+
+    /// Reads a whole object of at most `max_len` bytes; its bytes are `None` when absent.
+    /// Served from the disk cache while its entry is younger than the TTL, else revalidated
+    /// with `If-None-Match`. The version read is for the caller to record once it has the
+    /// bytes (a read started ahead may never be handed to anyone).
+    async fn fetch(self: Arc<Self>, key: String, max_len: u64) -> io::Result<Fetched> {
+        let found = |bytes: Bytes, etag: Option<String>| Fetched {
+            bytes: Some(bytes),
+            version: etag.map(Version::ETag),
+        };
+        if let Some(None) = self.fresh(&self.heads, &key) {
+            Counters::add(&self.counters.negative_hits, 1);
+            return Ok(Fetched::ABSENT);
+        }
+        let cached = self.disk.as_ref().and_then(|disk| disk.get(&key));
+        if let Some(entry) = &cached {
+            let age = entry.validated.elapsed().unwrap_or(Duration::MAX);
+            if age < self.options.ttl && entry.bytes.len() as u64 <= max_len {
+                Counters::add(&self.counters.disk_cache_hits, 1);
+                return Ok(found(
+                    Bytes::from(entry.bytes.clone()),
+                    Some(entry.etag.clone()),
+                ));
+            }
+        }
+        let options = GetOptions {
+            if_none_match: cached.as_ref().map(|entry| entry.etag.clone()),
+            ..Default::default()
+        };
+        let result = match self.store.get_opts(&path(&key)?, options).await {
+            Ok(result) => result,
+            Err(err @ object_store::Error::NotModified { .. }) => {
+                let Some(entry) = cached else {
+                    return Err(self.failure("GET", &err));
+                };
+                Counters::add(&self.counters.disk_cache_revalidated, 1);
+                if let Some(disk) = &self.disk {
+                    disk.confirm(&key);
+                }
+                return Ok(found(Bytes::from(entry.bytes), Some(entry.etag)));
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                self.remember_head(&key, None);
+                if let Some(disk) = &self.disk {
+                    disk.remove(&key);
+                }
+                return Ok(Fetched::ABSENT);
+            }
+            Err(err) => return Err(self.failure("GET", &err)),
+        };
+        if result.meta.size > max_len {
+            return Err(too_large(result.meta.size, max_len));
+        }
+        let head = Self::head_of(&result.meta);
+        let bytes = result.bytes().await.map_err(|e| self.failure("GET", &e))?;
+        Counters::add(&self.counters.bytes_fetched, bytes.len() as u64);
+        if let (Some(etag), Some(disk)) = (&head.etag, &self.disk) {
+            disk.put(&key, etag, &bytes);
+        }
+        let etag = head.etag.clone();
+        self.remember_head(&key, Some(head));
+        Ok(found(bytes, etag))
+    }
+
+    /// Reads `key` into `buf` from the disk cache when its entry was confirmed within the
+    /// TTL (and fits `max_len`); whether it did.
+    fn fresh_from_disk(&self, key: &str, buf: &mut Vec<u8>, max_len: u64) -> bool {
+        let Some(disk) = &self.disk else {
+            return false;
+        };
+        let ttl = self.options.ttl;
+        let fresh = |t: std::time::SystemTime| t.elapsed().is_ok_and(|age| age < ttl);
+        if !disk.confirmed(key).is_some_and(fresh) {
+            return false;
+        }
+        match disk.get_into(key, buf) {
+            Some((etag, validated)) if fresh(validated) && buf.len() as u64 <= max_len => {
+                Counters::add(&self.counters.disk_cache_hits, 1);
+                self.remember_version(key, Version::ETag(etag));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The head of an object (`None` when absent), remembered for the TTL.
+    async fn head(&self, key: &str) -> io::Result<Option<Head>> {
+        if let Some(head) = self.fresh(&self.heads, key) {
+            if head.is_none() {
+                Counters::add(&self.counters.negative_hits, 1);
+            }
+            return Ok(head);
+        }
+        let head = match self.store.head(&path(key)?).await {
+            Ok(meta) => Some(Self::head_of(&meta)),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(err) => return Err(self.failure("HEAD", &err)),
+        };
+        self.remember_head(key, head.clone());
+        Ok(head)
+    }
+
+    /// Whether objects lie under `key/`, remembered for the TTL. (A prefix some servers
+    /// keep listing after its last object went proves nothing: objects are looked for.)
+    async fn is_prefix(&self, key: &str) -> io::Result<bool> {
+        if !self.options.listable {
+            return Ok(false);
+        }
+        if let Some(known) = self.fresh(&self.prefixes, key) {
+            return Ok(known);
+        }
+        use futures::StreamExt;
+        let prefix = path(key)?;
+        let mut listing = self.store.list(Some(&prefix));
+        let found = loop {
+            match listing.next().await {
+                None => break false,
+                Some(Ok(meta)) if meta.location != prefix => break true,
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => return Err(self.failure("LIST", &err)),
+            }
+        };
+        self.prefixes
+            .lock()
+            .put(key.to_string(), (Instant::now(), found));
+        Ok(found)
+    }
+
+    /// Reads `range` of the version `etag` of `key` (ranges of one version are cached on
+    /// disk under that version).
+    async fn read_range(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        range: Range<u64>,
+    ) -> io::Result<Bytes> {
+        let cache_key = etag.map(|etag| format!("{key}#{etag}#{}-{}", range.start, range.end));
+        if let (Some(disk), Some(cache_key)) = (&self.disk, &cache_key) {
+            if let Some(entry) = disk.get(cache_key) {
+                Counters::add(&self.counters.disk_cache_hits, 1);
+                return Ok(Bytes::from(entry.bytes));
+            }
+        }
+        let options = GetOptions {
+            if_match: etag.map(str::to_string),
+            range: Some(GetRange::Bounded(range.clone())),
+            ..Default::default()
+        };
+        let fetched = async {
+            let result = self.store.get_opts(&path(key)?, options).await;
+            match result {
+                Ok(result) => result.bytes().await.map_err(|e| self.failure("GET", &e)),
+                Err(object_store::Error::Precondition { .. }) => Err(io::Error::other(
+                    "the object changed while open (412 Precondition Failed); open it again",
+                )),
+                Err(err) => Err(self.failure("GET", &err)),
+            }
+        }
+        .await?;
+        Counters::add(&self.counters.bytes_fetched, fetched.len() as u64);
+        if let (Some(disk), Some(cache_key), Some(etag)) = (&self.disk, &cache_key, etag) {
+            disk.put(cache_key, etag, &fetched);
+        }
+        Ok(fetched)
+    }
+}
+
+/// The owner (this daemon's user) and mode (rw-r--r--, directories rwxr-xr-x) shown for
+/// objects and prefixes, which carry neither.
+fn owner_and_mode(prefix: bool) -> ObjectInfo {
+    // SAFETY: geteuid and getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    ObjectInfo {
+        size: 0,
+        mtime: std::time::UNIX_EPOCH,
+        is_prefix: prefix,
+        uid,
+        gid,
+        mode: if prefix { 0o755 } else { 0o644 },
+    }
+}
+
+impl ObjectStore {
+    /// A store over `store` (already confined to the store's prefix), named `name` in
+    /// messages, with its requests on `runtime`.
+    pub fn new(
+        name: String,
+        store: Arc<dyn object_store::ObjectStore>,
+        runtime: Runtime,
+        options: RemoteOptions,
+        counters: Arc<Counters>,
+        disk: Option<DiskCache>,
+    ) -> Self {
+        let remembered = NonZeroUsize::new(REMEMBERED).expect("non-zero");
+        ObjectStore {
+            inner: Arc::new(Inner {
+                name,
+                store,
+                options,
+                counters,
+                disk,
+                conditional: AtomicBool::new(true),
+                heads: Mutex::new(lru::LruCache::new(remembered)),
+                prefixes: Mutex::new(lru::LruCache::new(remembered)),
+                versions: Mutex::new(lru::LruCache::new(remembered)),
+                pending: Mutex::new(HashMap::new()),
+            }),
+            runtime: Arc::new(runtime),
+        }
+    }
+
+    /// Reads started ahead are kept for their callers this long at most.
+    const PENDING_KEPT: Duration = Duration::from_secs(30);
+
+    /// The read of `key` started ahead, if any, taken out for this caller.
+    fn take_pending(&self, key: &str) -> Option<Pending> {
+        self.inner.pending.lock().remove(key).map(|(_, p)| p)
+    }
+
+    fn refuse_writes(&self) -> io::Result<()> {
+        if self.inner.options.read_only {
+            return Err(io::Error::new(
+                io::ErrorKind::ReadOnlyFilesystem,
+                "an HTTP store is read-only",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` to `key` with `mode`; conditional modes the server does not
+    /// implement fall back, once and for all, to plain overwrites (with a warning).
+    async fn put_with(
+        inner: &Inner,
+        key: &str,
+        bytes: Bytes,
+        mode: PutMode,
+    ) -> object_store::Result<object_store::PutResult> {
+        let location = path(key).map_err(|e| object_store::Error::Generic {
+            store: "zarrfs",
+            source: Box::new(e),
+        })?;
+        let options = PutOptions {
+            mode: mode.clone(),
+            ..Default::default()
+        };
+        match inner
+            .store
+            .put_opts(&location, bytes.clone().into(), options)
+            .await
+        {
+            Err(object_store::Error::NotImplemented { .. }) if mode != PutMode::Overwrite => {
+                if inner.conditional.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "{}: the server does not support conditional writes; writes from \
+                         several nodes to one chunk can no longer be detected",
+                        inner.name
+                    );
+                }
+                inner.store.put(&location, bytes.into()).await
+            }
+            result => result,
+        }
+    }
+}
+
+impl Store for ObjectStore {
+    fn get(&self, key: &str, max_len: u64) -> io::Result<Option<Vec<u8>>> {
+        let mut buf = Vec::new();
+        Ok(self.get_into(key, &mut buf, max_len)?.then_some(buf))
+    }
+
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>, max_len: u64) -> io::Result<bool> {
+        let pending = self.take_pending(key);
+        if pending.is_none() && self.inner.fresh_from_disk(key, buf, max_len) {
+            return Ok(true);
+        }
+        let fetched = match pending {
+            Some(pending) => self
+                .runtime
+                .run(async { pending.await.map_err(io::Error::other)? })?,
+            None => self
+                .runtime
+                .run(self.inner.clone().fetch(key.to_string(), max_len))?,
+        };
+        if let Some(bytes) = &fetched.bytes {
+            if bytes.len() as u64 > max_len {
+                return Err(too_large(bytes.len() as u64, max_len));
+            }
+        }
+        // What this caller gets is what a write of the key will be conditional on.
+        match fetched.version {
+            Some(version) => self.inner.remember_version(key, version),
+            None => {
+                self.inner.versions.lock().pop(key);
+            }
+        }
+        match fetched.bytes {
+            Some(bytes) => {
+                // The object's own buffer when nothing else holds it: no copy.
+                *buf = Vec::from(bytes);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn prefetch(&self, key: &str, max_len: u64) {
+        // A fresh disk-cache entry costs no request: its caller reads it.
+        let ttl = self.inner.options.ttl;
+        if let Some(disk) = &self.inner.disk {
+            let confirmed = disk.confirmed(key).and_then(|t| t.elapsed().ok());
+            if confirmed.is_some_and(|age| age < ttl) {
+                return;
+            }
+        }
+        let mut pending = self.inner.pending.lock();
+        if pending.contains_key(key) {
+            return;
+        }
+        pending.retain(|_, (started, _)| started.elapsed() < Self::PENDING_KEPT);
+        if pending.len() >= 4 * self.inner.options.max_requests {
+            return;
+        }
+        let task = self
+            .runtime
+            .spawn(self.inner.clone().fetch(key.to_string(), max_len));
+        pending.insert(key.to_string(), (Instant::now(), task));
+    }
+
+    fn open(&self, key: &str, max_len: u64) -> io::Result<Option<Box<dyn OpenObject>>> {
+        let Some(head) = self.runtime.run(self.inner.head(key))? else {
+            return Ok(None);
+        };
+        if head.info.size > max_len {
+            return Err(too_large(head.info.size, max_len));
+        }
+        Ok(Some(Box::new(RemoteObject {
+            inner: self.inner.clone(),
+            runtime: self.runtime.clone(),
+            key: key.to_string(),
+            len: head.info.size,
+            etag: head.etag,
+        })))
+    }
+
+    fn info(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
+        if key.is_empty() {
+            return Ok(Some(owner_and_mode(true)));
+        }
+        self.runtime.run(async {
+            if let Some(head) = self.inner.head(key).await? {
+                return Ok(Some(head.info));
+            }
+            Ok(self
+                .inner
+                .is_prefix(key)
+                .await?
+                .then(|| owner_and_mode(true)))
+        })
+    }
+
+    fn object_info(&self, key: &str) -> io::Result<Option<ObjectInfo>> {
+        let head = self.runtime.run(self.inner.head(key))?;
+        Ok(head.map(|head| head.info))
+    }
+
+    fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>> {
+        if !self.inner.options.listable {
+            return Ok(Vec::new());
+        }
+        let location = if prefix.is_empty() {
+            None
+        } else {
+            Some(path(prefix)?)
+        };
+        let listed = self.runtime.run(async {
+            Ok(self
+                .inner
+                .store
+                .list_with_delimiter(location.as_ref())
+                .await)
+        })?;
+        let listed = match listed {
+            Ok(listed) => listed,
+            Err(err) => return Err(self.inner.failure("LIST", &err)),
+        };
+        let name = |p: &Path| p.filename().map(str::to_string);
+        let mut entries: Vec<ListEntry> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(name)
+            .map(|name| ListEntry {
+                name,
+                is_prefix: true,
+            })
+            .chain(listed.objects.iter().filter_map(|meta| {
+                (Some(&meta.location) != location.as_ref())
+                    .then(|| name(&meta.location))
+                    .flatten()
+                    .map(|name| ListEntry {
+                        name,
+                        is_prefix: false,
+                    })
+            }))
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|a, b| a.name == b.name);
+        Ok(entries)
+    }
+
+    fn describe(&self, key: &str) -> String {
+        if key.is_empty() {
+            self.inner.name.clone()
+        } else {
+            format!("{}/{key}", self.inner.name.trim_end_matches('/'))
+        }
+    }
+
+    fn put(&self, key: &str, bytes: &[u8], _like: Option<&str>, _durable: bool) -> io::Result<()> {
+        self.refuse_writes()?;
+        let inner = &self.inner;
+        let known = inner.versions.lock().get(key).cloned();
+        let mode = match known {
+            _ if !inner.conditional.load(Ordering::Relaxed) => PutMode::Overwrite,
+            Some(Version::ETag(etag)) => PutMode::Update(UpdateVersion {
+                e_tag: Some(etag),
+                version: None,
+            }),
+            Some(Version::Absent) => PutMode::Create,
+            None => PutMode::Overwrite,
+        };
+        // A read of the old version started ahead must not be handed to a later caller.
+        inner.pending.lock().remove(key);
+        let payload = Bytes::copy_from_slice(bytes);
+        let result = self
+            .runtime
+            .run(async { Ok(Self::put_with(inner, key, payload, mode).await) })?;
+        inner.heads.lock().pop(key);
+        match result {
+            Ok(done) => {
+                Counters::add(&inner.counters.bytes_put, bytes.len() as u64);
+                match &done.e_tag {
+                    Some(etag) => {
+                        inner.remember_version(key, Version::ETag(etag.clone()));
+                        if let Some(disk) = &inner.disk {
+                            disk.put(key, etag, bytes);
+                        }
+                    }
+                    None => {
+                        inner.versions.lock().pop(key);
+                    }
+                }
+                Ok(())
+            }
+            Err(
+                err @ (object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. }),
+            ) => {
+                Counters::add(&inner.counters.conflicts, 1);
+                Err(io::Error::other(format!(
+                    "PUT refused: {}: the object changed in the store since this mount read \
+                     it (written by another node?); not overwritten",
+                    reason(&err)
+                )))
+            }
+            Err(err) => Err(inner.failure("PUT", &err)),
+        }
+    }
+
+    fn delete(&self, key: &str, _durable: bool) -> io::Result<()> {
+        self.refuse_writes()?;
+        let inner = &self.inner;
+        inner.pending.lock().remove(key);
+        let result = self
+            .runtime
+            .run(async { Ok(inner.store.delete(&path(key)?).await) })?;
+        match result {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                inner.remember_head(key, None);
+                inner.remember_version(key, Version::Absent);
+                if let Some(disk) = &inner.disk {
+                    disk.remove(key);
+                }
+                Ok(())
+            }
+            Err(err) => Err(inner.failure("DELETE", &err)),
+        }
+    }
+
+    fn remove_stale_temporaries(&self) -> io::Result<usize> {
+        // Every write is one PUT: nothing is ever left half-written.
+        Ok(0)
+    }
+
+    fn profile(&self) -> Profile {
+        Profile {
+            remote: true,
+            requests_in_flight: self.inner.options.max_requests,
+            revalidate_after: Some(self.inner.options.ttl),
+        }
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.inner.counters.rows()
+    }
+}
+
+/// An object opened for ranged reads, all of the version (ETag) seen when it was opened.
+#[derive(Debug)]
+struct RemoteObject {
+    inner: Arc<Inner>,
+    runtime: Arc<Runtime>,
+    key: String,
+    len: u64,
+    etag: Option<String>,
+}
+
+impl RemoteObject {
+    /// `offset..offset + len` clipped to the object.
+    fn clip(&self, offset: u64, len: usize) -> Range<u64> {
+        let start = offset.min(self.len);
+        start..offset.saturating_add(len as u64).min(self.len)
+    }
+}
+
+impl OpenObject for RemoteObject {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn version(&self) -> Option<super::ObjectVersion> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let etag = self.etag.as_deref()?;
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(etag);
+        Some(super::ObjectVersion {
+            len: self.len,
+            mtime: std::time::SystemTime::UNIX_EPOCH,
+            identity: (hash, self.len),
+        })
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut parts = [(offset, buf)];
+        Ok(self.read_many(&mut parts)?[0])
+    }
+
+    fn read_many(&self, parts: &mut [(u64, &mut [u8])]) -> io::Result<Vec<usize>> {
+        let wanted: Vec<Range<u64>> = parts
+            .iter()
+            .map(|(offset, buf)| self.clip(*offset, buf.len()))
+            .collect();
+        let requests = ranges::merge(&wanted);
+        let inner = &self.inner;
+        let etag = self.etag.as_deref();
+        let fetched: Vec<Bytes> = self.runtime.run(async {
+            futures::future::try_join_all(
+                requests
+                    .iter()
+                    .map(|range| inner.read_range(&self.key, etag, range.clone())),
+            )
+            .await
+        })?;
+        let mut done = Vec::with_capacity(parts.len());
+        for ((_, buf), range) in parts.iter_mut().zip(&wanted) {
+            let Some(at) = requests
+                .iter()
+                .position(|r| r.start <= range.start && range.end <= r.end)
+                .filter(|_| !range.is_empty())
+            else {
+                done.push(0);
+                continue;
+            };
+            let from = (range.start - requests[at].start) as usize;
+            let n = (range.end - range.start) as usize;
+            let bytes = &fetched[at];
+            if bytes.len() < from + n {
+                return Err(io::Error::other(format!(
+                    "GET of {}..{} returned {} bytes",
+                    requests[at].start,
+                    requests[at].end,
+                    bytes.len()
+                )));
+            }
+            buf[..n].copy_from_slice(&bytes[from..from + n]);
+            done.push(n);
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use object_store::ObjectStoreExt;
+
+    const ANY: u64 = u64::MAX;
+
+    fn options(ttl: Duration) -> RemoteOptions {
+        RemoteOptions {
+            max_requests: 4,
+            ttl,
+            request_timeout: Duration::from_secs(5),
+            read_only: false,
+            listable: true,
+        }
+    }
+
+    /// A store over `memory`, caching on disk in `disk` when given.
+    fn store_over(
+        memory: &Arc<InMemory>,
+        ttl: Duration,
+        disk: Option<&std::path::Path>,
+    ) -> ObjectStore {
+        let disk = disk.map(|dir| DiskCache::open(dir, 1 << 20, "mem://test").unwrap());
+        ObjectStore::new(
+            "mem://test".into(),
+            memory.clone(),
+            Runtime::new(1, Duration::from_secs(10)).unwrap(),
+            options(ttl),
+            Arc::new(Counters::default()),
+            disk,
+        )
+    }
+
+    fn counter(store: &ObjectStore, name: &str) -> u64 {
+        store
+            .counters()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+    }
+
+    /// Writes `bytes` at `key` behind the stores' backs (another node).
+    fn put_behind(memory: &InMemory, key: &str, bytes: &'static [u8]) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(memory.put(&Path::from(key), bytes.into()))
+            .unwrap();
+    }
+
+    #[test]
+    fn debug_output_names_the_store_only() {
+        let store = store_over(&Arc::new(InMemory::new()), Duration::ZERO, None);
+        let shown = format!("{store:?}");
+        assert!(
+            shown.contains("mem://test") && !shown.contains("InMemory"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn objects_prefixes_and_listings() {
+        let memory = Arc::new(InMemory::new());
+        let store = store_over(&memory, Duration::ZERO, None);
+        store.put("g/a/0.0", b"abc", None, false).unwrap();
+        store.put("g/.zgroup", b"{}", None, false).unwrap();
+        assert_eq!(store.get("g/a/0.0", ANY).unwrap().unwrap(), b"abc");
+        assert_eq!(store.get("g/a/1.0", ANY).unwrap(), None);
+        assert!(store.get("g/a/0.0", 2).is_err(), "larger than the bound");
+        let info = store.info("g/a/0.0").unwrap().unwrap();
+        assert_eq!((info.size, info.is_prefix), (3, false));
+        assert!(store.info("g/a").unwrap().unwrap().is_prefix);
+        assert!(
+            store.object_info("g/a").unwrap().is_none(),
+            "a prefix is no object"
+        );
+        assert_eq!(store.object_info("g/a/0.0").unwrap().unwrap().size, 3);
+        assert!(store.info("g/none").unwrap().is_none());
+        let entries: Vec<(String, bool)> = store
+            .list("g")
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.is_prefix))
+            .collect();
+        assert_eq!(entries, [(".zgroup".into(), false), ("a".into(), true)]);
+        store.delete("g/a/0.0", false).unwrap();
+        assert_eq!(store.get("g/a/0.0", ANY).unwrap(), None);
+        assert!(
+            store.info("g/a").unwrap().is_none(),
+            "no object left under it"
+        );
+    }
+
+    #[test]
+    fn a_write_over_a_version_another_node_replaced_is_refused() {
+        let memory = Arc::new(InMemory::new());
+        let (a, b) = (
+            store_over(&memory, Duration::ZERO, None),
+            store_over(&memory, Duration::ZERO, None),
+        );
+        a.put("c/0", b"v1", None, false).unwrap();
+        assert!(b.get("c/0", ANY).unwrap().is_some(), "b reads v1");
+        a.put("c/0", b"v2", None, false).unwrap();
+        let err = b.put("c/0", b"b's", None, false).unwrap_err();
+        assert!(err.to_string().contains("412"), "{err}");
+        assert_eq!(counter(&b, "store_conflicts"), 1);
+        assert_eq!(
+            a.get("c/0", ANY).unwrap().unwrap(),
+            b"v2",
+            "not overwritten"
+        );
+        // Read as absent, then created by another node: refused as well.
+        assert!(b.get("c/1", ANY).unwrap().is_none());
+        put_behind(&memory, "c/1", b"other");
+        assert!(b.put("c/1", b"mine", None, false).is_err());
+        // Once read again, the write goes through.
+        assert!(b.get("c/0", ANY).unwrap().is_some());
+        b.put("c/0", b"v3", None, false).unwrap();
+        assert_eq!(a.get("c/0", ANY).unwrap().unwrap(), b"v3");
+    }
+
+    #[test]
+    fn absent_keys_are_remembered_for_the_ttl() {
+        let memory = Arc::new(InMemory::new());
+        let store = store_over(&memory, Duration::from_secs(3600), None);
+        assert!(store.get("k", ANY).unwrap().is_none());
+        put_behind(&memory, "k", b"new");
+        assert!(store.get("k", ANY).unwrap().is_none(), "within the TTL");
+        assert_eq!(counter(&store, "negative_cache_hits"), 1);
+        let fresh = store_over(&memory, Duration::ZERO, None);
+        assert_eq!(fresh.get("k", ANY).unwrap().unwrap(), b"new");
+    }
+
+    #[test]
+    fn ranged_reads_of_parts_stay_on_the_version_opened() {
+        let memory = Arc::new(InMemory::new());
+        let store = store_over(&memory, Duration::ZERO, None);
+        store.put("s", b"0123456789", None, false).unwrap();
+        let object = store.open("s", ANY).unwrap().unwrap();
+        assert_eq!(object.len(), 10);
+        let (mut a, mut b, mut c, mut d) = ([0u8; 3], [0u8; 2], [0u8; 4], [0u8; 4]);
+        let done = object
+            .read_many(&mut [
+                (7, &mut a[..]),
+                (1, &mut b[..]),
+                (8, &mut c[..]),
+                (12, &mut d[..]),
+            ])
+            .unwrap();
+        assert_eq!(done, [3, 2, 2, 0]);
+        assert_eq!((&a, &b, &c[..2]), (b"789", b"12", &b"89"[..]));
+        put_behind(&memory, "s", b"abcdefghij");
+        let err = object.read_at(0, &mut a).unwrap_err();
+        assert!(err.to_string().contains("changed while open"), "{err}");
+        assert!(store.open("missing", ANY).unwrap().is_none());
+        assert!(store.open("s", 9).is_err(), "larger than the bound");
+    }
+
+    #[test]
+    fn reads_started_ahead_are_handed_to_their_caller() {
+        let memory = Arc::new(InMemory::new());
+        let store = store_over(&memory, Duration::ZERO, None);
+        store.put("p/0", b"ahead", None, false).unwrap();
+        store.prefetch("p/0", ANY);
+        store.prefetch("p/1", ANY);
+        assert_eq!(store.inner.pending.lock().len(), 2, "both started");
+        // Replaced once the read ahead is done: the caller gets what was read ahead.
+        std::thread::sleep(Duration::from_millis(200));
+        put_behind(&memory, "p/0", b"later");
+        let mut buf = Vec::new();
+        assert!(store.get_into("p/0", &mut buf, ANY).unwrap());
+        assert_eq!(buf, b"ahead");
+        assert!(!store.get_into("p/1", &mut buf, ANY).unwrap());
+        assert!(store.inner.pending.lock().is_empty());
+    }
+
+    #[test]
+    fn reads_ahead_never_handed_over_change_nothing() {
+        let memory = Arc::new(InMemory::new());
+        let store = store_over(&memory, Duration::ZERO, None);
+        let mut buf = Vec::new();
+        store.put("k", b"v1", None, false).unwrap();
+        assert!(store.get_into("k", &mut buf, ANY).unwrap());
+        // Another node writes v2; a read ahead fetches it, but no caller takes it.
+        put_behind(&memory, "k", b"v2");
+        store.prefetch("k", ANY);
+        std::thread::sleep(Duration::from_millis(200));
+        // This mount's write is still conditional on v1, the version its caller read.
+        assert!(store.put("k", b"mine", None, false).is_err());
+        // A read ahead started before a write here is not handed over after it.
+        assert!(store.get_into("k", &mut buf, ANY).unwrap());
+        store.prefetch("k", ANY);
+        store.put("k", b"mine", None, false).unwrap();
+        assert!(store.get_into("k", &mut buf, ANY).unwrap());
+        assert_eq!(buf, b"mine");
+    }
+
+    #[test]
+    fn the_disk_cache_serves_fresh_entries_and_revalidates_old_ones() {
+        let memory = Arc::new(InMemory::new());
+        let dir = tempfile::tempdir().unwrap();
+        let writer = store_over(&memory, Duration::ZERO, None);
+        writer.put("a/0", b"one", None, false).unwrap();
+        let first = store_over(&memory, Duration::ZERO, Some(dir.path()));
+        assert_eq!(first.get("a/0", ANY).unwrap().unwrap(), b"one");
+        // A remount trusting entries for an hour reads from disk, even what changed since.
+        writer.put("a/0", b"two", None, false).unwrap();
+        let trusting = store_over(&memory, Duration::from_secs(3600), Some(dir.path()));
+        assert_eq!(trusting.get("a/0", ANY).unwrap().unwrap(), b"one");
+        assert_eq!(counter(&trusting, "disk_cache_hits"), 1);
+        // With no TTL the entry is checked: changed, fetched again; unchanged, confirmed.
+        let checking = store_over(&memory, Duration::ZERO, Some(dir.path()));
+        assert_eq!(checking.get("a/0", ANY).unwrap().unwrap(), b"two");
+        assert_eq!(checking.get("a/0", ANY).unwrap().unwrap(), b"two");
+        assert_eq!(counter(&checking, "disk_cache_revalidated"), 1);
+        assert_eq!(counter(&checking, "disk_cache_hits"), 0);
+    }
+}
