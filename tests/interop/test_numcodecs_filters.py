@@ -239,7 +239,7 @@ def test_writes_read_back_in_zarr_python_as_its_own(written, mounter, tmp_path):
     shutil.copytree(original, store)
     shutil.copytree(original, reference)
     cases = CASES if fmt == 2 else V3_CASES
-    m = mounter(store)
+    m = mounter(store, "--rw")
     for case in cases:
         new = case.data(changed=True).astype(view_dtype(case, fmt))
         arr = np.memmap(m.mnt / case.name / "data", dtype=new.dtype, mode="r+", shape=new.shape)

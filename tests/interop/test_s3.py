@@ -118,7 +118,7 @@ def test_writes_are_read_back_by_zarr_python_through_s3(s3, zarrfs, tmp_path):
                             zarr_format=2, compressors=numcodecs.Zstd(level=3))
     before = np.arange(96, dtype="<f8").reshape(8, 12)
     arr[...] = before
-    m = s3_mount(zarrfs, s3, prefix, tmp_path / "w")
+    m = s3_mount(zarrfs, s3, prefix, tmp_path / "w", "--rw")
     try:
         mm = np.memmap(m / "data", dtype="<f8", mode="r+", shape=(8, 12))
         mm[1, :] = -1.0  # chunks (0,0), (0,1)
@@ -140,7 +140,7 @@ def test_writes_are_read_back_by_zarr_python_through_s3(s3, zarrfs, tmp_path):
 
 
 def rw_mount(zarrfs, s3, prefix, where, *args):
-    return s3_mount(zarrfs, s3, prefix, where, "--writeback-delay", "60s", *args)
+    return s3_mount(zarrfs, s3, prefix, where, "--rw", "--writeback-delay", "60s", *args)
 
 
 def test_two_nodes_writing_one_chunk_is_detected_not_lost(s3, zarrfs, tmp_path):
@@ -222,9 +222,11 @@ def test_a_server_gone_mid_read_gives_eio_then_recovers(s3, zarrfs, tmp_path):
             with pytest.raises(OSError) as caught:
                 f.read()
             assert caught.value.errno == errno.EIO
-        # One line names the chunk's key and what went wrong.
+        # One line names the object (the chunk's key, or the array's metadata document whose
+        # presence reads check) and what went wrong.
         log = m.log.read_text()
-        assert any(f"{prefix}/" in line and "GET failed" in line for line in log.splitlines()), \
+        assert any(f"{prefix}/" in line and ("GET failed" in line or "HEAD failed" in line)
+                   for line in log.splitlines()), \
             log[-2000:]
         s3.restart()
         got = np.fromfile(m / "data", dtype="<u4")

@@ -152,8 +152,19 @@ def test_sample_store_is_v3_and_reads_as_zarr_python_and_tensorstore_read_it(zar
                 if msg:
                     problems.append(f"{path} {view} vs {name}: {msg}")
     assert not problems, "\n".join(problems)
-    info = subprocess.run([str(zarrfs), "info", str(d)], capture_output=True, text=True, timeout=60)
+    info = subprocess.run([str(zarrfs), "info", "--json", str(d)], capture_output=True, text=True, timeout=60)
     assert info.returncode == 0, info.stderr
+    described = {}
+    nodes = [json.loads(info.stdout)]
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.get("children", []))
+        if node["node"] == "array":
+            described[node["path"].lstrip("/")] = node
+    assert sorted(described) == arrays, sorted(described)
     for path in arrays:
-        line = next(ln for ln in info.stdout.splitlines() if ln.startswith(f"/{path} "))
-        assert "zarr_format=3" in line and "codecs=" in line and "fill=" in line, line
+        doc = json.loads((d / path / "zarr.json").read_text())
+        node = described[path]
+        assert node["zarr_format"] == 3 and node["shape"] == doc["shape"], node
+        assert [c["name"] for c in node["codecs"]] == [c["name"] for c in doc["codecs"]], node
+        assert "fill_value" in node, node

@@ -248,7 +248,7 @@ def test_writes_land_in_the_shards(spec, mounter, tmp_path):
     inner = spec.inner
     chunk_nbytes = math.prod(inner) * dt.itemsize
     zarr_json = (store / ARR / "zarr.json").read_bytes()
-    m = mounter(store)
+    m = mounter(store, "--rw")
     adir = m.mnt / ARR
     steps = []
 
@@ -293,7 +293,7 @@ def test_writes_land_in_the_shards(spec, mounter, tmp_path):
     assert not problems, f"{spec.id} store after {steps}:\n" + "\n".join(problems)
 
     # 4. dd of the whole data file, then the first shard made all fill through data
-    m = mounter(store, name="mnt2")
+    m = mounter(store, "--rw", name="mnt2")
     adir = m.mnt / ARR
     new = random_array(dt, spec.shape, rng)
     src = tmp_path / "whole.bin"
@@ -326,7 +326,7 @@ def test_untouched_inner_chunks_keep_their_stored_bytes(location, mounter, tmp_p
     shadow[...] = random_array(shadow.dtype, spec.shape, rng)
     zarr.open_array(str(store / ARR), mode="r+")[...] = shadow
     before = stored_inner_chunks(store, spec)
-    m = mounter(store)
+    m = mounter(store, "--rw")
     # One element of inner chunk (1, 2), in shard (0, 1), and a whole inner chunk (3, 0)
     # rewritten with fill: dropped from shard (1, 0).
     itemsize = shadow.dtype.itemsize

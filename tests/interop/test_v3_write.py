@@ -294,7 +294,7 @@ def test_writes_land_in_the_store(spec, mounter, tmp_path):
     grid = [math.ceil(s / c) for s, c in zip(shape, chunks)]
     chunk_nbytes = math.prod(chunks) * dt.itemsize
     steps: list[str] = []
-    m = mounter(store)
+    m = mounter(store, "--rw")
     adir = m.mnt / ARR
 
     def write_box(mapped, label: str) -> None:
@@ -367,7 +367,7 @@ def test_new_chunks_are_created_under_the_arrays_keys(keys, want, mounter, tmp_p
     shadow = make_v3_array(store, spec, "none", rng_for("new"))
     doc_before = (store / ARR / "zarr.json").read_bytes()
     assert stored_keys(store / ARR) == set()
-    m = mounter(store)
+    m = mounter(store, "--rw")
     vals = np.arange(48, dtype=">i2").reshape(6, 8)
     vals[3:, :] = -1  # the second row of chunks stays fill: never stored
     (m.mnt / ARR / "data").write_bytes(vals.tobytes())  # open(O_TRUNC) + write: same size
@@ -384,7 +384,7 @@ def test_zero_d_array_written_and_made_fill(mounter, tmp_path):
     store = tmp_path / "store.zarr"
     shadow = make_v3_array(store, spec, "none", rng_for("zero-d"))
     doc_before = (store / ARR / "zarr.json").read_bytes()
-    m = mounter(store)
+    m = mounter(store, "--rw")
     pwrite_all(m.mnt / ARR / "chunks" / "0", 0, np.array(3.5, ">f8").tobytes())
     shadow[()] = 3.5
     fd = os.open(m.mnt / ARR / "data", os.O_RDONLY)
@@ -411,7 +411,7 @@ def test_cp_of_a_whole_data_file(mounter, tmp_path):
     new = random_array(np.dtype(">f4"), spec.shape, rng)
     src = tmp_path / "new.bin"
     src.write_bytes(new.tobytes())
-    m = mounter(store)
+    m = mounter(store, "--rw")
     r = subprocess.run(["cp", str(src), str(m.mnt / ARR / "data")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert bits_mismatch(read_mount_data(m.mnt / ARR, new.dtype, spec.shape), new) is None
@@ -427,7 +427,7 @@ def test_chunk_made_all_fill_is_deleted(mounter, tmp_path):
     shadow = make_v3_array(store, spec, "full", rng_for("fill"))
     doc_before = (store / ARR / "zarr.json").read_bytes()
     assert len(stored_keys(store / ARR)) == 9
-    m = mounter(store)
+    m = mounter(store, "--rw")
     mm = np.memmap(m.mnt / ARR / "data", dtype="<u2", mode="r+", shape=spec.shape)
     mm[8:16, 8:16] = 5
     mm.flush()
