@@ -9,7 +9,7 @@ use crate::error::{FsError, FsResult};
 use crate::geometry::ChunkGrid;
 use crate::metadata::ArrayMeta;
 use crate::stats::Stats;
-use crate::store::{join_key, ObjectInfo, OpenObject, Store};
+use crate::store::{join_key, ObjectInfo, ObjectVersion, OpenObject, Store};
 pub use crate::stored::WriteBack;
 use crate::stored::{read_exact_at, OpenStored, StoredChunks, Update};
 use parking_lot::Mutex;
@@ -43,6 +43,8 @@ pub struct Loaded {
     pub buf: ChunkBuf,
     /// Whether to keep it in the cache (the shared fill-value buffer of absent chunks is not).
     pub cacheable: bool,
+    /// The version of the stored object it was decoded from, when the store tells it.
+    pub version: Option<ObjectVersion>,
 }
 
 /// The order in which chunk files are being opened, as far as it can be told.
@@ -289,6 +291,12 @@ impl ZarrArray {
         self.stored.info(linear).ok().flatten()
     }
 
+    /// The version of the object holding chunk `linear` (its shard for a sharded array) as
+    /// stored now; `None` when it is absent or the store cannot tell cheaply.
+    pub fn stored_version(&self, linear: u64) -> FsResult<Option<ObjectVersion>> {
+        self.stored.version(linear)
+    }
+
     /// A chunk-sized buffer filled with the fill value, shared by all absent chunks.
     pub fn fill_chunk(&self) -> ChunkBuf {
         self.fill_chunk
@@ -502,9 +510,22 @@ impl ZarrArray {
         stats: &Stats,
         encoded: &mut Vec<u8>,
     ) -> FsResult<Option<String>> {
+        Ok(self
+            .read_stored_versioned(linear, stats, encoded)?
+            .map(|(location, _)| location))
+    }
+
+    /// [`Self::read_stored`], also returning the version of the object read when the store
+    /// tells it.
+    fn read_stored_versioned(
+        &self,
+        linear: u64,
+        stats: &Stats,
+        encoded: &mut Vec<u8>,
+    ) -> FsResult<Option<(String, Option<ObjectVersion>)>> {
         self.check_readable(stats)?;
-        match self.stored.read(linear, encoded, stats) {
-            Ok(Some(location)) => Ok(Some(location)),
+        match self.stored.read_versioned(linear, encoded, stats) {
+            Ok(Some(found)) => Ok(Some(found)),
             Ok(None) => self.absent(stats),
             Err(err) => {
                 Stats::add(&stats.errors, 1);
@@ -606,15 +627,17 @@ impl ZarrArray {
         buffer: Vec<u8>,
         encoded: &mut Vec<u8>,
     ) -> FsResult<Loaded> {
-        let Some(location) = self.read_stored(linear, stats, encoded)? else {
+        let Some((location, version)) = self.read_stored_versioned(linear, stats, encoded)? else {
             return Ok(Loaded {
                 buf: self.fill_chunk(),
                 cacheable: false,
+                version: None,
             });
         };
         Ok(Loaded {
             buf: Arc::new(self.decode_stored(linear, &location, encoded, buffer, stats)?),
             cacheable: true,
+            version,
         })
     }
 }
