@@ -198,9 +198,11 @@ pub struct Tree {
     invalidations: Mutex<Option<Sender<sync::Batch>>>,
     /// Whether the kernel lets direct-I/O files be mmap()ed.
     direct_io_allowed: std::sync::atomic::AtomicBool,
-    /// When each array's views were last opened with their cached chunks checked (stores
-    /// other nodes write).
+    /// When each array's views were last opened with their cached chunks dropped (remote
+    /// stores), by array id.
     views_checked: Mutex<HashMap<u32, std::time::Instant>>,
+    /// When each view file was last opened without the kernel's cached pages, by inode.
+    pages_checked: Mutex<HashMap<u64, std::time::Instant>>,
     /// JSON lines of variable-length arrays, by array id, built on first use.
     json_lines: Mutex<HashMap<u32, Arc<JsonLines>>>,
 }
@@ -256,6 +258,7 @@ impl Tree {
             invalidations: Mutex::new(None),
             direct_io_allowed: std::sync::atomic::AtomicBool::new(false),
             views_checked: Mutex::new(HashMap::new()),
+            pages_checked: Mutex::new(HashMap::new()),
             json_lines: Mutex::new(HashMap::new()),
             reader,
             nodes: RwLock::new(Vec::new()),

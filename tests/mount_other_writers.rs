@@ -1,0 +1,149 @@
+//! Another program writing a local store while it is mounted: after `--ttl`, fresh opens
+//! show chunks it replaced, rewrote or created (in `data` and in `chunks/`), and a write
+//! through a writable mount builds on the chunk as stored now, whatever the TTL.
+
+mod common;
+
+use common::*;
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// The TTL the read-only mount is given, and how long the test waits past it.
+const TTL: &str = "200ms";
+const PAST_TTL: Duration = Duration::from_millis(400);
+
+/// A v2 store with one uncompressed array `a` of eight `<i2` in chunks of four: chunk 0
+/// stored as `first`, chunk 1 absent (fill value 0).
+fn store(first: [i16; 4]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+    std::fs::create_dir(dir.path().join("a")).unwrap();
+    std::fs::write(
+        dir.path().join("a/.zarray"),
+        r#"{"zarr_format": 2, "shape": [8], "chunks": [4], "dtype": "<i2",
+            "compressor": null, "fill_value": 0, "order": "C", "filters": null}"#,
+    )
+    .unwrap();
+    write_chunk(dir.path(), "0", first, true);
+    dir
+}
+
+/// Stores chunk `name` of array `a` as another program would: written aside and renamed
+/// over the old one (`atomic`, as zarr-python does) or rewritten in place. The file is
+/// dated a minute ago, as an older chunk would be: only its identity (a new inode) or its
+/// contents tell it apart.
+fn write_chunk(store: &Path, name: &str, values: [i16; 4], atomic: bool) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let path = store.join("a").join(name);
+    let written = if atomic {
+        store.join("a").join(format!(".{name}.partial"))
+    } else {
+        path.clone()
+    };
+    std::fs::write(&written, bytes).unwrap();
+    let file = OpenOptions::new().write(true).open(&written).unwrap();
+    file.set_modified(SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    drop(file);
+    if atomic {
+        std::fs::rename(&written, &path).unwrap();
+    }
+}
+
+/// Elements of little-endian `<i2` bytes.
+fn elements(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks(2)
+        .map(|e| i16::from_le_bytes([e[0], e[1]]))
+        .collect()
+}
+
+/// Reads a file of the mount afresh (a new open).
+fn read(mount: &Mount, rel: &str) -> Vec<i16> {
+    elements(&std::fs::read(mount.path(rel)).unwrap())
+}
+
+#[test]
+fn read_only_mounts_show_what_another_program_stored_after_the_ttl() {
+    let store = store([1, 2, 3, 4]);
+    let mount = Mount::new(store.path(), &["--ttl", TTL]);
+    assert_eq!(read(&mount, "a/chunks/0"), [1, 2, 3, 4]);
+    assert_eq!(read(&mount, "a/chunks/1"), [0; 4]);
+    assert_eq!(read(&mount, "a/data"), [1, 2, 3, 4, 0, 0, 0, 0]);
+    // Replaced atomically (same size and date, another file), and created where there was
+    // none.
+    write_chunk(store.path(), "0", [5, 6, 7, 8], true);
+    write_chunk(store.path(), "1", [9, 10, 11, 12], true);
+    std::thread::sleep(PAST_TTL);
+    assert_eq!(read(&mount, "a/data"), [5, 6, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(read(&mount, "a/chunks/0"), [5, 6, 7, 8]);
+    assert_eq!(read(&mount, "a/chunks/1"), [9, 10, 11, 12]);
+    // Rewritten in place (the same file, another date).
+    let file = OpenOptions::new()
+        .write(true)
+        .open(store.path().join("a/0"))
+        .unwrap();
+    file.write_all_at(&[13, 0, 14, 0], 0).unwrap();
+    file.set_modified(SystemTime::now() - Duration::from_secs(30))
+        .unwrap();
+    drop(file);
+    std::thread::sleep(PAST_TTL);
+    assert_eq!(read(&mount, "a/chunks/0"), [13, 14, 7, 8]);
+    assert_eq!(read(&mount, "a/data"), [13, 14, 7, 8, 9, 10, 11, 12]);
+    // Deleted: the fill value again.
+    std::fs::remove_file(store.path().join("a/1")).unwrap();
+    std::thread::sleep(PAST_TTL);
+    assert_eq!(read(&mount, "a/data"), [13, 14, 7, 8, 0, 0, 0, 0]);
+    assert_eq!(read(&mount, "a/chunks/1"), [0; 4]);
+    let stats = std::fs::read_to_string(mount.path(".zarrfs/stats")).unwrap();
+    assert!(
+        !stats.contains("chunks_stale 0\n"),
+        "stale chunks counted:\n{stats}"
+    );
+}
+
+#[test]
+fn writes_build_on_the_chunk_stored_now_and_unsaved_chunks_win() {
+    let store = store([1, 2, 3, 4]);
+    // A TTL far longer than the test: a read-modify-write checks the store regardless.
+    let mount = Mount::new(
+        store.path(),
+        &["--rw", "--ttl", "1h", "--writeback-delay", "1h"],
+    );
+    let data = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(mount.path("a/data"))
+        .unwrap();
+    let mut bytes = [0u8; 16];
+    data.read_exact_at(&mut bytes, 0).unwrap();
+    assert_eq!(elements(&bytes), [1, 2, 3, 4, 0, 0, 0, 0], "cached");
+    // Another program replaces chunk 0; one element is then written through the mount.
+    write_chunk(store.path(), "0", [5, 6, 7, 8], true);
+    data.write_all_at(&100i16.to_le_bytes(), 2).unwrap();
+    data.sync_all().unwrap();
+    let stored = std::fs::read(store.path().join("a/0")).unwrap();
+    assert_eq!(elements(&stored), [5, 100, 7, 8], "the other write is kept");
+    // Also through a chunk file, after the mount itself stored the chunk.
+    write_chunk(store.path(), "0", [21, 22, 23, 24], false);
+    let chunk = OpenOptions::new()
+        .write(true)
+        .open(mount.path("a/chunks/0"))
+        .unwrap();
+    chunk.write_all_at(&200i16.to_le_bytes(), 6).unwrap();
+    chunk.sync_all().unwrap();
+    let stored = std::fs::read(store.path().join("a/0")).unwrap();
+    assert_eq!(elements(&stored), [21, 22, 23, 200]);
+    // A chunk with unsaved writes through the mount: its write-back wins (per chunk).
+    data.write_all_at(&300i16.to_le_bytes(), 0).unwrap();
+    write_chunk(store.path(), "0", [31, 32, 33, 34], true);
+    data.sync_all().unwrap();
+    let stored = std::fs::read(store.path().join("a/0")).unwrap();
+    assert_eq!(
+        elements(&stored),
+        [300, 22, 23, 200],
+        "last write-back wins"
+    );
+}
