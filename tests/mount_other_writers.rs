@@ -147,3 +147,73 @@ fn writes_build_on_the_chunk_stored_now_and_unsaved_chunks_win() {
         "last write-back wins"
     );
 }
+
+/// Replaces the store document `rel` atomically with `text`.
+fn replace_document(store: &Path, rel: &str, text: &str) {
+    let aside = store.join(format!("{rel}.partial"));
+    std::fs::write(&aside, text).unwrap();
+    std::fs::rename(&aside, store.join(rel)).unwrap();
+}
+
+/// The JSON an `attrs.json` of the mount holds, read afresh.
+fn attributes(mount: &Mount, rel: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(mount.path(rel)).unwrap()).unwrap()
+}
+
+#[test]
+fn attributes_another_program_changed_show_after_the_ttl() {
+    let store = store([1, 2, 3, 4]);
+    std::fs::write(store.path().join("a/.zattrs"), r#"{"units": "m"}"#).unwrap();
+    let mount = Mount::new(store.path(), &["--ttl", TTL]);
+    assert_eq!(
+        attributes(&mount, "a/attrs.json"),
+        serde_json::json!({"units": "m"})
+    );
+    assert_eq!(attributes(&mount, "attrs.json"), serde_json::json!({}));
+    replace_document(
+        store.path(),
+        "a/.zattrs",
+        r#"{"units": "km", "long_name": "distance"}"#,
+    );
+    replace_document(store.path(), ".zattrs", r#"{"title": "new"}"#);
+    std::thread::sleep(PAST_TTL);
+    assert_eq!(
+        attributes(&mount, "a/attrs.json"),
+        serde_json::json!({"units": "km", "long_name": "distance"})
+    );
+    assert_eq!(
+        attributes(&mount, "attrs.json"),
+        serde_json::json!({"title": "new"})
+    );
+    // Its size too, once the kernel's cached attributes expire (after a second).
+    std::thread::sleep(Duration::from_millis(1100));
+    let size = std::fs::metadata(mount.path("a/attrs.json")).unwrap().len();
+    assert_eq!(
+        size,
+        std::fs::read(mount.path("a/attrs.json")).unwrap().len() as u64
+    );
+}
+
+#[test]
+fn v3_root_attributes_another_program_changed_show_after_the_ttl() {
+    let store = tempfile::tempdir().unwrap();
+    let group = |attributes: &str| {
+        format!(r#"{{"zarr_format": 3, "node_type": "group", "attributes": {attributes}}}"#)
+    };
+    std::fs::write(store.path().join("zarr.json"), group(r#"{"a": 1}"#)).unwrap();
+    let mount = Mount::new(store.path(), &["--ttl", TTL]);
+    assert_eq!(
+        attributes(&mount, "attrs.json"),
+        serde_json::json!({"a": 1})
+    );
+    replace_document(
+        store.path(),
+        "zarr.json",
+        &group(r#"{"a": 2, "b": [1, 2]}"#),
+    );
+    std::thread::sleep(PAST_TTL);
+    assert_eq!(
+        attributes(&mount, "attrs.json"),
+        serde_json::json!({"a": 2, "b": [1, 2]})
+    );
+}

@@ -228,6 +228,21 @@ impl Tree {
                     }
                     (FileTarget::Bytes(content.clone()), OpenOptions::default())
                 }
+                NodeKind::Attributes { path, shown } => {
+                    if write {
+                        return Err(FsError::new(libc::EACCES, "read-only file"));
+                    }
+                    // Its size changes when the attributes do: reads must not stop at a
+                    // size the kernel cached.
+                    let (content, _) = self.current_attributes(path, shown);
+                    (
+                        FileTarget::Bytes(content),
+                        OpenOptions {
+                            direct_io: true,
+                            keep_cache: false,
+                        },
+                    )
+                }
                 NodeKind::Stats => {
                     if write {
                         return Err(FsError::new(libc::EACCES, "read-only file"));
