@@ -36,6 +36,35 @@ pub struct DirtyState {
     pub written: HashMap<u64, usize>,
 }
 
+/// What was last read of a stored chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Nothing: the chunk was absent (its fill value was shown).
+    Absent,
+    /// This version, settled (see [`crate::stored::settled`]).
+    Version(ObjectVersion),
+    /// A version that cannot be told apart from a later rewrite (modified too recently, or
+    /// not told by the store).
+    Unknown,
+}
+
+/// Most stored chunks of one array whose reads are remembered (see [`SeenChunks`]); past
+/// that, changes are no longer told.
+const MAX_SEEN_CHUNKS: usize = 4096;
+
+/// The stored chunks of an array read so far, for telling whether one of them changed in
+/// the store since: the kernel's cached pages of the array's views may hold them.
+#[derive(Debug, Default)]
+struct SeenChunks {
+    chunks: HashMap<u64, Seen>,
+    /// Bumped whenever a chunk read before is found changed in the store.
+    epoch: u64,
+    /// More chunks were read than are remembered: changes cannot be told.
+    overflowed: bool,
+    /// When the chunks read were last compared with the store.
+    swept: Option<Instant>,
+}
+
 /// A chunk as loaded from the store.
 #[derive(Debug)]
 pub struct Loaded {
@@ -115,6 +144,8 @@ pub struct ZarrArray {
     document: Option<String>,
     /// When the metadata document was last found in the store.
     present_at: Mutex<Option<Instant>>,
+    /// The stored chunks read so far, and what of them.
+    seen: Mutex<SeenChunks>,
 }
 
 /// How long the presence of an array's metadata document is trusted before reads and
@@ -182,6 +213,7 @@ impl ZarrArray {
             scan_bands: Mutex::new(HashMap::new()),
             document: None,
             present_at: Mutex::new(None),
+            seen: Mutex::new(SeenChunks::default()),
         }
     }
 
@@ -525,8 +557,14 @@ impl ZarrArray {
     ) -> FsResult<Option<(String, Option<ObjectVersion>)>> {
         self.check_readable(stats)?;
         match self.stored.read_versioned(linear, encoded, stats) {
-            Ok(Some(found)) => Ok(Some(found)),
-            Ok(None) => self.absent(stats),
+            Ok(Some(found)) => {
+                self.note_read(linear, found.1);
+                Ok(Some(found))
+            }
+            Ok(None) => {
+                self.note_read_absent(linear);
+                self.absent(stats)
+            }
             Err(err) => {
                 Stats::add(&stats.errors, 1);
                 Err(err)
@@ -551,9 +589,89 @@ impl ZarrArray {
             .open(linear, stats)
             .inspect_err(|_| Stats::add(&stats.errors, 1))?
         {
-            Some(found) => Ok(Some(found)),
-            None => self.absent(stats),
+            Some(found) => {
+                self.note_read(linear, found.1.version());
+                Ok(Some(found))
+            }
+            None => {
+                self.note_read_absent(linear);
+                self.absent(stats)
+            }
         }
+    }
+
+    /// Remembers that stored chunk `linear` was read, of `version` (see [`SeenChunks`]).
+    fn note_read(&self, linear: u64, version: Option<ObjectVersion>) {
+        let now = SystemTime::now();
+        let seen = match version {
+            Some(version) if crate::stored::settled(&version, now) => Seen::Version(version),
+            _ => Seen::Unknown,
+        };
+        self.note_seen(linear, seen);
+    }
+
+    /// Remembers that stored chunk `linear` was found absent.
+    fn note_read_absent(&self, linear: u64) {
+        self.note_seen(linear, Seen::Absent);
+    }
+
+    fn note_seen(&self, linear: u64, seen: Seen) {
+        let mut state = self.seen.lock();
+        if state.overflowed {
+            return;
+        }
+        if state.chunks.len() >= MAX_SEEN_CHUNKS && !state.chunks.contains_key(&linear) {
+            state.overflowed = true;
+            state.chunks = HashMap::new();
+            return;
+        }
+        match state.chunks.insert(linear, seen) {
+            Some(before) if before != seen || seen == Seen::Unknown => state.epoch += 1,
+            _ => {}
+        }
+    }
+
+    /// A number that changes whenever a stored chunk of the array read before is found
+    /// changed in the store (replaced, rewritten, created or deleted): what was read of it
+    /// may linger in the kernel's cached pages of the array's views. The chunks read are
+    /// compared with the store (one stat each) at most once per `ttl`. `None` when changes
+    /// cannot be told: more chunks read than are remembered ([`MAX_SEEN_CHUNKS`]).
+    pub fn stored_epoch(&self, ttl: Duration) -> Option<u64> {
+        let now = Instant::now();
+        let read: Vec<(u64, Seen)> = {
+            let mut state = self.seen.lock();
+            if state.overflowed {
+                return None;
+            }
+            if state
+                .swept
+                .is_some_and(|at| now.saturating_duration_since(at) < ttl)
+            {
+                return Some(state.epoch);
+            }
+            state.swept = Some(now);
+            state.chunks.iter().map(|(&c, &s)| (c, s)).collect()
+        };
+        let changed: Vec<u64> = read
+            .into_iter()
+            .filter(
+                |&(linear, seen)| match (seen, self.stored_version(linear)) {
+                    (Seen::Absent, Ok(None)) => false,
+                    (Seen::Version(seen), Ok(Some(current))) => seen != current,
+                    _ => true,
+                },
+            )
+            .map(|(linear, _)| linear)
+            .collect();
+        let mut state = self.seen.lock();
+        if !changed.is_empty() {
+            state.epoch += 1;
+            // Told once: their next reads are remembered afresh.
+            for linear in changed {
+                state.chunks.remove(&linear);
+            }
+        }
+        Some(state.epoch)
     }
 
     /// Reads exactly `buf.len()` bytes from `offset` of the stored chunk opened at
@@ -717,6 +835,39 @@ mod tests {
         assert_eq!(after, ["0.10", "0.11", "0.2"]);
         let last = a.grid.parse_chunk_name("2.9").unwrap();
         assert!(a.chunks_after_in_name_order(last, 5).is_empty());
+    }
+
+    #[test]
+    fn the_stored_epoch_changes_when_a_chunk_read_before_changes() {
+        let (dir, a) = array(&[8], &[4]);
+        let stats = Stats::default();
+        let store_chunk = |name: &str, byte: u8| {
+            let aside = dir.path().join("aside");
+            std::fs::write(&aside, [byte; 8]).unwrap();
+            let file = std::fs::File::options().write(true).open(&aside).unwrap();
+            file.set_modified(SystemTime::now() - Duration::from_secs(60))
+                .unwrap();
+            std::fs::rename(&aside, dir.path().join(name)).unwrap();
+        };
+        store_chunk("0", 1);
+        let epoch = |a: &ZarrArray| a.stored_epoch(Duration::ZERO).unwrap();
+        let start = epoch(&a);
+        a.load_chunk(0, &stats).unwrap();
+        a.load_chunk(1, &stats).unwrap();
+        assert_eq!(epoch(&a), start, "nothing changed");
+        store_chunk("1", 2);
+        let created = epoch(&a);
+        assert_ne!(created, start, "a chunk read absent was created");
+        assert_eq!(epoch(&a), created, "told once");
+        a.load_chunk(1, &stats).unwrap();
+        assert_eq!(epoch(&a), created);
+        store_chunk("0", 3);
+        assert_ne!(epoch(&a), created, "replaced");
+        // Swept at most once per TTL.
+        let ttl = Duration::from_secs(3600);
+        let swept = a.stored_epoch(ttl).unwrap();
+        std::fs::remove_file(dir.path().join("1")).unwrap();
+        assert_eq!(a.stored_epoch(ttl), Some(swept));
     }
 
     #[test]

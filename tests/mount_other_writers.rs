@@ -102,6 +102,27 @@ fn read_only_mounts_show_what_another_program_stored_after_the_ttl() {
         !stats.contains("chunks_stale 0\n"),
         "stale chunks counted:\n{stats}"
     );
+    // Nothing changed since: after the TTL, an open keeps the kernel's cached pages and
+    // the reads never reach the daemon.
+    std::thread::sleep(PAST_TTL);
+    let served = counter(&mount, "bytes_read");
+    assert_eq!(read(&mount, "a/data"), [13, 14, 7, 8, 0, 0, 0, 0]);
+    assert_eq!(
+        counter(&mount, "bytes_read"),
+        served,
+        "served from the page cache"
+    );
+}
+
+/// A counter of the mount's `.zarrfs/stats`.
+fn counter(mount: &Mount, name: &str) -> u64 {
+    let stats = std::fs::read_to_string(mount.path(".zarrfs/stats")).unwrap();
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]

@@ -72,6 +72,11 @@ impl OpenObject for Part {
         self.shard
             .read_at(self.range.start.saturating_add(offset), &mut buf[..n])
     }
+
+    /// The version of the shard it lies in.
+    fn version(&self) -> Option<ObjectVersion> {
+        self.shard.version()
+    }
 }
 
 impl ShardedChunks {

@@ -365,24 +365,43 @@ impl Tree {
     }
 
     /// Open options of the data view `ino` of an array, with close-to-open consistency on
-    /// stores that others write (see [`crate::store::Profile::revalidate_after`]): the first
-    /// open of a view once that time has passed since the last such one drops, for this
-    /// open, the kernel's cached pages of the file, so that reads after the open see what
-    /// was stored before it. On a remote store the first open of any view of the array
-    /// after that time also drops the chunks cached from the store (unsaved ones stay); a
-    /// local store's cached chunks are checked one by one as they are read.
+    /// stores that others write (see [`crate::store::Profile::revalidate_after`]): an open
+    /// once that time has passed drops, for this open, the kernel's cached pages of the
+    /// file when they may hold what changed in the store, so that reads after the open see
+    /// what was stored before it. On a local store, that is when a stored chunk of the
+    /// array read before has changed since the file's last open (see
+    /// [`ZarrArray::stored_epoch`]; the cached chunks themselves are checked one by one as
+    /// they are read). On a remote store, the first open of each file after that time drops
+    /// its pages, and the first open of any view of the array the chunks cached from the
+    /// store (unsaved ones stay).
     fn view_open_options(&self, array: &ZarrArray, ino: u64) -> OpenOptions {
         let mut options = self.data_open_options();
         let profile = self.store.profile();
         let Some(ttl) = profile.revalidate_after else {
             return options;
         };
-        let now = Instant::now();
-        if profile.remote && due(&mut self.views_checked.lock(), array.id, now, ttl) {
-            self.reader.cache().invalidate_array(array.id);
-        }
-        if due(&mut self.pages_checked.lock(), ino, now, ttl) {
-            options.keep_cache = false;
+        if profile.remote {
+            let now = Instant::now();
+            if due(&mut self.views_checked.lock(), array.id, now, ttl) {
+                self.reader.cache().invalidate_array(array.id);
+            }
+            if due(&mut self.pages_checked.lock(), ino, now, ttl) {
+                options.keep_cache = false;
+            }
+        } else if options.keep_cache {
+            let epoch = array.stored_epoch(ttl);
+            let mut shown = self.pages_shown.lock();
+            if shown.len() >= DUE_ENTRIES {
+                // Forgotten files only lose their pages once.
+                shown.clear();
+            }
+            options.keep_cache = match epoch {
+                Some(epoch) => shown.insert(ino, epoch) == Some(epoch),
+                None => {
+                    shown.remove(&ino);
+                    false
+                }
+            };
         }
         options
     }

@@ -231,8 +231,12 @@ pub struct Tree {
     /// When each array's views were last opened with their cached chunks dropped (remote
     /// stores), by array id.
     views_checked: Mutex<HashMap<u32, std::time::Instant>>,
-    /// When each view file was last opened without the kernel's cached pages, by inode.
-    pages_checked: Mutex<HashMap<u64, std::time::Instant>>,
+    /// When each view file was last opened without the kernel's cached pages, by inode
+    /// (remote stores).
+    pages_checked: Mutex<HashMap<u64, Instant>>,
+    /// The stored epoch of its array (see [`ZarrArray::stored_epoch`]) when each view file
+    /// was last opened, by inode (local stores).
+    pages_shown: Mutex<HashMap<u64, u64>>,
     /// JSON lines of variable-length arrays, by array id, built on first use.
     json_lines: Mutex<HashMap<u32, Arc<JsonLines>>>,
 }
@@ -289,6 +293,7 @@ impl Tree {
             direct_io_allowed: std::sync::atomic::AtomicBool::new(false),
             views_checked: Mutex::new(HashMap::new()),
             pages_checked: Mutex::new(HashMap::new()),
+            pages_shown: Mutex::new(HashMap::new()),
             json_lines: Mutex::new(HashMap::new()),
             reader,
             nodes: RwLock::new(Vec::new()),
