@@ -152,6 +152,19 @@ impl ChunkReader {
             cache: &self.cache,
             stats: &self.stats,
             max_age: self.revalidate_after,
+            current: false,
+        }
+    }
+
+    /// The cache as a read-modify-write sees it: on a store whose cached chunks are
+    /// revalidated, every cached chunk is checked whatever its age, and a miss decodes the
+    /// chunk as stored now rather than waiting for a decode already under way (which may
+    /// have opened an older version).
+    fn checked_now(&self) -> Checked<'_> {
+        Checked {
+            max_age: self.revalidate_after.map(|_| Duration::ZERO),
+            current: self.revalidate_after.is_some(),
+            ..self.checked()
         }
     }
 
@@ -209,24 +222,7 @@ impl ChunkReader {
         linear: u64,
         admission: Admission,
     ) -> FsResult<ChunkBuf> {
-        self.stored_chunk_checked(array, linear, admission, self.revalidate_after)
-    }
-
-    /// [`Self::stored_chunk_for`], a cached chunk served only if checked against the store
-    /// less than `max_age` ago (see [`cached_current`]).
-    fn stored_chunk_checked(
-        &self,
-        array: &ZarrArray,
-        linear: u64,
-        admission: Admission,
-        max_age: Option<Duration>,
-    ) -> FsResult<ChunkBuf> {
-        let checked = Checked {
-            cache: &self.cache,
-            stats: &self.stats,
-            max_age,
-        };
-        load_through_cache(&checked, array, linear, admission, || true)
+        load_through_cache(&self.checked(), array, linear, admission, || true)
     }
 
     /// Loads several stored chunks, in parallel when more than one is missing from the cache.
@@ -236,7 +232,7 @@ impl ChunkReader {
         wanted: &[u64],
         admission: Admission,
     ) -> FsResult<Vec<ChunkBuf>> {
-        self.stored_chunks_checked(array, wanted, admission, self.revalidate_after)
+        self.stored_chunks_checked(array, wanted, admission, &self.checked())
     }
 
     /// The stored chunks as they are in the store now, for a read-modify-write: on a store
@@ -247,8 +243,7 @@ impl ChunkReader {
         array: &Arc<ZarrArray>,
         wanted: &[u64],
     ) -> FsResult<Vec<ChunkBuf>> {
-        let max_age = self.revalidate_after.map(|_| Duration::ZERO);
-        self.stored_chunks_checked(array, wanted, Admission::Keep, max_age)
+        self.stored_chunks_checked(array, wanted, Admission::Keep, &self.checked_now())
     }
 
     fn stored_chunks_checked(
@@ -256,13 +251,9 @@ impl ChunkReader {
         array: &Arc<ZarrArray>,
         wanted: &[u64],
         admission: Admission,
-        max_age: Option<Duration>,
+        checked: &Checked<'_>,
     ) -> FsResult<Vec<ChunkBuf>> {
-        let checked = Checked {
-            cache: &self.cache,
-            stats: &self.stats,
-            max_age,
-        };
+        let load = |linear| load_through_cache(checked, array, linear, admission, || true);
         let mut found: Vec<Option<ChunkBuf>> = wanted
             .iter()
             .map(|&linear| checked.cached(array, linear, admission))
@@ -270,21 +261,11 @@ impl ChunkReader {
         let missing: Vec<usize> = (0..wanted.len()).filter(|&i| found[i].is_none()).collect();
         match missing.len() {
             0 => {}
-            1 => {
-                found[missing[0]] = Some(self.stored_chunk_checked(
-                    array,
-                    wanted[missing[0]],
-                    admission,
-                    max_age,
-                )?)
-            }
+            1 => found[missing[0]] = Some(load(wanted[missing[0]])?),
             _ => {
-                let loaded: Vec<FsResult<ChunkBuf>> = self.pool.install(|| {
-                    missing
-                        .par_iter()
-                        .map(|&i| self.stored_chunk_checked(array, wanted[i], admission, max_age))
-                        .collect()
-                });
+                let loaded: Vec<FsResult<ChunkBuf>> = self
+                    .pool
+                    .install(|| missing.par_iter().map(|&i| load(wanted[i])).collect());
                 for (slot, result) in missing.iter().zip(loaded) {
                     found[*slot] = Some(result?);
                 }
@@ -563,6 +544,7 @@ impl ChunkReader {
                         cache: &cache,
                         stats: &stats,
                         max_age,
+                        current: false,
                     };
                     load_through_cache(&checked, &array, linear, admission, wanted).map(drop)
                 });
@@ -653,6 +635,8 @@ struct Checked<'a> {
     cache: &'a ChunkCache,
     stats: &'a Stats,
     max_age: Option<Duration>,
+    /// Whether a miss decodes the stored chunk itself instead of sharing a decode under way.
+    current: bool,
 }
 
 impl Checked<'_> {
@@ -687,7 +671,8 @@ impl Checked<'_> {
 /// the cache never holds a superseded version; nor is one that `still_wanted` no longer
 /// wants once decoded (a decode ahead of a sequential reader that read the chunk itself
 /// meanwhile: its pass released the chunk). The stored version a chunk was decoded from is
-/// kept with it when it is settled (see [`crate::stored::settled`]).
+/// kept with it when it is settled (see [`crate::stored::settled`]). Concurrent misses
+/// share one decode, unless `checked` asks for the chunk as stored now.
 fn load_through_cache(
     checked: &Checked<'_>,
     array: &ZarrArray,
@@ -695,12 +680,11 @@ fn load_through_cache(
     admission: Admission,
     still_wanted: impl Fn() -> bool,
 ) -> FsResult<ChunkBuf> {
-    let (cache, stats) = (checked.cache, checked.stats);
     if let Some(buf) = checked.cached(array, linear, admission) {
         return Ok(buf);
     }
-    let key = (array.id, linear);
-    cache.get_or_load(key, admission, || {
+    let load = || {
+        let (cache, stats) = (checked.cache, checked.stats);
         array.check_readable(stats)?;
         tracing::debug!("cache miss: {}", array.describe_chunk(linear));
         let generation = array.dirty.lock().generation;
@@ -713,11 +697,18 @@ fn load_through_cache(
                 let version = loaded
                     .version
                     .filter(|version| crate::stored::settled(version, now));
-                cache.admit_from(key, loaded.buf.clone(), admission, version);
+                cache.admit_from((array.id, linear), loaded.buf.clone(), admission, version);
             }
         }
         Ok(loaded.buf)
-    })
+    };
+    if checked.current {
+        Stats::add(&checked.stats.cache_misses, 1);
+        return load();
+    }
+    checked
+        .cache
+        .get_or_load((array.id, linear), admission, load)
 }
 
 #[cfg(test)]

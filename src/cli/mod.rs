@@ -145,9 +145,9 @@ pub struct MountArgs {
     pub max_requests: Option<usize>,
     /// How long what was read from the store is trusted before it is checked again: cached
     /// chunks (a local store's against their files, at most once per TTL each; an object
-    /// store's on the first open after it), the kernel's cached pages (dropped by the first
-    /// open after it), an object store's answers (sizes, absent keys, disk-cache entries),
-    /// e.g. 1s or 500ms [default: 1s].
+    /// store's on the first open after it), the kernel's cached pages (dropped by an open
+    /// after it when they may be stale), an object store's answers (sizes, absent keys,
+    /// disk-cache entries), e.g. 1s or 500ms [default: 1s].
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
     /// Longest wait for one request to an object store [default: 30s].
