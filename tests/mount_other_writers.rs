@@ -238,3 +238,23 @@ fn v3_root_attributes_another_program_changed_show_after_the_ttl() {
         serde_json::json!({"a": 2, "b": [1, 2]})
     );
 }
+
+#[test]
+fn inner_chunks_of_a_replaced_shard_show_after_the_ttl() {
+    let store = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("v3-sharded.zarr"), store.path());
+    let array = store.path().join("zp/f4_start_blosc_3d");
+    let mount = Mount::new(store.path(), &["--ttl", TTL]);
+    let chunk = |name: &str| {
+        std::fs::read(mount.path(&format!("zp/f4_start_blosc_3d/chunks/{name}"))).unwrap()
+    };
+    // Inner chunk 0.0.0 is the first of shard 0/0/0; 0.0.2 the first of shard 0/0/1.
+    let first = chunk("0.0.0");
+    let other = chunk("0.0.2");
+    assert_ne!(first, other);
+    let aside = array.join("c/0/0/.0.partial");
+    std::fs::copy(array.join("c/0/0/1"), &aside).unwrap();
+    std::fs::rename(&aside, array.join("c/0/0/0")).unwrap();
+    std::thread::sleep(PAST_TTL);
+    assert_eq!(chunk("0.0.0"), other, "the shard's new inner chunk");
+}
