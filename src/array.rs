@@ -871,6 +871,18 @@ mod tests {
     }
 
     #[test]
+    fn past_the_chunks_remembered_changes_cannot_be_told() {
+        let (_dir, a) = array(&[MAX_SEEN_CHUNKS as u64 + 1], &[1]);
+        let stats = Stats::default();
+        for linear in 0..MAX_SEEN_CHUNKS as u64 {
+            a.load_chunk(linear, &stats).unwrap();
+        }
+        assert!(a.stored_epoch(Duration::ZERO).is_some());
+        a.load_chunk(MAX_SEEN_CHUNKS as u64, &stats).unwrap();
+        assert_eq!(a.stored_epoch(Duration::ZERO), None);
+    }
+
+    #[test]
     fn missing_chunks_read_as_fill_with_masked_padding() {
         let (dir, a) = array(&[3, 5], &[2, 4]);
         let stats = Stats::default();

@@ -371,9 +371,9 @@ impl Tree {
     /// what was stored before it. On a local store, that is when a stored chunk of the
     /// array read before has changed since the file's last open (see
     /// [`ZarrArray::stored_epoch`]; the cached chunks themselves are checked one by one as
-    /// they are read). On a remote store, the first open of each file after that time drops
-    /// its pages, and the first open of any view of the array the chunks cached from the
-    /// store (unsaved ones stay).
+    /// they are read; when changes cannot be told, as on a remote store). On a remote
+    /// store, the first open of each file after that time drops its pages, and the first
+    /// open of any view of the array the chunks cached from the store (unsaved ones stay).
     fn view_open_options(&self, array: &ZarrArray, ino: u64) -> OpenOptions {
         let mut options = self.data_open_options();
         let profile = self.store.profile();
@@ -389,19 +389,22 @@ impl Tree {
                 options.keep_cache = false;
             }
         } else if options.keep_cache {
-            let epoch = array.stored_epoch(ttl);
-            let mut shown = self.pages_shown.lock();
-            if shown.len() >= DUE_ENTRIES {
-                // Forgotten files only lose their pages once.
-                shown.clear();
-            }
-            options.keep_cache = match epoch {
-                Some(epoch) => shown.insert(ino, epoch) == Some(epoch),
-                None => {
-                    shown.remove(&ino);
-                    false
+            match array.stored_epoch(ttl) {
+                Some(epoch) => {
+                    let mut shown = self.pages_shown.lock();
+                    if shown.len() >= DUE_ENTRIES {
+                        // Forgotten files only lose their pages once.
+                        shown.clear();
+                    }
+                    options.keep_cache = shown.insert(ino, epoch) == Some(epoch);
                 }
-            };
+                // Changes cannot be told: as on a remote store.
+                None => {
+                    if due(&mut self.pages_checked.lock(), ino, Instant::now(), ttl) {
+                        options.keep_cache = false;
+                    }
+                }
+            }
         }
         options
     }

@@ -232,7 +232,7 @@ pub struct Tree {
     /// stores), by array id.
     views_checked: Mutex<HashMap<u32, std::time::Instant>>,
     /// When each view file was last opened without the kernel's cached pages, by inode
-    /// (remote stores).
+    /// (remote stores, and arrays whose changes cannot be told).
     pages_checked: Mutex<HashMap<u64, Instant>>,
     /// The stored epoch of its array (see [`ZarrArray::stored_epoch`]) when each view file
     /// was last opened, by inode (local stores).
