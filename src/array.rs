@@ -9,7 +9,7 @@ use crate::error::{FsError, FsResult};
 use crate::geometry::ChunkGrid;
 use crate::metadata::ArrayMeta;
 use crate::stats::Stats;
-use crate::store::{join_key, ObjectInfo, OpenObject, Store};
+use crate::store::{join_key, ObjectInfo, ObjectVersion, OpenObject, Store};
 pub use crate::stored::WriteBack;
 use crate::stored::{read_exact_at, OpenStored, StoredChunks, Update};
 use parking_lot::Mutex;
@@ -36,6 +36,35 @@ pub struct DirtyState {
     pub written: HashMap<u64, usize>,
 }
 
+/// What was last read of a stored chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Nothing: the chunk was absent (its fill value was shown).
+    Absent,
+    /// This version, settled (see [`crate::stored::settled`]).
+    Version(ObjectVersion),
+    /// A version that cannot be told apart from a later rewrite (modified too recently, or
+    /// not told by the store).
+    Unknown,
+}
+
+/// Most stored chunks of one array whose reads are remembered (see [`SeenChunks`]); past
+/// that, changes are no longer told.
+const MAX_SEEN_CHUNKS: usize = 4096;
+
+/// The stored chunks of an array read so far, for telling whether one of them changed in
+/// the store since: the kernel's cached pages of the array's views may hold them.
+#[derive(Debug, Default)]
+struct SeenChunks {
+    chunks: HashMap<u64, Seen>,
+    /// Bumped whenever a chunk read before is found changed in the store.
+    epoch: u64,
+    /// More chunks were read than are remembered: changes cannot be told.
+    overflowed: bool,
+    /// When the chunks read were last compared with the store.
+    swept: Option<Instant>,
+}
+
 /// A chunk as loaded from the store.
 #[derive(Debug)]
 pub struct Loaded {
@@ -43,6 +72,8 @@ pub struct Loaded {
     pub buf: ChunkBuf,
     /// Whether to keep it in the cache (the shared fill-value buffer of absent chunks is not).
     pub cacheable: bool,
+    /// The version of the stored object it was decoded from, when the store tells it.
+    pub version: Option<ObjectVersion>,
 }
 
 /// The order in which chunk files are being opened, as far as it can be told.
@@ -113,6 +144,8 @@ pub struct ZarrArray {
     document: Option<String>,
     /// When the metadata document was last found in the store.
     present_at: Mutex<Option<Instant>>,
+    /// The stored chunks read so far, and what of them.
+    seen: Mutex<SeenChunks>,
 }
 
 /// How long the presence of an array's metadata document is trusted before reads and
@@ -180,6 +213,7 @@ impl ZarrArray {
             scan_bands: Mutex::new(HashMap::new()),
             document: None,
             present_at: Mutex::new(None),
+            seen: Mutex::new(SeenChunks::default()),
         }
     }
 
@@ -287,6 +321,12 @@ impl ZarrArray {
     /// a sharded array); `None` when it is absent or cannot be told.
     pub fn stored_chunk_info(&self, linear: u64) -> Option<ObjectInfo> {
         self.stored.info(linear).ok().flatten()
+    }
+
+    /// The version of the object holding chunk `linear` (its shard for a sharded array) as
+    /// stored now; `None` when it is absent or the store cannot tell cheaply.
+    pub fn stored_version(&self, linear: u64) -> FsResult<Option<ObjectVersion>> {
+        self.stored.version(linear)
     }
 
     /// A chunk-sized buffer filled with the fill value, shared by all absent chunks.
@@ -502,10 +542,29 @@ impl ZarrArray {
         stats: &Stats,
         encoded: &mut Vec<u8>,
     ) -> FsResult<Option<String>> {
+        Ok(self
+            .read_stored_versioned(linear, stats, encoded)?
+            .map(|(location, _)| location))
+    }
+
+    /// [`Self::read_stored`], also returning the version of the object read when the store
+    /// tells it.
+    fn read_stored_versioned(
+        &self,
+        linear: u64,
+        stats: &Stats,
+        encoded: &mut Vec<u8>,
+    ) -> FsResult<Option<(String, Option<ObjectVersion>)>> {
         self.check_readable(stats)?;
-        match self.stored.read(linear, encoded, stats) {
-            Ok(Some(location)) => Ok(Some(location)),
-            Ok(None) => self.absent(stats),
+        match self.stored.read_versioned(linear, encoded, stats) {
+            Ok(Some(found)) => {
+                self.note_read(linear, found.1);
+                Ok(Some(found))
+            }
+            Ok(None) => {
+                self.note_read_absent(linear);
+                self.absent(stats)
+            }
             Err(err) => {
                 Stats::add(&stats.errors, 1);
                 Err(err)
@@ -530,9 +589,89 @@ impl ZarrArray {
             .open(linear, stats)
             .inspect_err(|_| Stats::add(&stats.errors, 1))?
         {
-            Some(found) => Ok(Some(found)),
-            None => self.absent(stats),
+            Some(found) => {
+                self.note_read(linear, found.1.version());
+                Ok(Some(found))
+            }
+            None => {
+                self.note_read_absent(linear);
+                self.absent(stats)
+            }
         }
+    }
+
+    /// Remembers that stored chunk `linear` was read, of `version` (see [`SeenChunks`]).
+    fn note_read(&self, linear: u64, version: Option<ObjectVersion>) {
+        let now = SystemTime::now();
+        let seen = match version {
+            Some(version) if crate::stored::settled(&version, now) => Seen::Version(version),
+            _ => Seen::Unknown,
+        };
+        self.note_seen(linear, seen);
+    }
+
+    /// Remembers that stored chunk `linear` was found absent.
+    fn note_read_absent(&self, linear: u64) {
+        self.note_seen(linear, Seen::Absent);
+    }
+
+    fn note_seen(&self, linear: u64, seen: Seen) {
+        let mut state = self.seen.lock();
+        if state.overflowed {
+            return;
+        }
+        if state.chunks.len() >= MAX_SEEN_CHUNKS && !state.chunks.contains_key(&linear) {
+            state.overflowed = true;
+            state.chunks = HashMap::new();
+            return;
+        }
+        match state.chunks.insert(linear, seen) {
+            Some(before) if before != seen || seen == Seen::Unknown => state.epoch += 1,
+            _ => {}
+        }
+    }
+
+    /// A number that changes whenever a stored chunk of the array read before is found
+    /// changed in the store (replaced, rewritten, created or deleted): what was read of it
+    /// may linger in the kernel's cached pages of the array's views. The chunks read are
+    /// compared with the store (one stat each) at most once per `ttl`. `None` when changes
+    /// cannot be told: more chunks read than are remembered ([`MAX_SEEN_CHUNKS`]).
+    pub fn stored_epoch(&self, ttl: Duration) -> Option<u64> {
+        let now = Instant::now();
+        let read: Vec<(u64, Seen)> = {
+            let mut state = self.seen.lock();
+            if state.overflowed {
+                return None;
+            }
+            if state
+                .swept
+                .is_some_and(|at| now.saturating_duration_since(at) < ttl)
+            {
+                return Some(state.epoch);
+            }
+            state.swept = Some(now);
+            state.chunks.iter().map(|(&c, &s)| (c, s)).collect()
+        };
+        let changed: Vec<u64> = read
+            .into_iter()
+            .filter(
+                |&(linear, seen)| match (seen, self.stored_version(linear)) {
+                    (Seen::Absent, Ok(None)) => false,
+                    (Seen::Version(seen), Ok(Some(current))) => seen != current,
+                    _ => true,
+                },
+            )
+            .map(|(linear, _)| linear)
+            .collect();
+        let mut state = self.seen.lock();
+        if !changed.is_empty() {
+            state.epoch += 1;
+            // Told once: their next reads are remembered afresh.
+            for linear in changed {
+                state.chunks.remove(&linear);
+            }
+        }
+        Some(state.epoch)
     }
 
     /// Reads exactly `buf.len()` bytes from `offset` of the stored chunk opened at
@@ -606,15 +745,17 @@ impl ZarrArray {
         buffer: Vec<u8>,
         encoded: &mut Vec<u8>,
     ) -> FsResult<Loaded> {
-        let Some(location) = self.read_stored(linear, stats, encoded)? else {
+        let Some((location, version)) = self.read_stored_versioned(linear, stats, encoded)? else {
             return Ok(Loaded {
                 buf: self.fill_chunk(),
                 cacheable: false,
+                version: None,
             });
         };
         Ok(Loaded {
             buf: Arc::new(self.decode_stored(linear, &location, encoded, buffer, stats)?),
             cacheable: true,
+            version,
         })
     }
 }
@@ -694,6 +835,51 @@ mod tests {
         assert_eq!(after, ["0.10", "0.11", "0.2"]);
         let last = a.grid.parse_chunk_name("2.9").unwrap();
         assert!(a.chunks_after_in_name_order(last, 5).is_empty());
+    }
+
+    #[test]
+    fn the_stored_epoch_changes_when_a_chunk_read_before_changes() {
+        let (dir, a) = array(&[8], &[4]);
+        let stats = Stats::default();
+        let store_chunk = |name: &str, byte: u8| {
+            let aside = dir.path().join("aside");
+            std::fs::write(&aside, [byte; 8]).unwrap();
+            let file = std::fs::File::options().write(true).open(&aside).unwrap();
+            file.set_modified(SystemTime::now() - Duration::from_secs(60))
+                .unwrap();
+            std::fs::rename(&aside, dir.path().join(name)).unwrap();
+        };
+        store_chunk("0", 1);
+        let epoch = |a: &ZarrArray| a.stored_epoch(Duration::ZERO).unwrap();
+        let start = epoch(&a);
+        a.load_chunk(0, &stats).unwrap();
+        a.load_chunk(1, &stats).unwrap();
+        assert_eq!(epoch(&a), start, "nothing changed");
+        store_chunk("1", 2);
+        let created = epoch(&a);
+        assert_ne!(created, start, "a chunk read absent was created");
+        assert_eq!(epoch(&a), created, "told once");
+        a.load_chunk(1, &stats).unwrap();
+        assert_eq!(epoch(&a), created);
+        store_chunk("0", 3);
+        assert_ne!(epoch(&a), created, "replaced");
+        // Swept at most once per TTL.
+        let ttl = Duration::from_secs(3600);
+        let swept = a.stored_epoch(ttl).unwrap();
+        std::fs::remove_file(dir.path().join("1")).unwrap();
+        assert_eq!(a.stored_epoch(ttl), Some(swept));
+    }
+
+    #[test]
+    fn past_the_chunks_remembered_changes_cannot_be_told() {
+        let (_dir, a) = array(&[MAX_SEEN_CHUNKS as u64 + 1], &[1]);
+        let stats = Stats::default();
+        for linear in 0..MAX_SEEN_CHUNKS as u64 {
+            a.load_chunk(linear, &stats).unwrap();
+        }
+        assert!(a.stored_epoch(Duration::ZERO).is_some());
+        a.load_chunk(MAX_SEEN_CHUNKS as u64, &stats).unwrap();
+        assert_eq!(a.stored_epoch(Duration::ZERO), None);
     }
 
     #[test]

@@ -9,12 +9,14 @@
 
 use crate::error::{FsError, FsResult};
 use crate::stats::Stats;
+use crate::store::ObjectVersion;
 use lru::LruCache;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Identifies a chunk: (array id, linear chunk position).
 pub type ChunkKey = (u32, u64);
@@ -47,8 +49,24 @@ impl Admission {
 /// Keys of released scan chunks remembered, so that a second scan keeps what it decodes.
 const REMEMBERED_SCANS: usize = 1 << 16;
 
+/// What a cached chunk was decoded from, for checks against the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// The version of the stored object it was decoded from; `None` when not known (stored
+    /// by this mount, or modified too recently to be told apart from a rewrite in place):
+    /// such a chunk is decoded again at its first check.
+    pub version: Option<ObjectVersion>,
+    /// When it was decoded or last found current.
+    pub checked: Instant,
+}
+
+struct Entry {
+    buf: ChunkBuf,
+    stamp: Stamp,
+}
+
 struct CacheState {
-    lru: LruCache<ChunkKey, ChunkBuf>,
+    lru: LruCache<ChunkKey, Entry>,
     bytes: usize,
     /// Held chunks decoded for a scan and not used by anyone else since.
     scanned: HashSet<ChunkKey>,
@@ -243,20 +261,55 @@ impl ChunkCache {
     /// Returns a cached chunk, marking it recently used; a reader that is not scanning
     /// makes a scan's chunk an ordinary one.
     pub fn lookup(&self, key: ChunkKey, admission: Admission) -> Option<ChunkBuf> {
-        let mut state = self.state.lock();
-        let found = state.lru.get(&key).cloned();
+        let found = self.lookup_stamped(key, admission).map(|(buf, _)| buf);
         if found.is_some() {
-            if admission == Admission::Keep && !state.scanned.is_empty() {
-                state.scanned.remove(&key);
-            }
-            drop(state);
             Stats::add(&self.stats.cache_hits, 1);
         }
         found
     }
 
-    /// Inserts (or replaces) a chunk, evicting least recently used ones to fit the budget.
-    /// A chunk larger than the whole budget is not kept.
+    /// [`Self::lookup`] with what the chunk was decoded from, without counting a hit (the
+    /// caller tells whether the chunk is still current).
+    pub fn lookup_stamped(&self, key: ChunkKey, admission: Admission) -> Option<(ChunkBuf, Stamp)> {
+        let mut state = self.state.lock();
+        let found = state
+            .lru
+            .get(&key)
+            .map(|entry| (entry.buf.clone(), entry.stamp));
+        if found.is_some() && admission == Admission::Keep && !state.scanned.is_empty() {
+            state.scanned.remove(&key);
+        }
+        found
+    }
+
+    /// Records that the cached `buf` of chunk `key` was found current at `now`.
+    pub fn confirm(&self, key: ChunkKey, buf: &ChunkBuf, now: Instant) {
+        if let Some(entry) = self.state.lock().lru.peek_mut(&key) {
+            if Arc::ptr_eq(&entry.buf, buf) {
+                entry.stamp.checked = now;
+            }
+        }
+    }
+
+    /// Drops the cached `buf` of chunk `key`, found superseded in the store (unless the
+    /// cache holds another buffer for it by now).
+    pub fn drop_stale(&self, key: ChunkKey, buf: &ChunkBuf) {
+        let mut state = self.state.lock();
+        if state
+            .lru
+            .peek(&key)
+            .is_some_and(|entry| Arc::ptr_eq(&entry.buf, buf))
+        {
+            state.scanned.remove(&key);
+            if let Some(old) = state.lru.pop(&key) {
+                state.bytes -= old.buf.len();
+            }
+        }
+    }
+
+    /// Inserts (or replaces) a chunk whose stored version is not known, evicting least
+    /// recently used ones to fit the budget. A chunk larger than the whole budget is not
+    /// kept.
     pub fn insert(&self, key: ChunkKey, buf: ChunkBuf) {
         self.admit(key, buf, Admission::Keep);
     }
@@ -264,10 +317,25 @@ impl ChunkCache {
     /// Inserts a chunk decoded on a miss as `admission` says: a scan's chunk is marked for
     /// release unless its key was released by an earlier scan (see [`Admission`]).
     pub fn admit(&self, key: ChunkKey, buf: ChunkBuf, admission: Admission) {
+        self.admit_from(key, buf, admission, None);
+    }
+
+    /// [`Self::admit`] for a chunk decoded from `version` of its stored object.
+    pub fn admit_from(
+        &self,
+        key: ChunkKey,
+        buf: ChunkBuf,
+        admission: Admission,
+        version: Option<ObjectVersion>,
+    ) {
         let size = buf.len();
+        let stamp = Stamp {
+            version,
+            checked: Instant::now(),
+        };
         let mut state = self.state.lock();
         if let Some(old) = state.lru.pop(&key) {
-            state.bytes -= old.len();
+            state.bytes -= old.buf.len();
         }
         let seen_before = state.released.pop(&key).is_some();
         let held_for_scan = self.scan_resistant.load(Ordering::Relaxed)
@@ -290,15 +358,15 @@ impl ChunkCache {
             match state.lru.pop_lru() {
                 Some((old_key, old)) => {
                     state.scanned.remove(&old_key);
-                    state.bytes -= old.len();
+                    state.bytes -= old.buf.len();
                     Stats::add(&self.stats.cache_evictions, 1);
-                    evicted.push(old);
+                    evicted.push(old.buf);
                 }
                 None => break,
             }
         }
         state.bytes += size;
-        state.lru.put(key, buf);
+        state.lru.put(key, Entry { buf, stamp });
         drop(state);
         for old in evicted {
             self.recycle(old);
@@ -319,10 +387,10 @@ impl ChunkCache {
                 if !state.scanned.remove(&key) {
                     continue;
                 }
-                if let Some(buf) = state.lru.pop(&key) {
-                    state.bytes -= buf.len();
+                if let Some(old) = state.lru.pop(&key) {
+                    state.bytes -= old.buf.len();
                     state.released.put(key, ());
-                    released.push(buf);
+                    released.push(old.buf);
                 }
             }
         }
@@ -357,7 +425,7 @@ impl ChunkCache {
         let mut state = self.state.lock();
         state.scanned.remove(&key);
         if let Some(old) = state.lru.pop(&key) {
-            state.bytes -= old.len();
+            state.bytes -= old.buf.len();
         }
     }
 
@@ -373,7 +441,7 @@ impl ChunkCache {
         for key in keys {
             state.scanned.remove(&key);
             if let Some(old) = state.lru.pop(&key) {
-                state.bytes -= old.len();
+                state.bytes -= old.buf.len();
             }
         }
     }
@@ -398,8 +466,8 @@ impl ChunkCache {
                 (flight.clone(), false)
             } else {
                 // A load may have finished between the lookup above and taking this lock.
-                if let Some(buf) = self.state.lock().lru.peek(&key).cloned() {
-                    return Ok(buf);
+                if let Some(entry) = self.state.lock().lru.peek(&key) {
+                    return Ok(entry.buf.clone());
                 }
                 let flight = Arc::new(Flight::default());
                 inflight.insert(key, flight.clone());

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Chunks a sequential reader of a flat view keeps while it reads their band, valid for
 /// one write-back generation of the array.
@@ -75,6 +76,9 @@ pub struct ChunkReader {
     /// How many chunks ahead of the decodes a sequential reader's stored chunks are read
     /// (stores whose reads are round trips; 0 for local ones).
     fetch_ahead: usize,
+    /// How long a cached chunk is served before it is checked against its stored version
+    /// again (local stores with a TTL; `None`: cached chunks are trusted).
+    revalidate_after: Option<Duration>,
 }
 
 impl ChunkReader {
@@ -89,6 +93,7 @@ impl ChunkReader {
             max_pending_prefetches,
             queued: Arc::new(Mutex::new(HashSet::new())),
             fetch_ahead: 0,
+            revalidate_after: None,
         }
     }
 
@@ -112,10 +117,13 @@ impl ChunkReader {
     /// Sizes read-ahead for a store: decodes stay as few as keep the decoders busy, and on a
     /// store whose reads are round trips the stored chunks after them are read ahead, as many
     /// as its profile keeps in flight (within a quarter of the cache budget, see
-    /// [`Self::prefetch_list`]).
+    /// [`Self::prefetch_list`]). On a local store with a TTL, cached chunks are checked
+    /// against their stored versions once per TTL (see [`Profile::revalidate_after`]).
     pub fn for_store(mut self, profile: Profile) -> Self {
         if profile.remote {
             self.fetch_ahead = profile.requests_in_flight;
+        } else {
+            self.revalidate_after = profile.revalidate_after;
         }
         self
     }
@@ -135,6 +143,29 @@ impl ChunkReader {
     /// remote store the stored chunks read ahead of them.
     pub fn prefetch_depth(&self) -> u64 {
         self.max_pending_prefetches.max(self.fetch_ahead) as u64
+    }
+
+    /// The cache as reads see it: cached chunks checked against the store as the store's
+    /// profile says.
+    fn checked(&self) -> Checked<'_> {
+        Checked {
+            cache: &self.cache,
+            stats: &self.stats,
+            max_age: self.revalidate_after,
+            current: false,
+        }
+    }
+
+    /// The cache as a read-modify-write sees it: on a store whose cached chunks are
+    /// revalidated, every cached chunk is checked whatever its age, and a miss decodes the
+    /// chunk as stored now rather than waiting for a decode already under way (which may
+    /// have opened an older version).
+    fn checked_now(&self) -> Checked<'_> {
+        Checked {
+            max_age: self.revalidate_after.map(|_| Duration::ZERO),
+            current: self.revalidate_after.is_some(),
+            ..self.checked()
+        }
     }
 
     /// The chunk cache.
@@ -191,7 +222,7 @@ impl ChunkReader {
         linear: u64,
         admission: Admission,
     ) -> FsResult<ChunkBuf> {
-        load_through_cache(&self.cache, &self.stats, array, linear, admission, || true)
+        load_through_cache(&self.checked(), array, linear, admission, || true)
     }
 
     /// Loads several stored chunks, in parallel when more than one is missing from the cache.
@@ -201,24 +232,40 @@ impl ChunkReader {
         wanted: &[u64],
         admission: Admission,
     ) -> FsResult<Vec<ChunkBuf>> {
+        self.stored_chunks_checked(array, wanted, admission, &self.checked())
+    }
+
+    /// The stored chunks as they are in the store now, for a read-modify-write: on a store
+    /// whose cached chunks are revalidated, each cached one is checked against its stored
+    /// version whatever its age, so that a write never builds on a superseded chunk.
+    pub fn current_stored_chunks(
+        &self,
+        array: &Arc<ZarrArray>,
+        wanted: &[u64],
+    ) -> FsResult<Vec<ChunkBuf>> {
+        self.stored_chunks_checked(array, wanted, Admission::Keep, &self.checked_now())
+    }
+
+    fn stored_chunks_checked(
+        &self,
+        array: &Arc<ZarrArray>,
+        wanted: &[u64],
+        admission: Admission,
+        checked: &Checked<'_>,
+    ) -> FsResult<Vec<ChunkBuf>> {
+        let load = |linear| load_through_cache(checked, array, linear, admission, || true);
         let mut found: Vec<Option<ChunkBuf>> = wanted
             .iter()
-            .map(|&linear| self.cache.lookup((array.id, linear), admission))
+            .map(|&linear| checked.cached(array, linear, admission))
             .collect();
         let missing: Vec<usize> = (0..wanted.len()).filter(|&i| found[i].is_none()).collect();
         match missing.len() {
             0 => {}
-            1 => {
-                found[missing[0]] =
-                    Some(self.stored_chunk_for(array, wanted[missing[0]], admission)?)
-            }
+            1 => found[missing[0]] = Some(load(wanted[missing[0]])?),
             _ => {
-                let loaded: Vec<FsResult<ChunkBuf>> = self.pool.install(|| {
-                    missing
-                        .par_iter()
-                        .map(|&i| self.stored_chunk_for(array, wanted[i], admission))
-                        .collect()
-                });
+                let loaded: Vec<FsResult<ChunkBuf>> = self
+                    .pool
+                    .install(|| missing.par_iter().map(|&i| load(wanted[i])).collect());
                 for (slot, result) in missing.iter().zip(loaded) {
                     found[*slot] = Some(result?);
                 }
@@ -281,9 +328,10 @@ impl ChunkReader {
             let mut sources: Vec<Option<Source>> = Vec::with_capacity(bufs.len());
             if let Some(stream) = blocks {
                 stream.sync_generation(generation);
+                let checked = self.checked();
                 for (slot, &chunk) in bufs.iter_mut().zip(&plan.chunks) {
                     if slot.is_none() {
-                        *slot = self.cache.lookup((array.id, chunk), admission);
+                        *slot = checked.cached(array, chunk, admission);
                     }
                 }
                 sources.extend(bufs.into_iter().map(|b| b.map(Source::Whole)));
@@ -476,11 +524,12 @@ impl ChunkReader {
             // A store whose reads are round trips starts the read now, not when a decoder
             // gets to it.
             array.prefetch_stored(linear);
-            let (cache, stats, pending, queued) = (
+            let (cache, stats, pending, queued, max_age) = (
                 self.cache.clone(),
                 self.stats.clone(),
                 self.pending_prefetches.clone(),
                 self.queued.clone(),
+                self.revalidate_after,
             );
             let array = array.clone();
             self.pool.spawn(move || {
@@ -491,7 +540,13 @@ impl ChunkReader {
                         Stats::add(&stats.prefetches_dropped, 1);
                         return Ok(());
                     }
-                    load_through_cache(&cache, &stats, &array, linear, admission, wanted).map(drop)
+                    let checked = Checked {
+                        cache: &cache,
+                        stats: &stats,
+                        max_age,
+                        current: false,
+                    };
+                    load_through_cache(&checked, &array, linear, admission, wanted).map(drop)
                 });
                 if let Err(err) = loaded {
                     // Only a guess failed: the read that needs the chunk says why.
@@ -574,20 +629,62 @@ pub fn recycle_reply_buffer(buf: Vec<u8>) {
     }
 }
 
-/// Loads a stored chunk through the cache. A decode that raced with a write-back of the
-/// same array is returned but not cached, so the cache never holds a superseded version;
-/// nor is one that `still_wanted` no longer wants once decoded (a decode ahead of a
-/// sequential reader that read the chunk itself meanwhile: its pass released the chunk).
+/// The chunk cache with how long a cached chunk is served before it is checked against
+/// the store again (`None`: trusted until dropped).
+struct Checked<'a> {
+    cache: &'a ChunkCache,
+    stats: &'a Stats,
+    max_age: Option<Duration>,
+    /// Whether a miss decodes the stored chunk itself instead of sharing a decode under way.
+    current: bool,
+}
+
+impl Checked<'_> {
+    /// A cached chunk of `array`, if it is still what the store holds: one last checked at
+    /// least `max_age` ago is compared with the stored object's version (one stat of a
+    /// local file) and dropped when that changed, is gone, or was not known. Errors of the
+    /// check drop it too: the load that follows reports them.
+    fn cached(&self, array: &ZarrArray, linear: u64, admission: Admission) -> Option<ChunkBuf> {
+        let key = (array.id, linear);
+        let (buf, stamp) = self.cache.lookup_stamped(key, admission)?;
+        if let Some(max_age) = self.max_age {
+            let now = Instant::now();
+            if now.saturating_duration_since(stamp.checked) >= max_age {
+                Stats::add(&self.stats.chunks_revalidated, 1);
+                let current = array.stored_version(linear).ok().flatten();
+                if stamp.version.is_none() || current != stamp.version {
+                    Stats::add(&self.stats.chunks_stale, 1);
+                    tracing::debug!("changed in the store: {}", array.describe_chunk(linear));
+                    self.cache.drop_stale(key, &buf);
+                    return None;
+                }
+                self.cache.confirm(key, &buf, now);
+            }
+        }
+        Stats::add(&self.stats.cache_hits, 1);
+        Some(buf)
+    }
+}
+
+/// Loads a stored chunk through the cache, a cached one checked as `checked` says. A
+/// decode that raced with a write-back of the same array is returned but not cached, so
+/// the cache never holds a superseded version; nor is one that `still_wanted` no longer
+/// wants once decoded (a decode ahead of a sequential reader that read the chunk itself
+/// meanwhile: its pass released the chunk). The stored version a chunk was decoded from is
+/// kept with it when it is settled (see [`crate::stored::settled`]). Concurrent misses
+/// share one decode, unless `checked` asks for the chunk as stored now.
 fn load_through_cache(
-    cache: &ChunkCache,
-    stats: &Stats,
+    checked: &Checked<'_>,
     array: &ZarrArray,
     linear: u64,
     admission: Admission,
     still_wanted: impl Fn() -> bool,
 ) -> FsResult<ChunkBuf> {
-    let key = (array.id, linear);
-    cache.get_or_load(key, admission, || {
+    if let Some(buf) = checked.cached(array, linear, admission) {
+        return Ok(buf);
+    }
+    let load = || {
+        let (cache, stats) = (checked.cache, checked.stats);
         array.check_readable(stats)?;
         tracing::debug!("cache miss: {}", array.describe_chunk(linear));
         let generation = array.dirty.lock().generation;
@@ -596,11 +693,22 @@ fn load_through_cache(
         if loaded.cacheable && still_wanted() {
             let dirty = array.dirty.lock();
             if dirty.generation == generation {
-                cache.admit(key, loaded.buf.clone(), admission);
+                let now = std::time::SystemTime::now();
+                let version = loaded
+                    .version
+                    .filter(|version| crate::stored::settled(version, now));
+                cache.admit_from((array.id, linear), loaded.buf.clone(), admission, version);
             }
         }
         Ok(loaded.buf)
-    })
+    };
+    if checked.current {
+        Stats::add(&checked.stats.cache_misses, 1);
+        return load();
+    }
+    checked
+        .cache
+        .get_or_load((array.id, linear), admission, load)
 }
 
 #[cfg(test)]
@@ -648,6 +756,128 @@ mod tests {
                 revalidate_after: None,
             }
         }
+    }
+
+    /// Writes chunk `name` of the store in `dir` as another program would: aside then
+    /// renamed over (`atomic`) or in place, dated `age` ago.
+    fn store_chunk(dir: &std::path::Path, name: &str, values: [i16; 4], atomic: bool, age: u64) {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let path = dir.join(name);
+        let written = if atomic {
+            dir.join("aside")
+        } else {
+            path.clone()
+        };
+        std::fs::write(&written, bytes).unwrap();
+        let when = std::time::SystemTime::now() - Duration::from_secs(age);
+        let file = std::fs::File::options().write(true).open(&written).unwrap();
+        file.set_modified(when).unwrap();
+        if atomic {
+            std::fs::rename(&written, &path).unwrap();
+        }
+    }
+
+    #[test]
+    fn cached_chunks_are_checked_against_the_store_once_per_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let ttl = Duration::from_millis(100);
+        let store: Arc<dyn Store> = Arc::new(
+            DirectoryStore::open(dir.path())
+                .unwrap()
+                .with_revalidation(ttl),
+        );
+        let meta = crate::metadata::v2::parse_zarray(
+            &serde_json::json!({"zarr_format": 2, "shape": [8], "chunks": [4], "dtype": "<i2",
+                "compressor": null, "fill_value": 0, "order": "C", "filters": null}),
+            serde_json::json!({}),
+        )
+        .unwrap();
+        let array = Arc::new(ZarrArray::new(
+            0,
+            store.clone(),
+            "",
+            meta,
+            std::time::SystemTime::now(),
+        ));
+        let reader = ChunkReader::with_budget(1 << 20, 1)
+            .unwrap()
+            .for_store(store.profile());
+        let read = || reader.read_flat(&array, 0, 8, Admission::Keep).unwrap();
+        let counter = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let stats = reader.stats().clone();
+        store_chunk(dir.path(), "0", [1, 2, 3, 4], true, 60);
+        assert_eq!(read(), [1, 0, 2, 0, 3, 0, 4, 0]);
+        // Replaced by another program (even with the same size and date): within the TTL
+        // the cached chunk is served without asking the store.
+        store_chunk(dir.path(), "0", [5, 6, 7, 8], true, 60);
+        assert_eq!(read(), [1, 0, 2, 0, 3, 0, 4, 0]);
+        assert_eq!(
+            counter(&stats.chunks_revalidated),
+            0,
+            "the warm path stats nothing"
+        );
+        std::thread::sleep(ttl);
+        assert_eq!(read(), [5, 0, 6, 0, 7, 0, 8, 0], "another identity");
+        assert_eq!(counter(&stats.chunks_stale), 1);
+        assert_eq!(read(), [5, 0, 6, 0, 7, 0, 8, 0]);
+        assert_eq!(
+            counter(&stats.chunks_revalidated),
+            1,
+            "checked once per TTL"
+        );
+        // Rewritten in place (same identity and size, another date).
+        store_chunk(dir.path(), "0", [9, 9, 9, 9], false, 30);
+        std::thread::sleep(ttl);
+        assert_eq!(read(), [9, 0, 9, 0, 9, 0, 9, 0]);
+        // Unchanged: confirmed, not decoded again.
+        std::thread::sleep(ttl);
+        let decoded = counter(&stats.chunks_decoded);
+        assert_eq!(read(), [9, 0, 9, 0, 9, 0, 9, 0]);
+        assert_eq!(counter(&stats.chunks_decoded), decoded);
+        assert_eq!(counter(&stats.chunks_stale), 2);
+        // A read-modify-write starts from the stored chunk whatever the TTL says.
+        store_chunk(dir.path(), "0", [4, 3, 2, 1], true, 60);
+        let bases = reader.current_stored_chunks(&array, &[0]).unwrap();
+        assert_eq!(*bases[0], [4, 0, 3, 0, 2, 0, 1, 0]);
+        // Deleted: the fill value after the TTL.
+        std::fs::remove_file(dir.path().join("0")).unwrap();
+        std::thread::sleep(ttl);
+        assert_eq!(read(), [0; 8]);
+    }
+
+    #[test]
+    fn recently_modified_chunks_are_decoded_again_at_their_first_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let ttl = Duration::from_millis(50);
+        let store: Arc<dyn Store> = Arc::new(
+            DirectoryStore::open(dir.path())
+                .unwrap()
+                .with_revalidation(ttl),
+        );
+        let meta = crate::metadata::v2::parse_zarray(
+            &serde_json::json!({"zarr_format": 2, "shape": [4], "chunks": [4], "dtype": "<i2",
+                "compressor": null, "fill_value": 0, "order": "C", "filters": null}),
+            serde_json::json!({}),
+        )
+        .unwrap();
+        let array = Arc::new(ZarrArray::new(
+            0,
+            store.clone(),
+            "",
+            meta,
+            std::time::SystemTime::now(),
+        ));
+        let reader = ChunkReader::with_budget(1 << 20, 1)
+            .unwrap()
+            .for_store(store.profile());
+        // Modified just now: a rewrite in place within the same clock tick would keep its
+        // size, date and identity, so the version read is not trusted.
+        store_chunk(dir.path(), "0", [1, 2, 3, 4], false, 0);
+        reader.read_flat(&array, 0, 8, Admission::Keep).unwrap();
+        std::fs::write(dir.path().join("0"), [7u8, 0, 7, 0, 7, 0, 7, 0]).unwrap();
+        std::thread::sleep(ttl);
+        let read = reader.read_flat(&array, 0, 8, Admission::Keep).unwrap();
+        assert_eq!(read, [7, 0, 7, 0, 7, 0, 7, 0]);
     }
 
     #[test]

@@ -37,6 +37,11 @@ counters! {
     blocks_decoded,
     /// Chunk reads that found no stored chunk (served as fill value).
     chunks_missing,
+    /// Cached chunks checked against their stored version (at most once per `--ttl`, and
+    /// before every read-modify-write).
+    chunks_revalidated,
+    /// Cached chunks dropped because the store held another version (or none).
+    chunks_stale,
     /// Chunks decoded ahead of the reader.
     chunks_prefetched,
     /// Decodes ahead of a sequential reader dropped because it had read past them first.

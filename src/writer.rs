@@ -2,7 +2,7 @@
 //! encoded with the array's own codecs and stored atomically (write-back).
 
 use crate::array::{WriteBack, ZarrArray};
-use crate::cache::{Admission, ChunkBuf};
+use crate::cache::ChunkBuf;
 use crate::error::{FsError, FsResult};
 use crate::geometry::Run;
 use crate::reader::ChunkReader;
@@ -115,7 +115,7 @@ impl ChunkWriter {
     }
 
     /// Applies per-chunk runs: chunks neither dirty nor wholly overwritten are decoded first
-    /// (in parallel, outside the lock), then every change is made under the array's lock so
+    /// from what is stored now (in parallel, outside the lock), then every change is made under the array's lock so
     /// readers see the whole write or none of it.
     fn apply(
         &self,
@@ -136,7 +136,9 @@ impl ChunkWriter {
                     .collect();
                 (dirty.generation, need)
             };
-            let bases = self.reader.stored_chunks(array, &need, Admission::Keep)?;
+            // A read-modify-write starts from the chunk as stored now, not from a cached
+            // version another program may have replaced since.
+            let bases = self.reader.current_stored_chunks(array, &need)?;
             let mut dirty = array.dirty.lock();
             if dirty.generation != generation {
                 continue; // a write-back landed meanwhile: the decoded bases may be stale
@@ -320,6 +322,7 @@ fn write_back(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::Admission;
     use crate::metadata::v2::parse_zarray;
     use crate::store::{DirectoryStore, ListEntry, ObjectInfo, Store};
     use serde_json::json;

@@ -143,9 +143,11 @@ pub struct MountArgs {
     /// Requests to an object store in flight at most [default: 64].
     #[arg(long, value_name = "N")]
     pub max_requests: Option<usize>,
-    /// How long an object store's answers are trusted before being asked again (object
-    /// sizes, absent keys, disk-cache entries) and how long cached chunks are kept before an
-    /// open checks them again, e.g. 1s or 500ms [default: 1s].
+    /// How long what was read from the store is trusted before it is checked again: cached
+    /// chunks (a local store's against their files, at most once per TTL each; an object
+    /// store's on the first open after it), the kernel's cached pages (dropped by an open
+    /// after it when they may be stale), an object store's answers (sizes, absent keys,
+    /// disk-cache entries), e.g. 1s or 500ms [default: 1s].
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
     /// Longest wait for one request to an object store [default: 30s].

@@ -160,7 +160,7 @@ pub fn check(config: &mut MountConfig) -> Result<Option<DirectoryStore>> {
 /// now.
 pub fn open_store(config: &MountConfig, checked: Option<DirectoryStore>) -> Result<Arc<dyn Store>> {
     if let Some(store) = checked {
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(store.with_revalidation(config.remote.ttl)));
     }
     let Some(location) = &config.location else {
         bail!("store {} was not checked", config.store.display());

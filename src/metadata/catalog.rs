@@ -165,12 +165,22 @@ impl Catalog {
     /// The node at `path` ("" for the root) from its own documents or the consolidated
     /// metadata, in the catalog's order; `Ok(None)` when neither describes it.
     fn described_node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
+        self.described_node_read(path, false)
+    }
+
+    /// [`Self::described_node`]; with `reread_root`, the root's `zarr.json` is read again
+    /// rather than taken as read when the catalog was opened.
+    fn described_node_read(
+        &self,
+        path: &str,
+        reread_root: bool,
+    ) -> Result<Option<Located>, MetadataError> {
         if self.use_consolidated == Consolidated::Prefer {
             if let Some(found) = self.consolidated_node(path)? {
                 return Ok(Some(found));
             }
         }
-        if let Some(found) = self.own_node(path)? {
+        if let Some(found) = self.own_node(path, reread_root)? {
             return Ok(Some(found));
         }
         match self.use_consolidated {
@@ -179,10 +189,11 @@ impl Catalog {
         }
     }
 
-    /// The node at `path` from its own documents.
-    fn own_node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
+    /// The node at `path` from its own documents (the root's `zarr.json` as read when the
+    /// catalog was opened, unless `reread_root`).
+    fn own_node(&self, path: &str, reread_root: bool) -> Result<Option<Located>, MetadataError> {
         let v3_key = join_key(path, v3::DOCUMENT);
-        let doc = if path.is_empty() {
+        let doc = if path.is_empty() && !reread_root {
             self.root_v3.clone()?
         } else {
             read_json(self.store.as_ref(), &v3_key)?
@@ -236,6 +247,29 @@ impl Catalog {
             meta,
             origin: Origin::Consolidated(CONSOLIDATED_V2.to_string()),
         }))
+    }
+
+    /// The attributes of the node at `path` ("" for the root) as its documents hold them
+    /// now (consolidated metadata as read when the catalog was opened); `{}` for a node
+    /// without metadata.
+    pub fn attributes(&self, path: &str) -> Result<Value, MetadataError> {
+        Ok(match self.described_node_read(path, true)? {
+            Some(Located {
+                meta: NodeMeta::Group { attributes },
+                ..
+            }) => attributes,
+            Some(Located {
+                meta: NodeMeta::Array(meta),
+                ..
+            }) => meta.attributes,
+            None => Value::Object(Default::default()),
+        })
+    }
+
+    /// The store keys of the documents that may hold the attributes of the node at `path`
+    /// (v3 `zarr.json`, v2 `.zattrs`).
+    pub fn attribute_documents(path: &str) -> [String; 2] {
+        [join_key(path, v3::DOCUMENT), join_key(path, ".zattrs")]
     }
 
     /// The node at `path` below the root: described by metadata, or an implicit group when

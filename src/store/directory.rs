@@ -6,7 +6,7 @@
 
 use super::beneath::{self, open_beneath};
 use super::{
-    join_key, too_large, FsStats, ListEntry, ObjectInfo, ObjectVersion, OpenObject, Store,
+    join_key, too_large, FsStats, ListEntry, ObjectInfo, ObjectVersion, OpenObject, Profile, Store,
 };
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// The size, mtime, owner and mode of a file or directory.
 fn info_of(meta: &fs::Metadata) -> ObjectInfo {
@@ -26,6 +26,15 @@ fn info_of(meta: &fs::Metadata) -> ObjectInfo {
         uid: meta.uid(),
         gid: meta.gid(),
         mode: meta.mode() & 0o777,
+    }
+}
+
+/// The version of a stored file, from its metadata.
+fn version_of(meta: &fs::Metadata) -> ObjectVersion {
+    ObjectVersion {
+        len: meta.len(),
+        mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        identity: (meta.dev(), meta.ino()),
     }
 }
 
@@ -72,6 +81,8 @@ static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 pub struct DirectoryStore {
     root: PathBuf,
     fd: Arc<OwnedFd>,
+    /// How long what is read from it stays trusted (see [`Profile::revalidate_after`]).
+    revalidate_after: Option<Duration>,
 }
 
 /// What a stored file is, for messages: the kinds of file that are never read.
@@ -151,7 +162,16 @@ impl DirectoryStore {
         Ok(DirectoryStore {
             root: root.to_path_buf(),
             fd: Arc::new(dir.into()),
+            revalidate_after: None,
         })
+    }
+
+    /// The store, its readers checking what they cached against what is stored once
+    /// `ttl` has passed since they last did (see [`Profile::revalidate_after`]); without
+    /// this, what was read is kept until remounted.
+    pub fn with_revalidation(mut self, ttl: Duration) -> Self {
+        self.revalidate_after = Some(ttl);
+        self
     }
 
     /// The directory this store reads from (as given; the store itself uses the
@@ -357,22 +377,33 @@ impl Store for DirectoryStore {
     }
 
     fn get_into(&self, key: &str, buf: &mut Vec<u8>, max_len: u64) -> io::Result<bool> {
+        Ok(self.get_into_versioned(key, buf, max_len)?.is_some())
+    }
+
+    fn get_into_versioned(
+        &self,
+        key: &str,
+        buf: &mut Vec<u8>,
+        max_len: u64,
+    ) -> io::Result<Option<Option<ObjectVersion>>> {
         let Some((file, meta)) = self.open_object(key, max_len)? else {
-            return Ok(false);
+            return Ok(None);
         };
         read_bounded(&file, meta.len(), max_len, buf)?;
-        Ok(true)
+        Ok(Some(Some(version_of(&meta))))
+    }
+
+    fn object_version(&self, key: &str) -> io::Result<Option<ObjectVersion>> {
+        Ok(self
+            .regular_file_metadata(key)
+            .map(|meta| version_of(&meta)))
     }
 
     fn open(&self, key: &str, max_len: u64) -> io::Result<Option<Box<dyn OpenObject>>> {
         Ok(self.open_object(key, max_len)?.map(|(file, meta)| {
             Box::new(OpenFile {
                 file,
-                version: ObjectVersion {
-                    len: meta.len(),
-                    mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    identity: (meta.dev(), meta.ino()),
-                },
+                version: version_of(&meta),
             }) as Box<dyn OpenObject>
         }))
     }
@@ -490,6 +521,13 @@ impl Store for DirectoryStore {
         let mut removed = 0;
         self.remove_temporaries_in(self.open_dir("")?, "", &own, &mut removed);
         Ok(removed)
+    }
+
+    fn profile(&self) -> Profile {
+        Profile {
+            revalidate_after: self.revalidate_after,
+            ..Profile::LOCAL
+        }
     }
 
     fn fs_stats(&self) -> io::Result<Option<FsStats>> {

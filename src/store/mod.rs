@@ -112,7 +112,10 @@ pub struct Profile {
     /// How many reads are worth keeping in flight for one sequential reader.
     pub requests_in_flight: usize,
     /// How long what was read stays trusted: an open after that sees what other writers
-    /// (other nodes) stored since (close-to-open). `None`: kept until remounted.
+    /// (other nodes, other programs) stored since (close-to-open). On a local store each
+    /// cached chunk is checked against its stored version at most once per this time; on a
+    /// remote one (where each check is a round trip) an open after it drops the array's
+    /// cached chunks. `None`: kept until remounted.
     pub revalidate_after: Option<std::time::Duration>,
 }
 
@@ -165,6 +168,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
             }
             None => Ok(false),
         }
+    }
+    /// Reads a whole object into `buf` as [`Self::get_into`] does; `Ok(None)` when it does
+    /// not exist, else the version read when the store tells it at no extra cost (a local
+    /// file's, from the descriptor it was read through).
+    fn get_into_versioned(
+        &self,
+        key: &str,
+        buf: &mut Vec<u8>,
+        max_len: u64,
+    ) -> io::Result<Option<Option<ObjectVersion>>> {
+        Ok(self.get_into(key, buf, max_len)?.then_some(None))
+    }
+    /// The version of an object as stored now, where telling it is cheap (a local file's
+    /// stat); `Ok(None)` when it is absent, or when the store cannot tell cheaply (object
+    /// stores: their readers revalidate by close-to-open instead, see [`Profile`]).
+    fn object_version(&self, _key: &str) -> io::Result<Option<ObjectVersion>> {
+        Ok(None)
     }
     /// Opens an object of at most `max_len` bytes for reads at offsets, all of the version
     /// opened; `Ok(None)` when the object is absent. By default the object is read whole

@@ -25,6 +25,14 @@ pub const SHARED_BUDGET: usize = 32 << 20;
 /// file system's timestamp granularity (FAT's two seconds).
 pub const RACY_WINDOW: Duration = Duration::from_secs(3);
 
+/// Whether `version`, read at `now`, tells its contents apart from any later rewrite: it
+/// was modified at least [`RACY_WINDOW`] before (a rewrite in place of the same size within
+/// the file system's timestamp granularity would keep size, modification time and identity).
+pub fn settled(version: &ObjectVersion, now: SystemTime) -> bool {
+    now.duration_since(version.mtime)
+        .is_ok_and(|age| age >= RACY_WINDOW)
+}
+
 /// Bytes counted for an entry besides its index entries (key, version, bookkeeping).
 const ENTRY_OVERHEAD: usize = 96;
 
@@ -92,10 +100,7 @@ impl IndexCache {
         now: SystemTime,
     ) {
         let size = cost(&index);
-        let settled = now
-            .duration_since(version.mtime)
-            .is_ok_and(|age| age >= RACY_WINDOW);
-        if size > self.budget || !settled {
+        if size > self.budget || !settled(&version, now) {
             return;
         }
         let mut state = self.state.lock();

@@ -8,7 +8,7 @@ mod index_cache;
 mod objects;
 mod shards;
 
-pub use index_cache::{IndexCache, RACY_WINDOW, SHARED_BUDGET};
+pub use index_cache::{settled, IndexCache, RACY_WINDOW, SHARED_BUDGET};
 pub use objects::ChunkObjects;
 pub use shards::ShardedChunks;
 
@@ -17,7 +17,7 @@ use crate::error::FsResult;
 use crate::geometry::ChunkGrid;
 use crate::metadata::{ArrayMeta, ChunkKeyEncoding};
 use crate::stats::Stats;
-use crate::store::{join_key, ObjectInfo, OpenObject, Store};
+use crate::store::{join_key, ObjectInfo, ObjectVersion, OpenObject, Store};
 use std::io;
 use std::sync::Arc;
 
@@ -146,9 +146,32 @@ impl StoredChunks {
     /// chunk's location for messages, `None` when it is absent. Every byte read from the
     /// store is counted in `stats`.
     pub fn read(&self, linear: u64, buf: &mut Vec<u8>, stats: &Stats) -> FsResult<Option<String>> {
+        Ok(self
+            .read_versioned(linear, buf, stats)?
+            .map(|(location, _)| location))
+    }
+
+    /// [`Self::read`], also returning the version of the object read (the chunk's, or its
+    /// shard's) when the store tells it.
+    pub fn read_versioned(
+        &self,
+        linear: u64,
+        buf: &mut Vec<u8>,
+        stats: &Stats,
+    ) -> FsResult<Option<(String, Option<ObjectVersion>)>> {
         match self {
             StoredChunks::Objects(objects) => objects.read(linear, buf, stats),
             StoredChunks::Shards(shards) => shards.read(linear, buf, stats),
+        }
+    }
+
+    /// The version of the object holding chunk `linear` (its shard for a sharded array) as
+    /// stored now; `None` when absent or when the store cannot tell cheaply (see
+    /// [`Store::object_version`]).
+    pub fn version(&self, linear: u64) -> FsResult<Option<ObjectVersion>> {
+        match self {
+            StoredChunks::Objects(objects) => objects.version(linear),
+            StoredChunks::Shards(shards) => shards.version(linear),
         }
     }
 

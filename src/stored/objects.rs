@@ -6,7 +6,7 @@ use crate::error::{FsError, FsResult};
 use crate::geometry::ChunkGrid;
 use crate::metadata::ChunkKeyEncoding;
 use crate::stats::Stats;
-use crate::store::ObjectInfo;
+use crate::store::{ObjectInfo, ObjectVersion};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -73,16 +73,21 @@ impl ChunkObjects {
         linear: u64,
         buf: &mut Vec<u8>,
         stats: &Stats,
-    ) -> FsResult<Option<String>> {
+    ) -> FsResult<Option<(String, Option<ObjectVersion>)>> {
         let store = &self.keys.store;
         let max_len = self.keys.max_len;
-        let found = self.find(linear, |key| {
-            Ok(store.get_into(key, buf, max_len)?.then_some(()))
-        })?;
-        Ok(found.map(|(key, ())| {
+        let found = self.find(linear, |key| store.get_into_versioned(key, buf, max_len))?;
+        Ok(found.map(|(key, version)| {
             Stats::add(&stats.store_bytes_read, buf.len() as u64);
-            store.describe(&key)
+            (store.describe(&key), version)
         }))
+    }
+
+    /// The version of a stored chunk as stored now, `None` when absent.
+    pub(super) fn version(&self, linear: u64) -> FsResult<Option<ObjectVersion>> {
+        Ok(self
+            .find(linear, |key| self.keys.store.object_version(key))?
+            .map(|(_, version)| version))
     }
 
     pub(super) fn open(&self, linear: u64) -> FsResult<Option<OpenStored>> {

@@ -9,7 +9,7 @@ use crate::codec::{ShardIndex, ShardIndexCodec};
 use crate::error::{FsError, FsResult};
 use crate::geometry::ChunkGrid;
 use crate::stats::Stats;
-use crate::store::{ObjectInfo, OpenObject};
+use crate::store::{ObjectInfo, ObjectVersion, OpenObject};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io;
@@ -71,6 +71,11 @@ impl OpenObject for Part {
         let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         self.shard
             .read_at(self.range.start.saturating_add(offset), &mut buf[..n])
+    }
+
+    /// The version of the shard it lies in.
+    fn version(&self) -> Option<ObjectVersion> {
+        self.shard.version()
     }
 }
 
@@ -216,7 +221,7 @@ impl ShardedChunks {
         linear: u64,
         buf: &mut Vec<u8>,
         stats: &Stats,
-    ) -> FsResult<Option<String>> {
+    ) -> FsResult<Option<(String, Option<ObjectVersion>)>> {
         let Some(Found { what, shard, range }) = self.locate(linear, stats)? else {
             return Ok(None);
         };
@@ -226,7 +231,16 @@ impl ShardedChunks {
         read_exact_at(&*shard, range.start, buf)
             .map_err(|why| FsError::io(format!("chunk {what}: {why}")))?;
         Stats::add(&stats.store_bytes_read, buf.len() as u64);
-        Ok(Some(what))
+        Ok(Some((what, shard.version())))
+    }
+
+    /// The version of the shard holding chunk `linear` as stored now, `None` when absent.
+    pub(super) fn version(&self, linear: u64) -> FsResult<Option<ObjectVersion>> {
+        let place = self.place(linear);
+        let store = &self.keys.store;
+        store
+            .object_version(&place.key)
+            .map_err(|err| io_error(&**store, &place.key, &err))
     }
 
     pub(super) fn open(&self, linear: u64, stats: &Stats) -> FsResult<Option<OpenStored>> {

@@ -148,6 +148,35 @@ impl OpenFile {
     }
 }
 
+/// Entries kept in a map of [`due`] before those older than the TTL are pruned.
+const DUE_ENTRIES: usize = 1 << 16;
+
+/// Whether `key` was last recorded in `checked` at least `ttl` before `now` (or never);
+/// then records `now`. Entries older than `ttl` count as never, so they are pruned once the
+/// map grows large (and all dropped when that frees too few: a key forgotten is only
+/// checked once more).
+fn due<K: std::hash::Hash + Eq>(
+    checked: &mut std::collections::HashMap<K, Instant>,
+    key: K,
+    now: Instant,
+    ttl: std::time::Duration,
+) -> bool {
+    if checked.len() >= DUE_ENTRIES {
+        checked.retain(|_, at| now.saturating_duration_since(*at) < ttl);
+        if checked.len() >= DUE_ENTRIES / 2 {
+            // Opened faster than pruning pays: start afresh (the next opens check again).
+            checked.clear();
+        }
+    }
+    let due = checked
+        .get(&key)
+        .is_none_or(|at| now.saturating_duration_since(*at) >= ttl);
+    if due {
+        checked.insert(key, now);
+    }
+    due
+}
+
 /// The bytes of `content` a read of `size` bytes at `offset` returns.
 fn slice_at(content: &[u8], offset: u64, size: u64) -> &[u8] {
     let start = usize::try_from(offset)
@@ -168,7 +197,7 @@ impl Tree {
                 return self
                     .open_json_lines(&array, write, |lines| lines.chunks[linear as usize].clone());
             }
-            let options = self.chunk_open_options(&array, linear);
+            let options = self.chunk_open_options(&array, linear, ino);
             if !write {
                 self.reader.prefetch_after_chunk(&array, linear);
             }
@@ -181,14 +210,14 @@ impl Tree {
                         array: array.clone(),
                         header: None,
                     },
-                    self.view_open_options(array),
+                    self.view_open_options(array, ino),
                 ),
                 NodeKind::Npy { array, header } => (
                     FileTarget::Flat {
                         array: array.clone(),
                         header: Some(header.clone()),
                     },
-                    self.view_open_options(array),
+                    self.view_open_options(array, ino),
                 ),
                 NodeKind::JsonLines { array } => {
                     return self.open_json_lines(array, write, |lines| lines.data.clone());
@@ -198,6 +227,21 @@ impl Tree {
                         return Err(FsError::new(libc::EACCES, "read-only file"));
                     }
                     (FileTarget::Bytes(content.clone()), OpenOptions::default())
+                }
+                NodeKind::Attributes { path, shown } => {
+                    if write {
+                        return Err(FsError::new(libc::EACCES, "read-only file"));
+                    }
+                    // Its size changes when the attributes do: reads must not stop at a
+                    // size the kernel cached.
+                    let (content, _) = self.current_attributes(path, shown);
+                    (
+                        FileTarget::Bytes(content),
+                        OpenOptions {
+                            direct_io: true,
+                            keep_cache: false,
+                        },
+                    )
                 }
                 NodeKind::Stats => {
                     if write {
@@ -282,8 +326,8 @@ impl Tree {
     /// into their padding are dropped (it shows the fill value), and the kernel would keep
     /// them in the pages of the file written, which cannot be dropped before the write is
     /// answered.
-    fn chunk_open_options(&self, array: &ZarrArray, linear: u64) -> OpenOptions {
-        let options = self.view_open_options(array);
+    fn chunk_open_options(&self, array: &ZarrArray, linear: u64, ino: u64) -> OpenOptions {
+        let options = self.view_open_options(array, ino);
         let grid = &array.grid;
         if options.direct_io
             || self.options.read_only
@@ -320,25 +364,47 @@ impl Tree {
         }
     }
 
-    /// Open options of an array's data views, with close-to-open consistency on stores that
-    /// other nodes write (see [`crate::store::Profile::revalidate_after`]): the first open of
-    /// the array's views once that time has passed since the last one drops the chunks
-    /// cached from the store (unsaved ones stay) and, for this open, the kernel's cached
-    /// pages, so that reads after the open see what was stored before it.
-    fn view_open_options(&self, array: &ZarrArray) -> OpenOptions {
+    /// Open options of the data view `ino` of an array, with close-to-open consistency on
+    /// stores that others write (see [`crate::store::Profile::revalidate_after`]): an open
+    /// once that time has passed drops, for this open, the kernel's cached pages of the
+    /// file when they may hold what changed in the store, so that reads after the open see
+    /// what was stored before it. On a local store, that is when a stored chunk of the
+    /// array read before has changed since the file's last open (see
+    /// [`ZarrArray::stored_epoch`]; the cached chunks themselves are checked one by one as
+    /// they are read; when changes cannot be told, as on a remote store). On a remote
+    /// store, the first open of each file after that time drops its pages, and the first
+    /// open of any view of the array the chunks cached from the store (unsaved ones stay).
+    fn view_open_options(&self, array: &ZarrArray, ino: u64) -> OpenOptions {
         let mut options = self.data_open_options();
-        let Some(ttl) = self.store.profile().revalidate_after else {
+        let profile = self.store.profile();
+        let Some(ttl) = profile.revalidate_after else {
             return options;
         };
-        let now = Instant::now();
-        let mut opened = self.views_checked.lock();
-        if opened
-            .get(&array.id)
-            .is_none_or(|at| now.duration_since(*at) >= ttl)
-        {
-            opened.insert(array.id, now);
-            self.reader.cache().invalidate_array(array.id);
-            options.keep_cache = false;
+        if profile.remote {
+            let now = Instant::now();
+            if due(&mut self.views_checked.lock(), array.id, now, ttl) {
+                self.reader.cache().invalidate_array(array.id);
+            }
+            if due(&mut self.pages_checked.lock(), ino, now, ttl) {
+                options.keep_cache = false;
+            }
+        } else if options.keep_cache {
+            match array.stored_epoch(ttl) {
+                Some(epoch) => {
+                    let mut shown = self.pages_shown.lock();
+                    if shown.len() >= DUE_ENTRIES {
+                        // Forgotten files only lose their pages once.
+                        shown.clear();
+                    }
+                    options.keep_cache = shown.insert(ino, epoch) == Some(epoch);
+                }
+                // Changes cannot be told: as on a remote store.
+                None => {
+                    if due(&mut self.pages_checked.lock(), ino, Instant::now(), ttl) {
+                        options.keep_cache = false;
+                    }
+                }
+            }
         }
         options
     }

@@ -25,7 +25,7 @@ use crate::error::{FsError, FsResult};
 use crate::jsonl::JsonLines;
 use crate::metadata::{self, Catalog, Consolidated, Located, NodeMeta, Origin};
 use crate::reader::ChunkReader;
-use crate::store::{join_key, Store};
+use crate::store::{join_key, ObjectVersion, Store};
 use crate::writer::ChunkWriter;
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// Inode number of the mount root.
 pub const ROOT_INO: u64 = 1;
@@ -128,10 +128,40 @@ enum NodeKind {
         content: Arc<Vec<u8>>,
         mtime: SystemTime,
     },
+    /// `attrs.json` of the group or array at `path`.
+    Attributes {
+        path: String,
+        shown: Mutex<ShownAttributes>,
+    },
     ControlDir,
     Stats,
     /// [`DISCARD_FILE`].
     Discard,
+}
+
+/// The attributes an `attrs.json` shows, and what they were read from.
+#[derive(Debug)]
+struct ShownAttributes {
+    content: Arc<Vec<u8>>,
+    mtime: SystemTime,
+    /// Versions of the documents that may hold them when they were read (see
+    /// [`Catalog::attribute_documents`]); `None`: absent, or not known.
+    versions: [Option<ObjectVersion>; 2],
+    /// When those versions were last compared with the store's.
+    checked: Instant,
+}
+
+impl ShownAttributes {
+    /// Attributes read at mount (or on first lookup), from documents of versions not known:
+    /// the first check reads them again unless the documents are absent.
+    fn new(attributes: &Value, mtime: SystemTime) -> Mutex<Self> {
+        Mutex::new(ShownAttributes {
+            content: json_document(attributes),
+            mtime,
+            versions: [None, None],
+            checked: Instant::now(),
+        })
+    }
 }
 
 /// Where a node's owner and mode come from: the store directory of the group or array it
@@ -198,9 +228,15 @@ pub struct Tree {
     invalidations: Mutex<Option<Sender<sync::Batch>>>,
     /// Whether the kernel lets direct-I/O files be mmap()ed.
     direct_io_allowed: std::sync::atomic::AtomicBool,
-    /// When each array's views were last opened with their cached chunks checked (stores
-    /// other nodes write).
+    /// When each array's views were last opened with their cached chunks dropped (remote
+    /// stores), by array id.
     views_checked: Mutex<HashMap<u32, std::time::Instant>>,
+    /// When each view file was last opened without the kernel's cached pages, by inode
+    /// (remote stores, and arrays whose changes cannot be told).
+    pages_checked: Mutex<HashMap<u64, Instant>>,
+    /// The stored epoch of its array (see [`ZarrArray::stored_epoch`]) when each view file
+    /// was last opened, by inode (local stores).
+    pages_shown: Mutex<HashMap<u64, u64>>,
     /// JSON lines of variable-length arrays, by array id, built on first use.
     json_lines: Mutex<HashMap<u32, Arc<JsonLines>>>,
 }
@@ -256,6 +292,8 @@ impl Tree {
             invalidations: Mutex::new(None),
             direct_io_allowed: std::sync::atomic::AtomicBool::new(false),
             views_checked: Mutex::new(HashMap::new()),
+            pages_checked: Mutex::new(HashMap::new()),
+            pages_shown: Mutex::new(HashMap::new()),
             json_lines: Mutex::new(HashMap::new()),
             reader,
             nodes: RwLock::new(Vec::new()),
@@ -400,9 +438,9 @@ impl Tree {
     ) -> FsResult<Option<(NodeKind, Source)>> {
         let kind = match &node.kind {
             NodeKind::Group { path, mtime } => match name {
-                "attrs.json" => Some(NodeKind::Document {
-                    content: json_document(&self.group_attributes(path)?),
-                    mtime: *mtime,
+                "attrs.json" => Some(NodeKind::Attributes {
+                    path: path.clone(),
+                    shown: ShownAttributes::new(&self.group_attributes(path)?, *mtime),
                 }),
                 ".zarrfs" if parent == ROOT_INO => Some(NodeKind::ControlDir),
                 _ if name.starts_with('.') || metadata::is_metadata_name(name) => None,
@@ -435,9 +473,9 @@ impl Tree {
                         content: json_document(&array.meta.to_json()),
                         mtime: array.mtime,
                     }),
-                    "attrs.json" => Some(NodeKind::Document {
-                        content: json_document(&array.meta.attributes),
-                        mtime: array.mtime,
+                    "attrs.json" => Some(NodeKind::Attributes {
+                        path: array.path.clone(),
+                        shown: ShownAttributes::new(&array.meta.attributes, array.mtime),
                     }),
                     _ => None,
                 }
@@ -590,6 +628,48 @@ impl Tree {
         }
     }
 
+    /// What an `attrs.json` shows: its attributes, read again first when the documents that
+    /// may hold them changed in the store since they were read (compared at most once per
+    /// the store's TTL; on stores that cannot tell versions cheaply, never). A document
+    /// modified too recently to be told apart from a rewrite in place is read again at
+    /// every check. A failed read keeps what was shown.
+    fn current_attributes(
+        &self,
+        path: &str,
+        shown: &Mutex<ShownAttributes>,
+    ) -> (Arc<Vec<u8>>, SystemTime) {
+        let mut shown = shown.lock();
+        let now = Instant::now();
+        let due = self
+            .store
+            .profile()
+            .revalidate_after
+            .is_some_and(|ttl| now.saturating_duration_since(shown.checked) >= ttl);
+        if due {
+            shown.checked = now;
+            let versions = Catalog::attribute_documents(path)
+                .map(|key| self.store.object_version(&key).ok().flatten());
+            let wall = SystemTime::now();
+            let settled = versions
+                .iter()
+                .flatten()
+                .all(|version| crate::stored::settled(version, wall));
+            if versions != shown.versions || !settled {
+                match self.catalog.attributes(path) {
+                    Ok(attributes) => {
+                        shown.content = json_document(&attributes);
+                        shown.versions = versions;
+                        if let Some(mtime) = versions.iter().flatten().map(|v| v.mtime).max() {
+                            shown.mtime = mtime;
+                        }
+                    }
+                    Err(err) => crate::report::warn(&format!("{err}; attrs.json left as it was")),
+                }
+            }
+        }
+        (shown.content.clone(), shown.mtime)
+    }
+
     /// The JSON lines of a variable-length array, built on first use.
     pub(crate) fn json_lines(&self, array: &ZarrArray) -> FsResult<Arc<JsonLines>> {
         if let Some(lines) = self.json_lines.lock().get(&array.id) {
@@ -668,6 +748,11 @@ impl Tree {
             NodeKind::Document { content, mtime } => {
                 let size = content.len() as u64;
                 self.attr(ino, File, size, *mtime, self.doc_owner(source), false)
+            }
+            NodeKind::Attributes { path, shown } => {
+                let (content, mtime) = self.current_attributes(path, shown);
+                let size = content.len() as u64;
+                self.attr(ino, File, size, mtime, self.doc_owner(source), false)
             }
             NodeKind::Stats => {
                 let size = self.stats_text().len() as u64;
