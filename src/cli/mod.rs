@@ -164,13 +164,8 @@ pub struct MountArgs {
     /// each node's own documents.
     #[arg(long)]
     pub no_consolidated: bool,
-    /// Mount options: ro, rw, allow_other, allow_root, cache_size=SIZE,
-    /// max_chunk_size=SIZE, threads=N,
-    /// writeback_delay=D, keep_scans, direct_io (bypass the page cache), kernel_cache
-    /// (always use it), uid=N, gid=N, umask=M, file_mode=M, dir_mode=M (owners and modes
-    /// shown instead of the store's).
     /// Mount options, comma-separated: zarrfs's own (ro, rw, writable, cache_size=,
-    /// max_chunk_size=, threads=, writeback_delay=, keep_scans, direct_io, kernel_cache, uid=, gid=,
+    /// max_chunk_size=, threads=, writeback_delay=, ttl=, keep_scans, direct_io, kernel_cache, uid=, gid=,
     /// umask=, file_mode=, dir_mode=, log=, log_level=), FUSE's (allow_other,
     /// allow_root, auto_unmount, default_permissions, fsname=, subtype=zarrfs,
     /// max_read=) and those mount(8) passes (exec, noexec, sync, async, dirsync, atime,

@@ -312,6 +312,7 @@ fn apply_option(
         ("writeback_delay", Some(v)) => {
             config.writeback_delay = parse_duration(v).map_err(|e| anyhow!(e))?
         }
+        ("ttl", Some(v)) => config.remote.ttl = parse_duration(v).map_err(|e| anyhow!(e))?,
         ("threads", Some(v)) => *threads = Some(parse_number(name, v, "a number")?),
         ("uid", Some(v)) => config.ownership.uid = Some(parse_number(name, v, "a numeric id")?),
         ("gid", Some(v)) => config.ownership.gid = Some(parse_number(name, v, "a numeric id")?),
@@ -352,6 +353,7 @@ mod tests {
                 "allow_other",
                 "threads=3",
                 "writeback_delay=1m",
+                "ttl=250ms",
             ])
         })
         .unwrap();
@@ -361,6 +363,7 @@ mod tests {
         assert_eq!(config.threads, 3);
         assert!(config.keep_scans);
         assert_eq!(config.writeback_delay, Duration::from_secs(60));
+        assert_eq!(config.remote.ttl, Duration::from_millis(250));
     }
 
     #[test]
