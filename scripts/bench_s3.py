@@ -68,11 +68,11 @@ class Mount:
 
 PEER_READ = r"""
 import os, sys, time, zarr
-lib, endpoint, prefix = sys.argv[1:4]
+lib, endpoint, prefix, driver = sys.argv[1:5]
 t0 = time.perf_counter()
 if lib == "tensorstore":
     import tensorstore as ts
-    spec = {"driver": "zarr", "kvstore": {"driver": "s3", "bucket": "%(bucket)s",
+    spec = {"driver": driver, "kvstore": {"driver": "s3", "bucket": "%(bucket)s",
             "path": prefix + "/", "endpoint": endpoint, "aws_region": "us-east-1"}}
     ts.open(spec, read=True).result().read().result()
 else:
@@ -89,8 +89,9 @@ print(time.perf_counter() - t0)
 """ % {"bucket": BUCKET}
 
 
-def peer(lib: str, endpoint: str, prefix: str) -> float:
-    out = subprocess.run([sys.executable, "-c", PEER_READ, lib, endpoint, prefix], check=True,
+def peer(lib: str, endpoint: str, prefix: str, driver: str) -> float:
+    """Seconds `lib` takes to read the whole array; `driver` is tensorstore's (zarr or zarr3)."""
+    out = subprocess.run([sys.executable, "-c", PEER_READ, lib, endpoint, prefix, driver], check=True,
                          capture_output=True, text=True)
     return float(out.stdout.split()[-1])
 
@@ -133,6 +134,7 @@ def main() -> None:
         for name in names:
             prefix = f"bench-{name}{'-quick' if args.quick else ''}"
             upload(s3, bench.store_path(work, name), prefix)
+            driver = "zarr3" if (bench.store_path(work, name) / "zarr.json").exists() else "zarr"
             for delay, proxy in proxies.items():
                 url = f"s3://{BUCKET}/{prefix}"
                 mount_args = ["--endpoint", proxy.endpoint, "--max-requests",
@@ -147,7 +149,7 @@ def main() -> None:
                     label = {"obstore": "zarr-python (obstore)",
                              "fsspec": "zarr-python (fsspec/s3fs)"}.get(lib, lib)
                     results[label] = median(args.repeats,
-                                            lambda lib=lib: peer(lib, proxy.endpoint, prefix))
+                                            lambda lib=lib: peer(lib, proxy.endpoint, prefix, driver))
                 for reader, seconds in results.items():
                     lines.append(f"| {name} | {reader} | {delay} ms | {seconds:.2f} |")
                     print(lines[-1], flush=True)
