@@ -258,3 +258,56 @@ fn inner_chunks_of_a_replaced_shard_show_after_the_ttl() {
     std::thread::sleep(PAST_TTL);
     assert_eq!(chunk("0.0.0"), other, "the shard's new inner chunk");
 }
+
+/// Another program rewrites the array's `.zarray` (a larger shape, a new fill value) and
+/// stores a chunk of the new shape: once the kernel's entries and the TTL have passed, the
+/// array is shown anew (a new inode): `data`, `data.npy`, `meta.json` and `chunks/` follow the
+/// new metadata; a file opened before keeps the array it opened.
+#[test]
+fn an_array_whose_metadata_another_program_changed_is_shown_anew_after_the_ttl() {
+    let store = store([1, 2, 3, 4]);
+    let mount = Mount::new(store.path(), &["--ttl", TTL]);
+    assert_eq!(read(&mount, "a/data"), [1, 2, 3, 4, 0, 0, 0, 0]);
+    let before = std::fs::metadata(mount.path("a")).unwrap();
+    let held = std::fs::File::open(mount.path("a/data")).unwrap();
+    replace_document(
+        store.path(),
+        "a/.zarray",
+        r#"{"zarr_format": 2, "shape": [12], "chunks": [4], "dtype": "<i2",
+            "compressor": null, "fill_value": 7, "order": "C", "filters": null}"#,
+    );
+    write_chunk(store.path(), "2", [9, 10, 11, 12], true);
+    // The kernel keeps entries and attributes for a second; the TTL is shorter.
+    std::thread::sleep(Duration::from_millis(1100) + PAST_TTL);
+    let after = std::fs::metadata(mount.path("a")).unwrap();
+    assert_ne!(
+        std::os::unix::fs::MetadataExt::ino(&before),
+        std::os::unix::fs::MetadataExt::ino(&after),
+        "a changed array is a new node"
+    );
+    assert_eq!(
+        read(&mount, "a/data"),
+        [1, 2, 3, 4, 7, 7, 7, 7, 9, 10, 11, 12]
+    );
+    assert_eq!(std::fs::metadata(mount.path("a/data")).unwrap().len(), 24);
+    assert_eq!(read(&mount, "a/chunks/2"), [9, 10, 11, 12]);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mount.path("a/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["shape"], serde_json::json!([12]));
+    let npy = std::fs::read(mount.path("a/data.npy")).unwrap();
+    assert_eq!(
+        elements(&npy[npy.len() - 24..]),
+        [1, 2, 3, 4, 7, 7, 7, 7, 9, 10, 11, 12]
+    );
+    // The file opened before reads the array as it was opened: eight elements.
+    let mut old = vec![0u8; 32];
+    let n = held.read_at(&mut old, 0).unwrap();
+    assert_eq!(elements(&old[..n]), [1, 2, 3, 4, 0, 0, 0, 0]);
+    // Unchanged metadata keeps the node.
+    std::thread::sleep(Duration::from_millis(1100) + PAST_TTL);
+    let again = std::fs::metadata(mount.path("a")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&after),
+        std::os::unix::fs::MetadataExt::ino(&again)
+    );
+}

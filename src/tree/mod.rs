@@ -225,6 +225,8 @@ pub struct Tree {
     writer: ChunkWriter,
     /// Directory inode of each array, by array id.
     array_dirs: RwLock<HashMap<u32, u64>>,
+    /// When the metadata of each array node was last read again, by inode.
+    arrays_checked: Mutex<HashMap<u64, Instant>>,
     invalidations: Mutex<Option<Sender<sync::Batch>>>,
     /// Whether the kernel lets direct-I/O files be mmap()ed.
     direct_io_allowed: std::sync::atomic::AtomicBool,
@@ -289,6 +291,7 @@ impl Tree {
             options,
             writer: ChunkWriter::new(reader.clone()),
             array_dirs: RwLock::new(HashMap::new()),
+            arrays_checked: Mutex::new(HashMap::new()),
             invalidations: Mutex::new(None),
             direct_io_allowed: std::sync::atomic::AtomicBool::new(false),
             views_checked: Mutex::new(HashMap::new()),
@@ -507,15 +510,32 @@ impl Tree {
             return Err(FsError::new(libc::ENOTDIR, "not a directory"));
         }
         let key = (parent, name.to_string());
-        if let Some(&ino) = self.children.read().get(&key) {
-            return Ok(ino);
+        let known = self.children.read().get(&key).copied();
+        if let Some(ino) = known {
+            return Ok(self.array_as_stored_now(&node, name, ino));
         }
         let (kind, source) = self
             .resolve_child(parent, &node, name)?
             .ok_or_else(|| FsError::not_found(format!("no entry {name}")))?;
+        Ok(self.add_child(parent, name, kind, source, None))
+    }
+
+    /// Enters a new node `kind` as the child `name` of `parent` and returns its inode: the
+    /// one entered meanwhile by another lookup instead, unless it `replaces` that inode.
+    fn add_child(
+        &self,
+        parent: u64,
+        name: &str,
+        kind: NodeKind,
+        source: Source,
+        replaces: Option<u64>,
+    ) -> u64 {
+        let key = (parent, name.to_string());
         let mut children = self.children.write();
         if let Some(&ino) = children.get(&key) {
-            return Ok(ino);
+            if replaces != Some(ino) {
+                return ino;
+            }
         }
         let mut nodes = self.nodes.write();
         // Tests check that a panic here, with both locks held, fails this lookup alone.
@@ -534,7 +554,61 @@ impl Tree {
         if let Some(id) = array_id {
             self.array_dirs.write().insert(id, ino);
         }
-        Ok(ino)
+        ino
+    }
+
+    /// The inode of the array `name` in the group `group`, `ino` as looked up before: once
+    /// per TTL of the store (see [`crate::store::Profile::revalidate_after`]) its metadata
+    /// document is read again, and an array whose document another program changed (shape,
+    /// data type, chunks, codecs, fill value, v3 attributes) becomes a new node, with a new
+    /// inode, so that the kernel drops what it knew of the old one; files already open keep
+    /// the array they opened.
+    fn array_as_stored_now(&self, group: &Node, name: &str, ino: u64) -> u64 {
+        let (NodeKind::Group { path, .. }, Some(ttl)) =
+            (&group.kind, self.store.profile().revalidate_after)
+        else {
+            return ino;
+        };
+        let Ok(child) = self.node(ino) else {
+            return ino;
+        };
+        let NodeKind::ArrayDir { array } = &child.kind else {
+            return ino;
+        };
+        let now = Instant::now();
+        {
+            // Never checked since it was entered: checked now.
+            let mut checked = self.arrays_checked.lock();
+            if let Some(last) = checked.insert(ino, now) {
+                if now.saturating_duration_since(last) < ttl {
+                    checked.insert(ino, last);
+                    return ino;
+                }
+            }
+        }
+        let path = join_key(path, name);
+        let located = match self.catalog.node(&path) {
+            Ok(Some(located)) => located,
+            // Gone or unreadable: reads of the array say so (EIO), as for a deleted store.
+            Ok(None) | Err(_) => return ino,
+        };
+        if let NodeMeta::Array(meta) = &located.meta {
+            if meta.document == array.meta.document {
+                return ino;
+            }
+        }
+        match self.node_kind_for(&path, located) {
+            Ok((kind, source)) => {
+                tracing::info!(
+                    "{}: changed in the store; shown anew",
+                    self.store.describe(&path)
+                );
+                let new = self.add_child(child.parent, name, kind, source, Some(ino));
+                self.arrays_checked.lock().insert(new, now);
+                new
+            }
+            Err(_) => ino,
+        }
     }
 
     /// Looks up `name` in directory `parent`.
