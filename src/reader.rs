@@ -777,17 +777,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cached_chunks_are_checked_against_the_store_once_per_ttl() {
-        let dir = tempfile::tempdir().unwrap();
-        let ttl = Duration::from_millis(100);
-        let store: Arc<dyn Store> = Arc::new(
-            DirectoryStore::open(dir.path())
-                .unwrap()
-                .with_revalidation(ttl),
-        );
+    /// An uncompressed `<i2` array of `len` elements in chunks of four at the root of a
+    /// directory store checked once per `ttl`, and a reader for it.
+    fn revalidating(
+        dir: &std::path::Path,
+        ttl: Duration,
+        len: u64,
+    ) -> (Arc<ZarrArray>, ChunkReader) {
+        let store: Arc<dyn Store> =
+            Arc::new(DirectoryStore::open(dir).unwrap().with_revalidation(ttl));
         let meta = crate::metadata::v2::parse_zarray(
-            &serde_json::json!({"zarr_format": 2, "shape": [8], "chunks": [4], "dtype": "<i2",
+            &serde_json::json!({"zarr_format": 2, "shape": [len], "chunks": [4], "dtype": "<i2",
                 "compressor": null, "fill_value": 0, "order": "C", "filters": null}),
             serde_json::json!({}),
         )
@@ -802,6 +802,14 @@ mod tests {
         let reader = ChunkReader::with_budget(1 << 20, 1)
             .unwrap()
             .for_store(store.profile());
+        (array, reader)
+    }
+
+    #[test]
+    fn cached_chunks_are_checked_against_the_store_once_per_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let ttl = Duration::from_millis(100);
+        let (array, reader) = revalidating(dir.path(), ttl, 8);
         let read = || reader.read_flat(&array, 0, 8, Admission::Keep).unwrap();
         let counter = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         let stats = reader.stats().clone();
@@ -849,27 +857,7 @@ mod tests {
     fn recently_modified_chunks_are_decoded_again_at_their_first_check() {
         let dir = tempfile::tempdir().unwrap();
         let ttl = Duration::from_millis(50);
-        let store: Arc<dyn Store> = Arc::new(
-            DirectoryStore::open(dir.path())
-                .unwrap()
-                .with_revalidation(ttl),
-        );
-        let meta = crate::metadata::v2::parse_zarray(
-            &serde_json::json!({"zarr_format": 2, "shape": [4], "chunks": [4], "dtype": "<i2",
-                "compressor": null, "fill_value": 0, "order": "C", "filters": null}),
-            serde_json::json!({}),
-        )
-        .unwrap();
-        let array = Arc::new(ZarrArray::new(
-            0,
-            store.clone(),
-            "",
-            meta,
-            std::time::SystemTime::now(),
-        ));
-        let reader = ChunkReader::with_budget(1 << 20, 1)
-            .unwrap()
-            .for_store(store.profile());
+        let (array, reader) = revalidating(dir.path(), ttl, 4);
         // Modified just now: a rewrite in place within the same clock tick would keep its
         // size, date and identity, so the version read is not trusted.
         store_chunk(dir.path(), "0", [1, 2, 3, 4], false, 0);
