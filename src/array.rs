@@ -698,9 +698,10 @@ impl ZarrArray {
         !self.store.profile().remote && self.chain().is_ok_and(CodecChain::may_decode_by_blocks)
     }
 
-    /// Tells the store that stored chunk `linear` will be read soon.
-    pub fn prefetch_stored(&self, linear: u64) {
-        self.stored.prefetch(linear);
+    /// Tells the store that stored chunks `linears` will be read soon (see
+    /// [`StoredChunks::prefetch`]).
+    pub fn prefetch_stored(&self, linears: &[u64], stats: &Arc<Stats>) {
+        self.stored.prefetch(linears, stats);
     }
 
     /// Decodes a whole stored chunk read from `location` into `buffer` (a recycled chunk

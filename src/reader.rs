@@ -509,21 +509,27 @@ impl ChunkReader {
                 && !self.cache.is_present_or_loading((array.id, linear))
                 && !array.dirty.lock().chunks.contains_key(&linear)
         });
+        let mut decodes = Vec::new();
+        let mut stopped = None;
+        let mut fetches = Vec::new();
         while let Some(linear) = chunks.next() {
-            let key = (array.id, linear);
             if self.pending_prefetches.load(Ordering::Relaxed) >= limit {
-                let fetches = self.fetch_ahead.min(self.cache.budget() / 4 / chunk_bytes);
-                for later in std::iter::once(linear).chain(chunks).take(fetches) {
-                    array.prefetch_stored(later);
-                }
-                return Some(linear);
+                let ahead = self.fetch_ahead.min(self.cache.budget() / 4 / chunk_bytes);
+                fetches.extend(std::iter::once(linear).chain(chunks).take(ahead));
+                stopped = Some(linear);
+                break;
             }
             self.pending_prefetches.fetch_add(1, Ordering::Relaxed);
-            self.queued.lock().insert(key);
+            self.queued.lock().insert((array.id, linear));
             Stats::add(&self.stats.chunks_prefetched, 1);
-            // A store whose reads are round trips starts the read now, not when a decoder
-            // gets to it.
-            array.prefetch_stored(linear);
+            decodes.push(linear);
+        }
+        // A store whose reads are round trips starts the reads now, not when a decoder gets
+        // to them: those of the chunks to decode first.
+        let wanted: Vec<u64> = decodes.iter().chain(&fetches).copied().collect();
+        array.prefetch_stored(&wanted, &self.stats);
+        for linear in decodes {
+            let key = (array.id, linear);
             let (cache, stats, pending, queued, max_age) = (
                 self.cache.clone(),
                 self.stats.clone(),
@@ -555,7 +561,7 @@ impl ChunkReader {
                 pending.fetch_sub(1, Ordering::Relaxed);
             });
         }
-        None
+        stopped
     }
 
     /// Starts decoding the chunk files likely to be read after chunk `linear`: the next

@@ -33,6 +33,8 @@ pub struct Counters {
     pub disk_cache_revalidated: AtomicU64,
     /// Lookups answered by the cache of absent keys.
     pub negative_hits: AtomicU64,
+    /// Parts of objects served by reads started ahead of their readers.
+    pub parts_read_ahead: AtomicU64,
 }
 
 impl Counters {
@@ -54,6 +56,7 @@ impl Counters {
             ("disk_cache_hits", get(&self.disk_cache_hits)),
             ("disk_cache_revalidated", get(&self.disk_cache_revalidated)),
             ("negative_cache_hits", get(&self.negative_hits)),
+            ("parts_read_ahead", get(&self.parts_read_ahead)),
         ]
     }
 }

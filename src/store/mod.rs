@@ -3,6 +3,7 @@
 //! from a URL by [`remote::open`]). Nothing above this module knows which; callers size
 //! their read-ahead and choose where metadata comes from by the store's [`Profile`].
 
+mod ahead;
 mod beneath;
 mod directory;
 mod disk_cache;
@@ -128,6 +129,22 @@ impl Profile {
     };
 }
 
+/// How to read ahead parts of an object that the object itself locates (the inner chunks of
+/// a shard, found through its index): given the object's size and version, maybe a first
+/// part to read (the index), then the parts that follow from it.
+pub trait PartPlan: Send + 'static {
+    /// The part to read before the others can be named; `None` when none is needed (the
+    /// index of this version is already known).
+    fn first(&self, len: u64, version: Option<ObjectVersion>) -> Option<std::ops::Range<u64>>;
+    /// The parts to read ahead, given the first part's bytes when one was read.
+    fn parts(
+        &self,
+        len: u64,
+        version: Option<ObjectVersion>,
+        first: Option<&[u8]>,
+    ) -> Vec<std::ops::Range<u64>>;
+}
+
 /// An object held in memory.
 impl OpenObject for Vec<u8> {
     fn len(&self) -> u64 {
@@ -219,6 +236,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Says that `key` will be read whole soon ([`Self::get_into`] with the same bound):
     /// a store whose reads are round trips starts reading it now.
     fn prefetch(&self, _key: &str, _max_len: u64) {}
+    /// Says that parts of the object `key` (of at most `max_len` bytes), which `plan` names,
+    /// will be read soon through [`Self::open`]: a store whose reads are round trips starts
+    /// reading them now, without making its caller wait, nearby parts in one request.
+    fn prefetch_parts(&self, _key: &str, _max_len: u64, _plan: Box<dyn PartPlan>) {}
     /// What requests cost.
     fn profile(&self) -> Profile {
         Profile::LOCAL

@@ -12,11 +12,15 @@
 //! `If-None-Match: *` for a key read as absent), so a chunk another node changed meanwhile
 //! is refused rather than overwritten.
 
+use super::ahead::{self, RangesAhead, SharedRead};
 use super::disk_cache::DiskCache;
 use super::metered::Counters;
 use super::runtime::Runtime;
-use super::{ranges, too_large, ListEntry, ObjectInfo, OpenObject, Profile, Store};
+use super::{
+    ranges, too_large, ListEntry, ObjectInfo, ObjectVersion, OpenObject, PartPlan, Profile, Store,
+};
 use bytes::Bytes;
+use futures::FutureExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 use parking_lot::Mutex;
@@ -98,6 +102,8 @@ struct Inner {
     versions: Mutex<lru::LruCache<String, Version>>,
     /// Reads started ahead of their callers, by key.
     pending: Mutex<HashMap<String, (Instant, Pending)>>,
+    /// Ranges of objects read ahead of their readers.
+    ahead: RangesAhead,
 }
 
 /// A store in object storage.
@@ -328,17 +334,36 @@ impl Inner {
         Ok(found)
     }
 
-    /// Reads `range` of the version `etag` of `key` (ranges of one version are cached on
-    /// disk under that version).
+    /// The disk-cache entry of `part` of the version `etag` of `key` (ranges of one version
+    /// never change, so they are kept under that version).
+    fn range_entry(key: &str, etag: Option<&str>, part: &Range<u64>) -> Option<String> {
+        etag.map(|etag| format!("{key}#{etag}#{}-{}", part.start, part.end))
+    }
+
+    /// Reads `range` of the version `etag` of `key`, through the disk cache.
     async fn read_range(
         &self,
         key: &str,
         etag: Option<&str>,
         range: Range<u64>,
     ) -> io::Result<Bytes> {
-        let cache_key = etag.map(|etag| format!("{key}#{etag}#{}-{}", range.start, range.end));
-        if let (Some(disk), Some(cache_key)) = (&self.disk, &cache_key) {
-            if let Some(entry) = disk.get(cache_key) {
+        self.read_range_keeping(key, etag, range.clone(), std::slice::from_ref(&range))
+            .await
+    }
+
+    /// Reads `range` of the version `etag` of `key` and keeps each of its parts `kept` in
+    /// the disk cache as an entry of its own (a range that is its only part is looked for
+    /// there first).
+    async fn read_range_keeping(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        range: Range<u64>,
+        kept: &[Range<u64>],
+    ) -> io::Result<Bytes> {
+        if let (Some(disk), [only]) = (&self.disk, kept) {
+            let entry = Self::range_entry(key, etag, only).filter(|_| *only == range);
+            if let Some(entry) = entry.and_then(|entry| disk.get(&entry)) {
                 Counters::add(&self.counters.disk_cache_hits, 1);
                 return Ok(Bytes::from(entry.bytes));
             }
@@ -360,11 +385,127 @@ impl Inner {
         }
         .await?;
         Counters::add(&self.counters.bytes_fetched, fetched.len() as u64);
-        if let (Some(disk), Some(cache_key), Some(etag)) = (&self.disk, &cache_key, etag) {
-            disk.put(cache_key, etag, &fetched);
+        if let (Some(disk), Some(etag)) = (&self.disk, etag) {
+            for part in kept {
+                let entry = Self::range_entry(key, Some(etag), part);
+                if let (Some(entry), Some(bytes)) =
+                    (entry, ahead::slice(&fetched, range.start, part))
+                {
+                    disk.put(&entry, etag, &bytes);
+                }
+            }
         }
         Ok(fetched)
     }
+
+    /// Starts reading `request` of the version `etag` of `key` on the runtime, keeping its
+    /// parts `kept` in the disk cache; every reader of a part shares the result.
+    fn start_read(
+        self: &Arc<Self>,
+        key: &str,
+        etag: Option<&str>,
+        request: Range<u64>,
+        kept: Vec<Range<u64>>,
+    ) -> SharedRead {
+        let (inner, key, etag) = (self.clone(), key.to_string(), etag.map(str::to_string));
+        let task = tokio::spawn(async move {
+            inner
+                .read_range_keeping(&key, etag.as_deref(), request, &kept)
+                .await
+        });
+        async move {
+            match task.await {
+                Ok(Ok(bytes)) => Ok(bytes),
+                Ok(Err(err)) => Err(err.to_string()),
+                Err(err) => Err(err.to_string()),
+            }
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// Reads the parts of `key` that `plan` names ahead of their readers (see
+    /// [`Store::prefetch_parts`]): the object's head (remembered for the TTL), the plan's
+    /// first part when it needs one, then the parts, nearby ones in one request, not
+    /// waiting for them. One plan per key runs at a time; parts already being read, or kept
+    /// on disk, are not read again.
+    async fn read_parts_ahead(
+        self: Arc<Self>,
+        key: String,
+        max_len: u64,
+        plan: Box<dyn PartPlan>,
+    ) -> io::Result<()> {
+        let Some(_planning) = self.ahead.plan(&key) else {
+            return Ok(());
+        };
+        let Some(head) = self.head(&key).await? else {
+            return Ok(());
+        };
+        let len = head.info.size;
+        if len > max_len {
+            return Ok(());
+        }
+        let etag = head.etag.as_deref();
+        let version = version_of(len, etag);
+        let first_range = plan.first(len, version);
+        let first = match first_range.clone() {
+            Some(range) => {
+                let (start, read) = self.ahead.get_or_start(
+                    &key,
+                    etag,
+                    &range,
+                    range.clone(),
+                    vec![range.clone()],
+                    || self.start_read(&key, etag, range.clone(), vec![range.clone()]),
+                );
+                let bytes = read.await.map_err(io::Error::other)?;
+                ahead::slice(&bytes, start, &range)
+            }
+            None => None,
+        };
+        let parts = plan.parts(len, version, first.as_deref());
+        if let Some(range) = first_range {
+            // The plan has what it needed (a shard's index, now cached by the plan).
+            self.ahead.take(&key, etag, &[range]);
+        }
+        let parts: Vec<Range<u64>> = self
+            .ahead
+            .not_held(&key, etag, parts)
+            .into_iter()
+            .filter(|part| {
+                let entry = Self::range_entry(&key, etag, part);
+                !matches!((&self.disk, entry), (Some(disk), Some(entry)) if disk.confirmed(&entry).is_some())
+            })
+            .collect();
+        let room = (4 * self.options.max_requests).saturating_sub(self.ahead.len());
+        for request in ranges::merge(&parts).into_iter().take(room) {
+            let within: Vec<Range<u64>> = parts
+                .iter()
+                .filter(|p| request.start <= p.start && p.end <= request.end)
+                .cloned()
+                .collect();
+            let part = within[0].clone();
+            // The read runs on its own; readers find it by the part they want.
+            let _read =
+                self.ahead
+                    .get_or_start(&key, etag, &part, request.clone(), within.clone(), || {
+                        self.start_read(&key, etag, request, within)
+                    });
+        }
+        Ok(())
+    }
+}
+
+/// The version a read of `len` bytes with `etag` stands for (the ETag's hash as identity),
+/// when the server gave an ETag.
+fn version_of(len: u64, etag: Option<&str>) -> Option<ObjectVersion> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(etag?);
+    Some(ObjectVersion {
+        len,
+        mtime: std::time::SystemTime::UNIX_EPOCH,
+        identity: (hash, len),
+    })
 }
 
 /// The owner (this daemon's user) and mode (rw-r--r--, directories rwxr-xr-x) shown for
@@ -406,6 +547,7 @@ impl ObjectStore {
                 prefixes: Mutex::new(lru::LruCache::new(remembered)),
                 versions: Mutex::new(lru::LruCache::new(remembered)),
                 pending: Mutex::new(HashMap::new()),
+                ahead: RangesAhead::default(),
             }),
             runtime: Arc::new(runtime),
         }
@@ -529,6 +671,20 @@ impl Store for ObjectStore {
         pending.insert(key.to_string(), (Instant::now(), task));
     }
 
+    fn prefetch_parts(&self, key: &str, max_len: u64, plan: Box<dyn PartPlan>) {
+        let job = self
+            .inner
+            .clone()
+            .read_parts_ahead(key.to_string(), max_len, plan);
+        drop(self.runtime.spawn(async move {
+            if let Err(err) = job.await {
+                // Only a guess failed: the read that needs the parts says why.
+                tracing::debug!("read ahead: {err}");
+            }
+            Ok(())
+        }));
+    }
+
     fn open(&self, key: &str, max_len: u64) -> io::Result<Option<Box<dyn OpenObject>>> {
         let Some(head) = self.runtime.run(self.inner.head(key))? else {
             return Ok(None);
@@ -633,6 +789,7 @@ impl Store for ObjectStore {
         };
         // A read of the old version started ahead must not be handed to a later caller.
         inner.pending.lock().remove(key);
+        inner.ahead.forget(key);
         let payload = Bytes::copy_from_slice(bytes);
         let result = self
             .runtime
@@ -673,6 +830,7 @@ impl Store for ObjectStore {
         self.refuse_writes()?;
         let inner = &self.inner;
         inner.pending.lock().remove(key);
+        inner.ahead.forget(key);
         let result = self
             .runtime
             .run(async { Ok(inner.store.delete(&path(key)?).await) })?;
@@ -730,15 +888,8 @@ impl OpenObject for RemoteObject {
         self.len
     }
 
-    fn version(&self) -> Option<super::ObjectVersion> {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let etag = self.etag.as_deref()?;
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(etag);
-        Some(super::ObjectVersion {
-            len: self.len,
-            mtime: std::time::SystemTime::UNIX_EPOCH,
-            identity: (hash, self.len),
-        })
+    fn version(&self) -> Option<ObjectVersion> {
+        version_of(self.len, self.etag.as_deref())
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -751,9 +902,31 @@ impl OpenObject for RemoteObject {
             .iter()
             .map(|(offset, buf)| self.clip(*offset, buf.len()))
             .collect();
-        let requests = ranges::merge(&wanted);
         let inner = &self.inner;
         let etag = self.etag.as_deref();
+        // Parts read ahead are taken from their reads (one that failed is read again).
+        let held = inner.ahead.take(&self.key, etag, &wanted);
+        let mut served: Vec<Option<Bytes>> = vec![None; wanted.len()];
+        if held.iter().any(Option::is_some) {
+            served = self.runtime.run(async {
+                Ok(futures::future::join_all(held.into_iter().zip(&wanted).map(
+                    |(held, part)| async move {
+                        let (start, read) = held?;
+                        ahead::slice(&read.await.ok()?, start, part)
+                    },
+                ))
+                .await)
+            })?;
+            let taken = served.iter().flatten().count() as u64;
+            Counters::add(&inner.counters.parts_read_ahead, taken);
+        }
+        let rest: Vec<Range<u64>> = wanted
+            .iter()
+            .zip(&served)
+            .filter(|(_, served)| served.is_none())
+            .map(|(part, _)| part.clone())
+            .collect();
+        let requests = ranges::merge(&rest);
         let fetched: Vec<Bytes> = self.runtime.run(async {
             futures::future::try_join_all(
                 requests
@@ -763,27 +936,35 @@ impl OpenObject for RemoteObject {
             .await
         })?;
         let mut done = Vec::with_capacity(parts.len());
-        for ((_, buf), range) in parts.iter_mut().zip(&wanted) {
-            let Some(at) = requests
-                .iter()
-                .position(|r| r.start <= range.start && range.end <= r.end)
-                .filter(|_| !range.is_empty())
-            else {
-                done.push(0);
-                continue;
+        for (((_, buf), range), served) in parts.iter_mut().zip(&wanted).zip(served) {
+            let bytes = match served {
+                Some(bytes) => Some(bytes),
+                None => {
+                    let at = requests
+                        .iter()
+                        .position(|r| r.start <= range.start && range.end <= r.end)
+                        .filter(|_| !range.is_empty());
+                    match at {
+                        None => None,
+                        Some(at) => Some(
+                            ahead::slice(&fetched[at], requests[at].start, range).ok_or_else(
+                                || {
+                                    io::Error::other(format!(
+                                        "GET of {}..{} returned {} bytes",
+                                        requests[at].start,
+                                        requests[at].end,
+                                        fetched[at].len()
+                                    ))
+                                },
+                            )?,
+                        ),
+                    }
+                }
             };
-            let from = (range.start - requests[at].start) as usize;
-            let n = (range.end - range.start) as usize;
-            let bytes = &fetched[at];
-            if bytes.len() < from + n {
-                return Err(io::Error::other(format!(
-                    "GET of {}..{} returned {} bytes",
-                    requests[at].start,
-                    requests[at].end,
-                    bytes.len()
-                )));
-            }
-            buf[..n].copy_from_slice(&bytes[from..from + n]);
+            let n = bytes.as_ref().map_or(0, |bytes| {
+                buf[..bytes.len()].copy_from_slice(bytes);
+                bytes.len()
+            });
             done.push(n);
         }
         Ok(done)
@@ -947,6 +1128,89 @@ mod tests {
         assert!(err.to_string().contains("changed while open"), "{err}");
         assert!(store.open("missing", ANY).unwrap().is_none());
         assert!(store.open("s", 9).is_err(), "larger than the bound");
+    }
+
+    /// A plan naming fixed parts after an optional first one, noting the first one's bytes.
+    struct FixedPlan {
+        first: Option<Range<u64>>,
+        parts: Vec<Range<u64>>,
+        got_first: Arc<Mutex<Option<Vec<u8>>>>,
+    }
+
+    impl PartPlan for FixedPlan {
+        fn first(&self, _: u64, _: Option<ObjectVersion>) -> Option<Range<u64>> {
+            self.first.clone()
+        }
+        fn parts(&self, _: u64, _: Option<ObjectVersion>, first: Option<&[u8]>) -> Vec<Range<u64>> {
+            *self.got_first.lock() = first.map(<[u8]>::to_vec);
+            self.parts.clone()
+        }
+    }
+
+    /// Waits until `store` holds `ranges` ranges read ahead and has fetched `bytes` bytes.
+    fn wait_for_reads_ahead(store: &ObjectStore, ranges: usize, bytes: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.inner.ahead.len() != ranges || counter(store, "store_bytes_fetched") != bytes {
+            assert!(Instant::now() < deadline, "{:?}", store.counters());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn parts_planned_ahead_are_read_in_merged_requests_and_handed_to_their_readers() {
+        let memory = Arc::new(InMemory::new());
+        let bytes: &'static [u8] = (0..=255u8).cycle().take(3 << 20).collect::<Vec<_>>().leak();
+        put_behind(&memory, "s", bytes);
+        let store = store_over(&memory, Duration::from_secs(60), None);
+        let len = bytes.len() as u64;
+        let got_first = Arc::new(Mutex::new(None));
+        // Parts at most 1 MiB apart share a request: 0..300 and the one 2 MiB on.
+        let far = (2 << 20) + 500..(2 << 20) + 600;
+        let plan = |first: Option<Range<u64>>, parts: Vec<Range<u64>>| {
+            let got_first = got_first.clone();
+            Box::new(FixedPlan {
+                first,
+                parts,
+                got_first,
+            })
+        };
+        store.prefetch_parts(
+            "s",
+            ANY,
+            plan(Some(len - 10..len), vec![0..100, 200..300, far.clone()]),
+        );
+        wait_for_reads_ahead(&store, 2, 10 + 300 + 100);
+        assert_eq!(
+            got_first.lock().as_deref(),
+            Some(&bytes[bytes.len() - 10..])
+        );
+        // Planned again with one more part: only that one is read.
+        store.prefetch_parts("s", ANY, plan(None, vec![0..100, 5000..5010]));
+        wait_for_reads_ahead(&store, 3, 420);
+
+        let object = store.open("s", ANY).unwrap().unwrap();
+        for part in [0..100, 200..300, far, 5000..5010, 7000..7010] {
+            let mut buf = vec![0u8; (part.end - part.start) as usize];
+            assert_eq!(object.read_at(part.start, &mut buf).unwrap(), buf.len());
+            assert_eq!(
+                buf,
+                bytes[part.start as usize..part.end as usize],
+                "{part:?}"
+            );
+        }
+        assert_eq!(counter(&store, "parts_read_ahead"), 4);
+        assert_eq!(
+            counter(&store, "store_bytes_fetched"),
+            430,
+            "only the part never planned was read on demand"
+        );
+        assert_eq!(store.inner.ahead.len(), 0, "every range let go once read");
+
+        // A write forgets what was read ahead of the old version.
+        store.prefetch_parts("s", ANY, plan(None, std::iter::once(0..100).collect()));
+        wait_for_reads_ahead(&store, 1, 530);
+        store.put("s", b"new", None, false).unwrap();
+        assert_eq!(store.inner.ahead.len(), 0);
     }
 
     #[test]

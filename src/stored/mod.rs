@@ -193,11 +193,17 @@ impl StoredChunks {
         }
     }
 
-    /// Tells the store that chunk `linear` will be read soon (one object per chunk only: a
-    /// shard is read in parts, as its chunks are wanted).
-    pub fn prefetch(&self, linear: u64) {
-        if let StoredChunks::Objects(objects) = self {
-            objects.prefetch(linear);
+    /// Tells the store that chunks `linears` will be read soon: a store whose reads are
+    /// round trips starts reading their objects (or their ranges in their shards) now.
+    /// Shard index bytes read for it are counted in `stats`.
+    pub fn prefetch(&self, linears: &[u64], stats: &Arc<Stats>) {
+        match self {
+            StoredChunks::Objects(objects) => {
+                for &linear in linears {
+                    objects.prefetch(linear);
+                }
+            }
+            StoredChunks::Shards(shards) => shards.prefetch(linears, stats),
         }
     }
 

@@ -4,12 +4,13 @@
 //! back rewrites each shard once with all its updated inner chunks, copying the others'
 //! stored bytes as they are.
 
+use super::index_cache::ShardKey;
 use super::{io_error, read_exact_at, IndexCache, Keys, OpenStored, Update, WriteBack};
 use crate::codec::{ShardIndex, ShardIndexCodec};
 use crate::error::{FsError, FsResult};
 use crate::geometry::ChunkGrid;
 use crate::stats::Stats;
-use crate::store::{ObjectInfo, ObjectVersion, OpenObject};
+use crate::store::{ObjectInfo, ObjectVersion, OpenObject, PartPlan};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io;
@@ -46,7 +47,7 @@ pub struct ShardedChunks {
     /// Inner chunks per shard along each axis.
     per_shard: Vec<u64>,
     /// The codec of shard indexes; `None` when the configuration is unusable.
-    index: Option<ShardIndexCodec>,
+    index: Option<Arc<ShardIndexCodec>>,
     /// The size the inner codecs give every chunk, when they fix it.
     fixed_len: Option<usize>,
     cache: Arc<IndexCache>,
@@ -100,7 +101,7 @@ impl ShardedChunks {
             grid,
             shards,
             per_shard,
-            index,
+            index: index.map(Arc::new),
             fixed_len,
             cache,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -154,7 +155,7 @@ impl ShardedChunks {
 
     fn index_codec(&self, what: &str) -> FsResult<&ShardIndexCodec> {
         self.index
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| FsError::io(format!("chunk {what}: unusable sharding configuration")))
     }
 
@@ -185,20 +186,15 @@ impl ShardedChunks {
         let mut encoded = vec![0u8; codec.encoded_len()];
         read_exact_at(shard, range.start, &mut encoded).map_err(fail)?;
         Stats::add(&stats.store_bytes_read, encoded.len() as u64);
-        let index = Arc::new(
-            codec
-                .decode(&encoded, shard.len())
-                .map_err(|e| fail(e.to_string()))?,
-        );
-        if let Some(version) = version {
-            self.cache.insert(
-                cache_key,
-                version,
-                index.clone(),
-                std::time::SystemTime::now(),
-            );
-        }
-        Ok(index)
+        remember_index(
+            codec,
+            &self.cache,
+            cache_key,
+            version,
+            &encoded,
+            shard.len(),
+        )
+        .map_err(fail)
     }
 
     /// Opens the shard of chunk `linear` and finds where the chunk lies in it; `None` when
@@ -232,6 +228,40 @@ impl ShardedChunks {
             .map_err(|why| FsError::io(format!("chunk {what}: {why}")))?;
         Stats::add(&stats.store_bytes_read, buf.len() as u64);
         Ok(Some((what, shard.version())))
+    }
+
+    /// Starts reading the stored bytes of inner chunks `linears` ahead of their decoders on
+    /// a store whose reads are round trips: per shard, its index unless cached, then those
+    /// chunks' ranges, nearby ones in one request; returns at once. Index bytes read are
+    /// counted in `stats`.
+    pub(super) fn prefetch(&self, linears: &[u64], stats: &Arc<Stats>) {
+        let Some(codec) = &self.index else {
+            return;
+        };
+        if linears.is_empty() || !self.keys.store.profile().remote {
+            return;
+        }
+        let mut by_shard: BTreeMap<u64, (String, Vec<usize>)> = BTreeMap::new();
+        for &linear in linears {
+            let place = self.place(linear);
+            let (_, within) = by_shard
+                .entry(place.shard)
+                .or_insert_with(|| (place.key, Vec::new()));
+            within.push(place.within);
+        }
+        for (shard, (key, within)) in by_shard {
+            let plan = ShardPlan {
+                codec: codec.clone(),
+                cache: self.cache.clone(),
+                cache_key: (self.id, shard),
+                fixed_len: self.fixed_len,
+                within,
+                stats: stats.clone(),
+            };
+            self.keys
+                .store
+                .prefetch_parts(&key, self.keys.max_len, Box::new(plan));
+        }
     }
 
     /// The version of the shard holding chunk `linear` as stored now, `None` when absent.
@@ -366,6 +396,85 @@ impl ShardedChunks {
         };
         self.cache.remove((self.id, place.shard));
         result
+    }
+}
+
+/// Decodes the index `encoded` of a shard of `shard_len` bytes and keeps it in `cache`
+/// under `key` when the shard's `version` is known.
+fn remember_index(
+    codec: &ShardIndexCodec,
+    cache: &IndexCache,
+    key: ShardKey,
+    version: Option<ObjectVersion>,
+    encoded: &[u8],
+    shard_len: u64,
+) -> Result<Arc<ShardIndex>, String> {
+    let index = Arc::new(
+        codec
+            .decode(encoded, shard_len)
+            .map_err(|e| e.to_string())?,
+    );
+    if let Some(version) = version {
+        cache.insert(key, version, index.clone(), std::time::SystemTime::now());
+    }
+    Ok(index)
+}
+
+/// The inner chunks of one shard to read ahead: its index first, unless cached for the
+/// shard's version, then those chunks' ranges.
+struct ShardPlan {
+    codec: Arc<ShardIndexCodec>,
+    cache: Arc<IndexCache>,
+    cache_key: ShardKey,
+    fixed_len: Option<usize>,
+    /// The chunks' positions in the shard.
+    within: Vec<usize>,
+    stats: Arc<Stats>,
+}
+
+impl ShardPlan {
+    fn cached(&self, version: Option<ObjectVersion>) -> Option<Arc<ShardIndex>> {
+        version.and_then(|version| self.cache.get(self.cache_key, version))
+    }
+}
+
+impl PartPlan for ShardPlan {
+    fn first(&self, len: u64, version: Option<ObjectVersion>) -> Option<Range<u64>> {
+        match self.cached(version) {
+            Some(_) => None,
+            None => self.codec.range(len).ok(),
+        }
+    }
+
+    fn parts(
+        &self,
+        len: u64,
+        version: Option<ObjectVersion>,
+        first: Option<&[u8]>,
+    ) -> Vec<Range<u64>> {
+        let index = match first {
+            None => self.cached(version),
+            Some(encoded) => {
+                Stats::add(&self.stats.store_bytes_read, encoded.len() as u64);
+                remember_index(
+                    &self.codec,
+                    &self.cache,
+                    self.cache_key,
+                    version,
+                    encoded,
+                    len,
+                )
+                .ok()
+            }
+        };
+        let Some(index) = index else {
+            // A bad index: the reads that need it say why.
+            return Vec::new();
+        };
+        self.within
+            .iter()
+            .filter_map(|&within| index.chunk(within, self.fixed_len).ok().flatten())
+            .collect()
     }
 }
 
@@ -622,14 +731,34 @@ mod tests {
         assert!(a.open_stored(0, &stats).unwrap().is_none());
     }
 
-    /// A directory store whose opens take a while and note the thread they ran on.
+    /// A directory store whose opens take `open_delay` and note the thread they ran on;
+    /// with `remote`, it says its reads are round trips and runs each plan of parts to read
+    /// ahead at once, noting its key, whether it read a first part, and the parts.
+    /// A plan run by an [`ObservedStore`]: the key, whether a first part was read, the parts.
+    type Planned = (String, bool, Vec<std::ops::Range<u64>>);
+
     #[derive(Debug)]
-    struct SlowStore {
+    struct ObservedStore {
         inner: DirectoryStore,
+        open_delay: std::time::Duration,
+        remote: bool,
         threads: parking_lot::Mutex<std::collections::HashSet<std::thread::ThreadId>>,
+        planned: parking_lot::Mutex<Vec<Planned>>,
     }
 
-    impl Store for SlowStore {
+    impl ObservedStore {
+        fn new(dir: &std::path::Path, open_delay: std::time::Duration, remote: bool) -> Self {
+            ObservedStore {
+                inner: DirectoryStore::open(dir).unwrap(),
+                open_delay,
+                remote,
+                threads: Default::default(),
+                planned: Default::default(),
+            }
+        }
+    }
+
+    impl Store for ObservedStore {
         fn get(&self, key: &str, max_len: u64) -> std::io::Result<Option<Vec<u8>>> {
             self.inner.get(key, max_len)
         }
@@ -638,7 +767,7 @@ mod tests {
             key: &str,
             max_len: u64,
         ) -> std::io::Result<Option<Box<dyn crate::store::OpenObject>>> {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::thread::sleep(self.open_delay);
             self.threads.lock().insert(std::thread::current().id());
             self.inner.open(key, max_len)
         }
@@ -666,6 +795,68 @@ mod tests {
         fn remove_stale_temporaries(&self) -> std::io::Result<usize> {
             Ok(0)
         }
+        fn profile(&self) -> crate::store::Profile {
+            crate::store::Profile {
+                remote: self.remote,
+                ..crate::store::Profile::LOCAL
+            }
+        }
+        fn prefetch_parts(&self, key: &str, max_len: u64, plan: Box<dyn crate::store::PartPlan>) {
+            let object = self.inner.open(key, max_len).unwrap().unwrap();
+            let (len, version) = (object.len(), object.version());
+            let first = plan.first(len, version).map(|range| {
+                let mut bytes = vec![0u8; (range.end - range.start) as usize];
+                object.read_at(range.start, &mut bytes).unwrap();
+                bytes
+            });
+            let parts = plan.parts(len, version, first.as_deref());
+            self.planned
+                .lock()
+                .push((key.to_string(), first.is_some(), parts));
+        }
+    }
+
+    #[test]
+    fn remote_stores_are_told_the_ranges_of_inner_chunks_to_read_ahead() {
+        let (dir, store, a) = array("end", plain());
+        write(&a, &[(0, chunk(1)), (5, chunk(2)), (11, chunk(3))]);
+        backdate(&store, "c/0/0");
+        backdate(&store, "c/1/1");
+        let local = Arc::new(ObservedStore::new(dir.path(), Default::default(), false));
+        let over = |store: Arc<ObservedStore>| {
+            ZarrArray::new(1, store, "", a.meta.clone(), SystemTime::now())
+        };
+        let stats = Arc::new(Stats::default());
+        over(local.clone()).prefetch_stored(&[0, 5], &stats);
+        assert!(
+            local.planned.lock().is_empty(),
+            "a local store reads on demand"
+        );
+
+        let remote = Arc::new(ObservedStore::new(dir.path(), Default::default(), true));
+        let array = over(remote.clone());
+        // Inner chunk 1 is absent from its shard; 0 and 5 share one.
+        array.prefetch_stored(&[0, 1, 5, 11], &stats);
+        let planned = std::mem::take(&mut *remote.planned.lock());
+        let keys: Vec<(&str, bool, usize)> = planned
+            .iter()
+            .map(|(key, first, parts)| (key.as_str(), *first, parts.len()))
+            .collect();
+        assert_eq!(keys, [("c/0/0", true, 2), ("c/1/1", true, 1)]);
+        for ((key, _, parts), expected) in planned.iter().zip([vec![1, 2], vec![3]]) {
+            let shard = store.get(key, u64::MAX).unwrap().unwrap();
+            for (part, seed) in parts.iter().zip(expected) {
+                let stored = &shard[part.start as usize..part.end as usize];
+                assert_eq!(stored, &chunk(seed)[..], "{key} {part:?}");
+            }
+        }
+        assert_eq!(stats.store_bytes_read.load(Ordering::Relaxed), 2 * 68);
+        // The indexes are known now: only the chunks' ranges are read.
+        array.prefetch_stored(&[5], &stats);
+        let planned = remote.planned.lock().clone();
+        assert_eq!(planned.len(), 1);
+        assert!(!planned[0].1, "no index read again");
+        assert_eq!(stats.store_bytes_read.load(Ordering::Relaxed), 2 * 68);
     }
 
     #[test]
@@ -686,10 +877,11 @@ mod tests {
             })
             .collect();
         write(&a, &chunks);
-        let slow = Arc::new(SlowStore {
-            inner: DirectoryStore::open(dir.path()).unwrap(),
-            threads: Default::default(),
-        });
+        let slow = Arc::new(ObservedStore::new(
+            dir.path(),
+            std::time::Duration::from_millis(5),
+            false,
+        ));
         let array = Arc::new(ZarrArray::new(
             1,
             slow.clone(),
