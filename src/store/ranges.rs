@@ -13,13 +13,19 @@ pub const MAX_REQUEST: u64 = 16 << 20;
 /// union of ranges no more than [`MAX_GAP`] apart, none larger than [`MAX_REQUEST`] unless
 /// a single range is.
 pub fn merge(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+    merge_within(ranges, MAX_GAP)
+}
+
+/// The requests that cover `ranges` as [`merge`] makes them, merging only ranges at most
+/// `max_gap` apart.
+pub fn merge_within(ranges: &[Range<u64>], max_gap: u64) -> Vec<Range<u64>> {
     let mut sorted: Vec<Range<u64>> = ranges.iter().filter(|r| !r.is_empty()).cloned().collect();
     sorted.sort_by_key(|r| (r.start, r.end));
     let mut merged: Vec<Range<u64>> = Vec::new();
     for range in sorted {
         match merged.last_mut() {
             Some(last)
-                if range.start <= last.end.saturating_add(MAX_GAP)
+                if range.start <= last.end.saturating_add(max_gap)
                     && range.end.max(last.end) - last.start <= MAX_REQUEST =>
             {
                 last.end = last.end.max(range.end);
@@ -52,5 +58,7 @@ mod tests {
         assert_eq!(merge(&ranges), [0..16 * MIB, 16 * MIB..24 * MIB]);
         // A single range larger than the limit stays whole.
         assert_eq!(merge(&[0..40 * MIB]), [0..40 * MIB]);
+        // Without gaps, only ranges that touch share a request.
+        assert_eq!(merge_within(&[0..10, 10..20, 21..30], 0), [0..20, 21..30]);
     }
 }
