@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use futures::future::{BoxFuture, Shared};
 use parking_lot::Mutex;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -32,11 +32,12 @@ impl RangeAhead {
     }
 }
 
-/// The ranges read ahead, by key, and the keys whose parts are being planned.
+/// The ranges read ahead, by key, and the keys whose parts are being planned (each with
+/// what tells waiters that its plan ended).
 #[derive(Default)]
 pub struct RangesAhead {
     by_key: Mutex<HashMap<String, Vec<RangeAhead>>>,
-    planning: Mutex<HashSet<String>>,
+    planning: Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>,
 }
 
 impl std::fmt::Debug for RangesAhead {
@@ -47,13 +48,14 @@ impl std::fmt::Debug for RangesAhead {
     }
 }
 
-/// Marks a key as being planned until dropped.
-pub struct Planning<'a> {
-    ahead: &'a RangesAhead,
+/// Marks a key as being planned until dropped, when its waiters are woken.
+pub struct Planning {
+    ahead: std::sync::Arc<RangesAhead>,
     key: String,
+    _ended: tokio::sync::watch::Sender<()>,
 }
 
-impl Drop for Planning<'_> {
+impl Drop for Planning {
     fn drop(&mut self) {
         self.ahead.planning.lock().remove(&self.key);
     }
@@ -61,14 +63,28 @@ impl Drop for Planning<'_> {
 
 impl RangesAhead {
     /// Marks `key` as being planned; `None` when it already is (one plan at a time per key).
-    pub fn plan(&self, key: &str) -> Option<Planning<'_>> {
-        self.planning
-            .lock()
-            .insert(key.to_string())
-            .then(|| Planning {
-                ahead: self,
-                key: key.to_string(),
-            })
+    pub fn plan(self: &std::sync::Arc<Self>, key: &str) -> Option<Planning> {
+        let mut planning = self.planning.lock();
+        if planning.contains_key(key) {
+            return None;
+        }
+        let (ended, waiter) = tokio::sync::watch::channel(());
+        planning.insert(key.to_string(), waiter);
+        Some(Planning {
+            ahead: self.clone(),
+            key: key.to_string(),
+            _ended: ended,
+        })
+    }
+
+    /// Waits for the plan of `key` under way, if any, to end (a reader then finds the
+    /// object's head known and its parts being read, instead of asking for them again).
+    pub async fn plan_ended(&self, key: &str) {
+        let waiter = self.planning.lock().get(key).cloned();
+        if let Some(mut waiter) = waiter {
+            // Fails once the plan's sender is gone, which is all this waits for.
+            while waiter.changed().await.is_ok() {}
+        }
     }
 
     /// How many ranges are held.
@@ -216,12 +232,23 @@ mod tests {
     }
 
     #[test]
-    fn one_plan_per_key_at_a_time() {
-        let ahead = RangesAhead::default();
+    fn one_plan_per_key_at_a_time_and_readers_wait_for_it() {
+        let ahead = std::sync::Arc::new(RangesAhead::default());
         let first = ahead.plan("k").unwrap();
         assert!(ahead.plan("k").is_none());
         assert!(ahead.plan("other").is_some());
+        let waiting = {
+            let ahead = ahead.clone();
+            std::thread::spawn(move || futures::executor::block_on(ahead.plan_ended("k")))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            !waiting.is_finished(),
+            "the reader waits while the plan runs"
+        );
         drop(first);
+        waiting.join().unwrap();
+        futures::executor::block_on(ahead.plan_ended("k"));
         assert!(ahead.plan("k").is_some());
     }
 }

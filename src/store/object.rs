@@ -103,7 +103,7 @@ struct Inner {
     /// Reads started ahead of their callers, by key.
     pending: Mutex<HashMap<String, (Instant, Pending)>>,
     /// Ranges of objects read ahead of their readers.
-    ahead: RangesAhead,
+    ahead: Arc<RangesAhead>,
 }
 
 /// A store in object storage.
@@ -427,17 +427,16 @@ impl Inner {
     /// Reads the parts of `key` that `plan` names ahead of their readers (see
     /// [`Store::prefetch_parts`]): the object's head (remembered for the TTL), the plan's
     /// first part when it needs one, then the parts, nearby ones in one request, not
-    /// waiting for them. One plan per key runs at a time; parts already being read, or kept
-    /// on disk, are not read again.
+    /// waiting for them. The plan ends (`planning` is dropped) once they are being read;
+    /// parts already being read, or kept on disk, are not read again.
     async fn read_parts_ahead(
         self: Arc<Self>,
         key: String,
         max_len: u64,
         plan: Box<dyn PartPlan>,
+        planning: ahead::Planning,
     ) -> io::Result<()> {
-        let Some(_planning) = self.ahead.plan(&key) else {
-            return Ok(());
-        };
+        let _planning = planning;
         let Some(head) = self.head(&key).await? else {
             return Ok(());
         };
@@ -549,7 +548,7 @@ impl ObjectStore {
                 prefixes: Mutex::new(lru::LruCache::new(remembered)),
                 versions: Mutex::new(lru::LruCache::new(remembered)),
                 pending: Mutex::new(HashMap::new()),
-                ahead: RangesAhead::default(),
+                ahead: Arc::default(),
             }),
             runtime: Arc::new(runtime),
         }
@@ -674,10 +673,14 @@ impl Store for ObjectStore {
     }
 
     fn prefetch_parts(&self, key: &str, max_len: u64, plan: Box<dyn PartPlan>) {
+        // One plan per object at a time; its readers wait for it from now on.
+        let Some(planning) = self.inner.ahead.plan(key) else {
+            return;
+        };
         let job = self
             .inner
             .clone()
-            .read_parts_ahead(key.to_string(), max_len, plan);
+            .read_parts_ahead(key.to_string(), max_len, plan, planning);
         drop(self.runtime.spawn(async move {
             if let Err(err) = job.await {
                 // Only a guess failed: the read that needs the parts says why.
@@ -688,7 +691,11 @@ impl Store for ObjectStore {
     }
 
     fn open(&self, key: &str, max_len: u64) -> io::Result<Option<Box<dyn OpenObject>>> {
-        let Some(head) = self.runtime.run(self.inner.head(key))? else {
+        let head = self.runtime.run(async {
+            self.inner.ahead.plan_ended(key).await;
+            self.inner.head(key).await
+        })?;
+        let Some(head) = head else {
             return Ok(None);
         };
         if head.info.size > max_len {
@@ -906,7 +913,12 @@ impl OpenObject for RemoteObject {
             .collect();
         let inner = &self.inner;
         let etag = self.etag.as_deref();
-        // Parts read ahead are taken from their reads (one that failed is read again).
+        // Parts read ahead are taken from their reads (one that failed is read again); a
+        // plan under way for the object names its parts first.
+        self.runtime.run(async {
+            inner.ahead.plan_ended(&self.key).await;
+            Ok(())
+        })?;
         let held = inner.ahead.take(&self.key, etag, &wanted);
         let mut served: Vec<Option<Bytes>> = vec![None; wanted.len()];
         if held.iter().any(Option::is_some) {
@@ -1149,8 +1161,14 @@ mod tests {
         }
     }
 
-    /// Waits until `store` holds `ranges` ranges read ahead and has fetched `bytes` bytes.
+    /// Waits until the plan of "s" has ended, `store` holds `ranges` ranges read ahead and
+    /// has fetched `bytes` bytes.
     fn wait_for_reads_ahead(store: &ObjectStore, ranges: usize, bytes: u64) {
+        let plan_ended = async {
+            store.inner.ahead.plan_ended("s").await;
+            Ok(())
+        };
+        store.runtime.run(plan_ended).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while store.inner.ahead.len() != ranges || counter(store, "store_bytes_fetched") != bytes {
             assert!(Instant::now() < deadline, "{:?}", store.counters());
