@@ -515,7 +515,15 @@ impl ChunkReader {
         while let Some(linear) = chunks.next() {
             if self.pending_prefetches.load(Ordering::Relaxed) >= limit {
                 let ahead = self.fetch_ahead.min(self.cache.budget() / 4 / chunk_bytes);
-                fetches.extend(std::iter::once(linear).chain(chunks).take(ahead));
+                let mut later = std::iter::once(linear).chain(chunks);
+                fetches.extend(later.by_ref().take(ahead));
+                // On to the end of the last one's band (within as many again): a scan then
+                // asks for whole bands, which a store reads in few requests (a band's inner
+                // chunks lie together in each of its shards).
+                if let Some(&last) = fetches.last().filter(|_| ahead > 1) {
+                    let band = |linear: u64| linear / array.grid.chunks_per_band();
+                    fetches.extend(later.take(ahead).take_while(|&c| band(c) == band(last)));
+                }
                 stopped = Some(linear);
                 break;
             }
