@@ -698,6 +698,14 @@ impl ZarrArray {
         !self.store.profile().remote && self.chain().is_ok_and(CodecChain::may_decode_by_blocks)
     }
 
+    /// Chunks in a row of stored objects along the first axis (a band of shards, or of
+    /// chunks), which a C-order scan crosses together.
+    pub fn chunks_per_object_band(&self) -> u64 {
+        self.grid
+            .chunks_per_band()
+            .saturating_mul(self.stored.bands_per_object())
+    }
+
     /// Tells the store that stored chunks `linears` will be read soon (see
     /// [`StoredChunks::prefetch`]).
     pub fn prefetch_stored(&self, linears: &[u64], stats: &Arc<Stats>) {

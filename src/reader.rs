@@ -517,12 +517,13 @@ impl ChunkReader {
                 let ahead = self.fetch_ahead.min(self.cache.budget() / 4 / chunk_bytes);
                 let mut later = std::iter::once(linear).chain(chunks);
                 fetches.extend(later.by_ref().take(ahead));
-                // On to the end of the last one's band (within as many again): a scan then
-                // asks for whole bands, which a store reads in few requests (a band's inner
-                // chunks lie together in each of its shards).
+                // On to the end of the last one's band of stored objects (within a quarter
+                // of the budget): a scan then asks for whole objects (all the inner chunks
+                // of its shards), which a store reads in few requests.
                 if let Some(&last) = fetches.last().filter(|_| ahead > 1) {
-                    let band = |linear: u64| linear / array.grid.chunks_per_band();
-                    fetches.extend(later.take(ahead).take_while(|&c| band(c) == band(last)));
+                    let band = |linear: u64| linear / array.chunks_per_object_band().max(1);
+                    let room = (self.cache.budget() / 4 / chunk_bytes).saturating_sub(ahead);
+                    fetches.extend(later.take(room).take_while(|&c| band(c) == band(last)));
                 }
                 stopped = Some(linear);
                 break;

@@ -207,6 +207,16 @@ impl StoredChunks {
         }
     }
 
+    /// How many bands of chunks (rows along the first axis) one stored object spans: a
+    /// shard's inner chunks along the first axis, else 1. Reading them together lets a
+    /// store read whole objects.
+    pub fn bands_per_object(&self) -> u64 {
+        match self {
+            StoredChunks::Objects(_) => 1,
+            StoredChunks::Shards(shards) => shards.bands_per_shard(),
+        }
+    }
+
     /// The store key of the object holding chunk `linear` (the first candidate when none
     /// exists yet).
     pub fn key(&self, linear: u64) -> String {

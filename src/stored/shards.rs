@@ -264,6 +264,11 @@ impl ShardedChunks {
         }
     }
 
+    /// Inner chunks per shard along the first axis.
+    pub(super) fn bands_per_shard(&self) -> u64 {
+        self.per_shard.first().copied().unwrap_or(1)
+    }
+
     /// The version of the shard holding chunk `linear` as stored now, `None` when absent.
     pub(super) fn version(&self, linear: u64) -> FsResult<Option<ObjectVersion>> {
         let place = self.place(linear);
