@@ -469,6 +469,19 @@ impl ChunkReader {
         Ok(out)
     }
 
+    /// The end of a scan's window of chunks ending at `to`: on a store whose reads are
+    /// round trips, the end of that chunk's band of stored objects (see
+    /// [`ZarrArray::chunks_per_object_band`]), so that their reads can be asked for whole.
+    pub fn scan_window_end(&self, array: &ZarrArray, to: u64) -> u64 {
+        let per_band = array.chunks_per_object_band().max(1);
+        if self.fetch_ahead <= 1 || per_band <= 1 {
+            return to;
+        }
+        to.div_ceil(per_band)
+            .saturating_mul(per_band)
+            .min(array.grid.num_chunks())
+    }
+
     /// Starts background decodes, for the sequential reader `fh`, of the chunks `from..to`
     /// (linear grid positions) that are neither cached nor loading. Returns the position up
     /// to which every chunk has been started: less than `to` when enough decodes are

@@ -714,7 +714,8 @@ impl Tree {
         };
         let from = seq.prefetched_to.max(band * chunks_per_band);
         let to = if seq.whole_beyond_band {
-            (band + 1 + bands_ahead.max(1)) * chunks_per_band + beyond
+            let to = (band + 1 + bands_ahead.max(1)) * chunks_per_band + beyond;
+            self.reader.scan_window_end(array, to)
         } else {
             (band + 1) * chunks_per_band
         };
