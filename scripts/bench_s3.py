@@ -8,8 +8,8 @@
 
 each with no added latency and with DELAY ms per request (a delaying proxy on loopback in
 front of the server, used for both); then warm reads from zarrfs's disk cache (a remount
-trusting it, --ttl 3600s) against the directory store. Medians of --repeats runs are printed
-and written to OUT/report.md.
+trusting it, --ttl 3600s) against the directory store. Medians of --repeats runs, taken in
+rounds (every reader once per round), are printed and written to OUT/report.md.
 """
 
 from __future__ import annotations
@@ -96,8 +96,14 @@ def peer(lib: str, endpoint: str, prefix: str, driver: str) -> float:
     return float(out.stdout.split()[-1])
 
 
-def median(runs: int, measure) -> float:
-    return statistics.median(measure() for _ in range(runs))
+def medians_interleaved(runs: int, measures: dict) -> dict:
+    """The median of `runs` runs of each measure, taken in rounds (each measure once per
+    round), so that a change in the machine's load falls on every reader alike."""
+    times = {name: [] for name in measures}
+    for _ in range(runs):
+        for name, measure in measures.items():
+            times[name].append(measure())
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -144,12 +150,13 @@ def main() -> None:
                     with Mount(out, url, *mount_args) as mnt:
                         return timed(["cat", str(mnt / "data")])
 
-                results = {"zarrfs cat data": median(args.repeats, zarrfs_cold)}
+                measures = {"zarrfs cat data": zarrfs_cold}
                 for lib in ("obstore", "fsspec", "tensorstore"):
                     label = {"obstore": "zarr-python (obstore)",
                              "fsspec": "zarr-python (fsspec/s3fs)"}.get(lib, lib)
-                    results[label] = median(args.repeats,
-                                            lambda lib=lib: peer(lib, proxy.endpoint, prefix, driver))
+                    measures[label] = (lambda lib=lib, endpoint=proxy.endpoint:
+                                       peer(lib, endpoint, prefix, driver))
+                results = medians_interleaved(args.repeats, measures)
                 for reader, seconds in results.items():
                     lines.append(f"| {name} | {reader} | {delay} ms | {seconds:.2f} |")
                     print(lines[-1], flush=True)
@@ -170,9 +177,10 @@ def main() -> None:
                 with Mount(out, str(bench.store_path(work, name))) as mnt:
                     return timed(["cat", str(mnt / "data")])
 
-            for reader, measure in (("zarrfs, disk cache (warm)", disk_warm),
-                                    ("zarrfs, directory store", directory)):
-                lines.append(f"| {name} | {reader} | - | {median(args.repeats, measure):.2f} |")
+            warm = medians_interleaved(args.repeats, {"zarrfs, disk cache (warm)": disk_warm,
+                                                      "zarrfs, directory store": directory})
+            for reader, seconds in warm.items():
+                lines.append(f"| {name} | {reader} | - | {seconds:.2f} |")
                 print(lines[-1], flush=True)
     finally:
         for proxy in proxies.values():
