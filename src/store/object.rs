@@ -191,6 +191,49 @@ impl Inner {
             .put(key.to_string(), (Instant::now(), head));
     }
 
+    /// The disk-cache entry holding the head of `key` (its size and modification time,
+    /// under its ETag); no object key holds a NUL.
+    fn head_entry(key: &str) -> String {
+        format!("\0head\0{key}")
+    }
+
+    /// The head of `key` kept in the disk cache, while confirmed within the TTL: a remount
+    /// trusting the disk cache opens objects without a HEAD each.
+    fn head_from_disk(&self, key: &str) -> Option<Head> {
+        let entry = self.disk.as_ref()?.get(&Self::head_entry(key))?;
+        if entry.validated.elapsed().ok()? >= self.options.ttl {
+            return None;
+        }
+        let (size, mtime_ns): (u64, u64) = serde_json::from_slice(&entry.bytes).ok()?;
+        Some(Head {
+            info: ObjectInfo {
+                size,
+                mtime: std::time::UNIX_EPOCH + Duration::from_nanos(mtime_ns),
+                is_prefix: false,
+                ..owner_and_mode(false)
+            },
+            etag: Some(entry.etag),
+        })
+    }
+
+    /// Keeps the head of `key` in the disk cache (when the server gave an ETag).
+    fn keep_head_on_disk(&self, key: &str, head: &Head) {
+        if let (Some(disk), Some(etag)) = (&self.disk, &head.etag) {
+            let since = head.info.mtime.duration_since(std::time::UNIX_EPOCH);
+            let mtime_ns = since.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            let bytes = serde_json::to_vec(&(head.info.size, mtime_ns)).expect("two numbers");
+            disk.put(&Self::head_entry(key), etag, &bytes);
+        }
+    }
+
+    /// Forgets the head of `key`, here and on disk (the object changed).
+    fn forget_head(&self, key: &str) {
+        self.heads.lock().pop(key);
+        if let Some(disk) = &self.disk {
+            disk.remove(&Self::head_entry(key));
+        }
+    }
+
     fn remember_version(&self, key: &str, version: Version) {
         self.versions.lock().put(key.to_string(), version);
     }
@@ -299,11 +342,19 @@ impl Inner {
             }
             return Ok(head);
         }
+        if let Some(head) = self.head_from_disk(key) {
+            Counters::add(&self.counters.disk_cache_hits, 1);
+            self.remember_head(key, Some(head.clone()));
+            return Ok(Some(head));
+        }
         let head = match self.store.head(&path(key)?).await {
             Ok(meta) => Some(Self::head_of(&meta)),
             Err(object_store::Error::NotFound { .. }) => None,
             Err(err) => return Err(self.failure("HEAD", &err)),
         };
+        if let Some(head) = &head {
+            self.keep_head_on_disk(key, head);
+        }
         self.remember_head(key, head.clone());
         Ok(head)
     }
@@ -377,9 +428,13 @@ impl Inner {
             let result = self.store.get_opts(&path(key)?, options).await;
             match result {
                 Ok(result) => result.bytes().await.map_err(|e| self.failure("GET", &e)),
-                Err(object_store::Error::Precondition { .. }) => Err(io::Error::other(
-                    "the object changed while open (412 Precondition Failed); open it again",
-                )),
+                Err(object_store::Error::Precondition { .. }) => {
+                    // The next open asks for the object's head anew.
+                    self.forget_head(key);
+                    Err(io::Error::other(
+                        "the object changed while open (412 Precondition Failed); open it again",
+                    ))
+                }
                 Err(err) => Err(self.failure("GET", &err)),
             }
         }
@@ -799,6 +854,7 @@ impl Store for ObjectStore {
         // A read of the old version started ahead must not be handed to a later caller.
         inner.pending.lock().remove(key);
         inner.ahead.forget(key);
+        inner.forget_head(key);
         let payload = Bytes::copy_from_slice(bytes);
         let result = self
             .runtime
@@ -840,6 +896,7 @@ impl Store for ObjectStore {
         let inner = &self.inner;
         inner.pending.lock().remove(key);
         inner.ahead.forget(key);
+        inner.forget_head(key);
         let result = self
             .runtime
             .run(async { Ok(inner.store.delete(&path(key)?).await) })?;
@@ -1270,6 +1327,35 @@ mod tests {
         store.put("k", b"mine", None, false).unwrap();
         assert!(store.get_into("k", &mut buf, ANY).unwrap());
         assert_eq!(buf, b"mine");
+    }
+
+    #[test]
+    fn heads_kept_on_disk_open_objects_within_the_ttl_and_go_when_they_prove_stale() {
+        let memory = Arc::new(InMemory::new());
+        let dir = tempfile::tempdir().unwrap();
+        put_behind(&memory, "s", &[7; 100]);
+        let first = store_over(&memory, Duration::ZERO, Some(dir.path()));
+        assert_eq!(first.open("s", ANY).unwrap().unwrap().len(), 100);
+        assert_eq!(
+            counter(&first, "disk_cache_hits"),
+            0,
+            "entries older than the TTL"
+        );
+        // A remount trusting the disk cache opens without a HEAD, even what changed since.
+        put_behind(&memory, "s", &[8; 50]);
+        let trusting = store_over(&memory, Duration::from_secs(3600), Some(dir.path()));
+        let stale = trusting.open("s", ANY).unwrap().unwrap();
+        assert_eq!(stale.len(), 100);
+        assert_eq!(counter(&trusting, "disk_cache_hits"), 1);
+        // Its reads find the object changed (412): an error, and the next open asks anew.
+        let mut buf = [0u8; 10];
+        let err = stale.read_at(0, &mut buf).unwrap_err();
+        assert!(err.to_string().contains("changed while open"), "{err}");
+        let again = store_over(&memory, Duration::from_secs(3600), Some(dir.path()));
+        let fresh = again.open("s", ANY).unwrap().unwrap();
+        assert_eq!(fresh.len(), 50);
+        assert_eq!(fresh.read_at(0, &mut buf).unwrap(), 10);
+        assert_eq!(buf, [8; 10]);
     }
 
     #[test]
