@@ -145,6 +145,12 @@ impl ChunkReader {
         self.max_pending_prefetches.max(self.fetch_ahead) as u64
     }
 
+    /// How many chunks decodes reach beyond a sequential reader, on any store: decoded
+    /// chunks wait in memory, so only as many as keep the decoders busy.
+    pub fn decode_depth(&self) -> u64 {
+        self.max_pending_prefetches as u64
+    }
+
     /// The cache as reads see it: cached chunks checked against the store as the store's
     /// profile says.
     fn checked(&self) -> Checked<'_> {
@@ -472,7 +478,7 @@ impl ChunkReader {
     /// The end of a scan's window of chunks ending at `to`: on a store whose reads are
     /// round trips, the end of that chunk's band of stored objects (see
     /// [`ZarrArray::chunks_per_object_band`]), so that their reads can be asked for whole.
-    pub fn scan_window_end(&self, array: &ZarrArray, to: u64) -> u64 {
+    fn scan_window_end(&self, array: &ZarrArray, to: u64) -> u64 {
         let per_band = array.chunks_per_object_band().max(1);
         if self.fetch_ahead <= 1 || per_band <= 1 {
             return to;
@@ -495,7 +501,9 @@ impl ChunkReader {
         admission: Admission,
     ) -> u64 {
         let to = to.min(array.grid.num_chunks());
-        self.prefetch_list(array, from..to, admission, Some(fh))
+        // On a remote store the stored chunks after the decodes are read ahead too.
+        let fetch_to = self.scan_window_end(array, to.saturating_add(self.fetch_ahead as u64));
+        self.prefetch_list_decoding(array, from..fetch_to.max(to), to, admission, Some(fh))
             .unwrap_or(to)
     }
 
@@ -513,6 +521,19 @@ impl ChunkReader {
         admission: Admission,
         scan: Option<u64>,
     ) -> Option<u64> {
+        self.prefetch_list_decoding(array, chunks, u64::MAX, admission, scan)
+    }
+
+    /// [`Self::prefetch_list`], decoding none of the chunks from `decode_before` on (only
+    /// reading them ahead, on a remote store).
+    fn prefetch_list_decoding(
+        &self,
+        array: &Arc<ZarrArray>,
+        chunks: impl IntoIterator<Item = u64>,
+        decode_before: u64,
+        admission: Admission,
+        scan: Option<u64>,
+    ) -> Option<u64> {
         let chunk_bytes = array.grid.chunk_bytes().max(1);
         let limit = self
             .max_pending_prefetches
@@ -526,7 +547,7 @@ impl ChunkReader {
         let mut stopped = None;
         let mut fetches = Vec::new();
         while let Some(linear) = chunks.next() {
-            if self.pending_prefetches.load(Ordering::Relaxed) >= limit {
+            if linear >= decode_before || self.pending_prefetches.load(Ordering::Relaxed) >= limit {
                 let ahead = self.fetch_ahead.min(self.cache.budget() / 4 / chunk_bytes);
                 let mut later = std::iter::once(linear).chain(chunks);
                 fetches.extend(later.by_ref().take(ahead));

@@ -707,15 +707,14 @@ impl Tree {
         // With scan resistance the window also reaches a few chunks into the band after,
         // so that decoders have work while the reader finishes a band.
         let (bands_ahead, beyond) = if self.reader.cache().scan_resistance() {
-            let depth = self.reader.prefetch_depth();
+            let depth = self.reader.decode_depth();
             (depth.div_ceil(chunks_per_band), depth)
         } else {
             (budget / 4 / band_bytes.max(band_chunk_bytes), 0)
         };
         let from = seq.prefetched_to.max(band * chunks_per_band);
         let to = if seq.whole_beyond_band {
-            let to = (band + 1 + bands_ahead.max(1)) * chunks_per_band + beyond;
-            self.reader.scan_window_end(array, to)
+            (band + 1 + bands_ahead.max(1)) * chunks_per_band + beyond
         } else {
             (band + 1) * chunks_per_band
         };
