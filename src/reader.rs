@@ -957,4 +957,36 @@ mod tests {
         drop(release);
         reader.wait_for_prefetches();
     }
+
+    #[test]
+    fn scans_on_remote_stores_decode_their_window_and_only_read_ahead_beyond_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Remote {
+            dir: DirectoryStore::open(dir.path()).unwrap(),
+            hinted: Mutex::new(Vec::new()),
+        });
+        let meta = crate::metadata::v2::parse_zarray(
+            &serde_json::json!({"zarr_format": 2, "shape": [64], "chunks": [1], "dtype": "<i2",
+                "compressor": null, "fill_value": 0, "order": "C", "filters": null}),
+            serde_json::json!({}),
+        )
+        .unwrap();
+        let array = Arc::new(ZarrArray::new(
+            0,
+            store.clone(),
+            "",
+            meta,
+            std::time::SystemTime::now(),
+        ));
+        let reader = ChunkReader::with_budget(1 << 20, 4)
+            .unwrap()
+            .for_store(store.profile());
+        // A window of 2 chunks: both decoded (decoders are free), 8 more read ahead only.
+        let started_to = reader.prefetch_chunks(&array, 1, 0, 2, Admission::Keep);
+        assert_eq!(started_to, 2);
+        reader.wait_for_prefetches();
+        assert_eq!(reader.stats().chunks_prefetched.load(Ordering::Relaxed), 2);
+        let hinted: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        assert_eq!(*store.hinted.lock(), hinted);
+    }
 }
