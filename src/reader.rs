@@ -917,8 +917,11 @@ mod tests {
         assert_eq!(read, [7, 0, 7, 0, 7, 0, 7, 0]);
     }
 
-    #[test]
-    fn remote_stores_are_read_further_ahead_than_chunks_are_decoded() {
+    /// An empty array of 64 one-element chunks on a [`Remote`] store, and a reader of
+    /// `threads` decoders sized for it.
+    fn remote_array(
+        threads: usize,
+    ) -> (tempfile::TempDir, Arc<Remote>, Arc<ZarrArray>, ChunkReader) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Remote {
             dir: DirectoryStore::open(dir.path()).unwrap(),
@@ -937,9 +940,15 @@ mod tests {
             meta,
             std::time::SystemTime::now(),
         ));
-        let reader = ChunkReader::with_budget(1 << 20, 1)
+        let reader = ChunkReader::with_budget(1 << 20, threads)
             .unwrap()
             .for_store(store.profile());
+        (dir, store, array, reader)
+    }
+
+    #[test]
+    fn remote_stores_are_read_further_ahead_than_chunks_are_decoded() {
+        let (_dir, store, array, reader) = remote_array(1);
         // The one decoder is busy: decodes queue up to their limit (2 × 1 + 2).
         let (release, busy) = std::sync::mpsc::channel::<()>();
         reader.pool().spawn(move || {
@@ -960,27 +969,7 @@ mod tests {
 
     #[test]
     fn scans_on_remote_stores_decode_their_window_and_only_read_ahead_beyond_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Remote {
-            dir: DirectoryStore::open(dir.path()).unwrap(),
-            hinted: Mutex::new(Vec::new()),
-        });
-        let meta = crate::metadata::v2::parse_zarray(
-            &serde_json::json!({"zarr_format": 2, "shape": [64], "chunks": [1], "dtype": "<i2",
-                "compressor": null, "fill_value": 0, "order": "C", "filters": null}),
-            serde_json::json!({}),
-        )
-        .unwrap();
-        let array = Arc::new(ZarrArray::new(
-            0,
-            store.clone(),
-            "",
-            meta,
-            std::time::SystemTime::now(),
-        ));
-        let reader = ChunkReader::with_budget(1 << 20, 4)
-            .unwrap()
-            .for_store(store.profile());
+        let (_dir, store, array, reader) = remote_array(4);
         // A window of 2 chunks: both decoded (decoders are free), 8 more read ahead only.
         let started_to = reader.prefetch_chunks(&array, 1, 0, 2, Admission::Keep);
         assert_eq!(started_to, 2);
