@@ -547,7 +547,41 @@ impl BytesToBytesCodec for BloscCodec {
                 ),
             ));
         }
-        let mut dest = vec![0u8; decoded.len() + MAX_OVERHEAD];
+        // Compressed into this thread's scratch buffer (faulted in once), then copied out at
+        // the size it came to: a fresh output buffer of the input's size is a new mapping,
+        // faulted in page by page, for every chunk encoded.
+        // Larger chunks than `SCRATCH_MAX` are rare and get a buffer of their own (a scratch
+        // buffer is kept by its thread).
+        const SCRATCH_MAX: usize = 16 << 20;
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let len = decoded.len() + MAX_OVERHEAD;
+        if len > SCRATCH_MAX {
+            let mut dest = vec![0u8; len];
+            let n = self.compress_into(decoded, &mut dest)?;
+            dest.truncate(n);
+            return Ok(dest);
+        }
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.resize(scratch.len().max(len), 0);
+            // Exactly the room blosc is given without a scratch buffer: more room changes
+            // what it writes for incompressible input.
+            let n = self.compress_into(decoded, &mut scratch[..len])?;
+            Ok(scratch[..n].to_vec())
+        })
+    }
+
+    fn stores_blocks(&self) -> bool {
+        true
+    }
+}
+
+impl BloscCodec {
+    /// Compresses `decoded` into `dest` (at least `decoded.len() + MAX_OVERHEAD` bytes);
+    /// returns the compressed size.
+    fn compress_into(&self, decoded: &[u8], dest: &mut [u8]) -> Result<usize, CodecError> {
         let cname: *const c_char = self.cname.c_name().as_ptr();
         // SAFETY: `decoded` is readable for `decoded.len()` bytes, `dest` is
         // writable for `dest.len()` bytes (input size + BLOSC_MAX_OVERHEAD, so
@@ -573,12 +607,7 @@ impl BytesToBytesCodec for BloscCodec {
                 format!("c-blosc compression failed (code {rc})"),
             ));
         }
-        dest.truncate(rc as usize);
-        Ok(dest)
-    }
-
-    fn stores_blocks(&self) -> bool {
-        true
+        Ok(rc as usize)
     }
 }
 
