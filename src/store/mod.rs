@@ -238,7 +238,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn prefetch(&self, _key: &str, _max_len: u64) {}
     /// Says that parts of the object `key` (of at most `max_len` bytes), which `plan` names,
     /// will be read soon through [`Self::open`]: a store whose reads are round trips starts
-    /// reading them now, without making its caller wait, nearby parts in one request.
+    /// reading them now, without making its caller wait, parts that touch in one request.
     fn prefetch_parts(&self, _key: &str, _max_len: u64, _plan: Box<dyn PartPlan>) {}
     /// What requests cost.
     fn profile(&self) -> Profile {

@@ -481,7 +481,7 @@ impl Inner {
 
     /// Reads the parts of `key` that `plan` names ahead of their readers (see
     /// [`Store::prefetch_parts`]): the object's head (remembered for the TTL), the plan's
-    /// first part when it needs one, then the parts, nearby ones in one request, not
+    /// first part when it needs one, then the parts, touching ones in one request, not
     /// waiting for them. The plan ends (`planning` is dropped) once they are being read;
     /// parts already being read, or kept on disk, are not read again.
     async fn read_parts_ahead(

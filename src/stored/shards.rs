@@ -232,7 +232,7 @@ impl ShardedChunks {
 
     /// Starts reading the stored bytes of inner chunks `linears` ahead of their decoders on
     /// a store whose reads are round trips: per shard, its index unless cached, then those
-    /// chunks' ranges, nearby ones in one request; returns at once. Index bytes read are
+    /// chunks' ranges, touching ones in one request; returns at once. Index bytes read are
     /// counted in `stats`.
     pub(super) fn prefetch(&self, linears: &[u64], stats: &Arc<Stats>) {
         let Some(codec) = &self.index else {
