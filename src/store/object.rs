@@ -102,6 +102,9 @@ struct Inner {
     versions: Mutex<lru::LruCache<String, Version>>,
     /// Reads started ahead of their callers, by key.
     pending: Mutex<HashMap<String, (Instant, Pending)>>,
+    /// Keys a caller is reading whole from the server now (a read ahead of them would read
+    /// them twice).
+    reading: Mutex<std::collections::HashSet<String>>,
     /// Ranges of objects read ahead of their readers.
     ahead: Arc<RangesAhead>,
 }
@@ -552,6 +555,28 @@ impl Inner {
     }
 }
 
+/// Marks a key as being read by a caller until dropped.
+struct Reading<'a> {
+    keys: &'a Mutex<std::collections::HashSet<String>>,
+    key: String,
+}
+
+impl<'a> Reading<'a> {
+    fn new(keys: &'a Mutex<std::collections::HashSet<String>>, key: &str) -> Self {
+        keys.lock().insert(key.to_string());
+        Reading {
+            keys,
+            key: key.to_string(),
+        }
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.keys.lock().remove(&self.key);
+    }
+}
+
 /// The version a read of `len` bytes with `etag` stands for (the ETag's hash as identity),
 /// when the server gave an ETag.
 fn version_of(len: u64, etag: Option<&str>) -> Option<ObjectVersion> {
@@ -603,6 +628,7 @@ impl ObjectStore {
                 prefixes: Mutex::new(lru::LruCache::new(remembered)),
                 versions: Mutex::new(lru::LruCache::new(remembered)),
                 pending: Mutex::new(HashMap::new()),
+                reading: Mutex::default(),
                 ahead: Arc::default(),
             }),
             runtime: Arc::new(runtime),
@@ -671,6 +697,11 @@ impl Store for ObjectStore {
 
     fn get_into(&self, key: &str, buf: &mut Vec<u8>, max_len: u64) -> io::Result<bool> {
         let pending = self.take_pending(key);
+        // From here until it has the bytes, a read ahead of the key would read it twice (a
+        // damaged disk-cache entry is removed before it is fetched again).
+        let _reading = pending
+            .is_none()
+            .then(|| Reading::new(&self.inner.reading, key));
         if pending.is_none() && self.inner.fresh_from_disk(key, buf, max_len) {
             return Ok(true);
         }
@@ -714,7 +745,7 @@ impl Store for ObjectStore {
             }
         }
         let mut pending = self.inner.pending.lock();
-        if pending.contains_key(key) {
+        if pending.contains_key(key) || self.inner.reading.lock().contains(key) {
             return;
         }
         pending.retain(|_, (started, _)| started.elapsed() < Self::PENDING_KEPT);
@@ -1306,6 +1337,21 @@ mod tests {
         assert_eq!(buf, b"ahead");
         assert!(!store.get_into("p/1", &mut buf, ANY).unwrap());
         assert!(store.inner.pending.lock().is_empty());
+    }
+
+    #[test]
+    fn no_read_ahead_of_a_key_a_caller_is_reading() {
+        let memory = Arc::new(InMemory::new());
+        put_behind(&memory, "k", b"bytes");
+        let store = store_over(&memory, Duration::from_secs(60), None);
+        let reading = Reading::new(&store.inner.reading, "k");
+        store.prefetch("k", ANY);
+        assert!(store.inner.pending.lock().is_empty(), "read twice");
+        drop(reading);
+        store.prefetch("k", ANY);
+        assert_eq!(store.inner.pending.lock().len(), 1);
+        assert_eq!(store.get("k", ANY).unwrap().unwrap(), b"bytes");
+        assert!(store.inner.reading.lock().is_empty());
     }
 
     #[test]
