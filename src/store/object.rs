@@ -503,7 +503,12 @@ impl Inner {
             return Ok(());
         }
         let etag = head.etag.as_deref();
-        let version = version_of(len, etag);
+        let Some(version) = version_of(len, etag) else {
+            // Without an ETag nothing read could be tied to a version (nor an index kept):
+            // its readers read on demand, as they would without this plan.
+            return Ok(());
+        };
+        let version = Some(version);
         let first_range = plan.first(len, version);
         let first = match first_range.clone() {
             Some(range) => {
