@@ -108,8 +108,9 @@ impl RangesAhead {
             .collect()
     }
 
-    /// The read of a range covering `part` of version `etag` of `key`: one held, or `read`
-    /// started now for `request` (which covers `part`) and held for the parts `unread`.
+    /// The read of a range covering `part` of version `etag` of `key`: one held, or
+    /// `read(request, unread)` started now for `request` (which covers `part`) and held for
+    /// the parts `unread`.
     pub fn get_or_start(
         &self,
         key: &str,
@@ -117,7 +118,7 @@ impl RangesAhead {
         part: &Range<u64>,
         request: Range<u64>,
         unread: Vec<Range<u64>>,
-        read: impl FnOnce() -> SharedRead,
+        read: impl FnOnce(Range<u64>, Vec<Range<u64>>) -> SharedRead,
     ) -> (u64, SharedRead) {
         let mut by_key = self.by_key.lock();
         for ranges in by_key.values_mut() {
@@ -128,7 +129,7 @@ impl RangesAhead {
         if let Some(held) = ranges.iter().find(|r| r.holds(etag, part)) {
             return (held.range.start, held.bytes.clone());
         }
-        let bytes = read();
+        let bytes = read(request.clone(), unread.clone());
         ranges.push(RangeAhead {
             etag: etag.map(str::to_string),
             range: request.clone(),
@@ -204,12 +205,12 @@ mod tests {
             &(10..12),
             10..20,
             vec![10..12, 15..20],
-            || ready(b"0123456789"),
+            |_, _| ready(b"0123456789"),
         );
         assert_eq!(start, 10);
         // Another part inside the range finds it; nothing new is started.
         let (start, _) =
-            ahead.get_or_start("k", Some("e1"), &(15..20), 15..20, vec![15..20], || {
+            ahead.get_or_start("k", Some("e1"), &(15..20), 15..20, vec![15..20], |_, _| {
                 panic!("already held")
             });
         assert_eq!(start, 10);

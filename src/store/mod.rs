@@ -135,12 +135,12 @@ impl Profile {
 pub trait PartPlan: Send + 'static {
     /// The part to read before the others can be named; `None` when none is needed (the
     /// index of this version is already known).
-    fn first(&self, len: u64, version: Option<ObjectVersion>) -> Option<std::ops::Range<u64>>;
+    fn first(&self, len: u64, version: ObjectVersion) -> Option<std::ops::Range<u64>>;
     /// The parts to read ahead, given the first part's bytes when one was read.
     fn parts(
         &self,
         len: u64,
-        version: Option<ObjectVersion>,
+        version: ObjectVersion,
         first: Option<&[u8]>,
     ) -> Vec<std::ops::Range<u64>>;
 }

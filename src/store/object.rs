@@ -508,7 +508,6 @@ impl Inner {
             // its readers read on demand, as they would without this plan.
             return Ok(());
         };
-        let version = Some(version);
         let first_range = plan.first(len, version);
         let first = match first_range.clone() {
             Some(range) => {
@@ -518,7 +517,7 @@ impl Inner {
                     &range,
                     range.clone(),
                     vec![range.clone()],
-                    || self.start_read(&key, etag, range.clone(), vec![range.clone()]),
+                    |request, kept| self.start_read(&key, etag, request, kept),
                 );
                 let bytes = read.await.map_err(io::Error::other)?;
                 ahead::slice(&bytes, start, &range)
@@ -552,8 +551,8 @@ impl Inner {
             // The read runs on its own; readers find it by the part they want.
             let _read =
                 self.ahead
-                    .get_or_start(&key, etag, &part, request.clone(), within.clone(), || {
-                        self.start_read(&key, etag, request, within)
+                    .get_or_start(&key, etag, &part, request, within, |request, kept| {
+                        self.start_read(&key, etag, request, kept)
                     });
         }
         Ok(())
@@ -890,12 +889,11 @@ impl Store for ObjectStore {
         // A read of the old version started ahead must not be handed to a later caller.
         inner.pending.lock().remove(key);
         inner.ahead.forget(key);
-        inner.forget_head(key);
         let payload = Bytes::copy_from_slice(bytes);
         let result = self
             .runtime
             .run(async { Ok(Self::put_with(inner, key, payload, mode).await) })?;
-        inner.heads.lock().pop(key);
+        inner.forget_head(key);
         match result {
             Ok(done) => {
                 Counters::add(&inner.counters.bytes_put, bytes.len() as u64);
@@ -1006,73 +1004,62 @@ impl OpenObject for RemoteObject {
             .collect();
         let inner = &self.inner;
         let etag = self.etag.as_deref();
-        // Parts read ahead are taken from their reads (one that failed is read again); a
-        // plan under way for the object names its parts first.
-        self.runtime.run(async {
+        let (served, requests, fetched) = self.runtime.run(async {
+            // Parts read ahead are taken from their reads (one that failed is read again);
+            // a plan under way for the object names its parts first.
             inner.ahead.plan_ended(&self.key).await;
-            Ok(())
-        })?;
-        let held = inner.ahead.take(&self.key, etag, &wanted);
-        let mut served: Vec<Option<Bytes>> = vec![None; wanted.len()];
-        if held.iter().any(Option::is_some) {
-            served = self.runtime.run(async {
-                Ok(futures::future::join_all(held.into_iter().zip(&wanted).map(
+            let held = inner.ahead.take(&self.key, etag, &wanted);
+            let served: Vec<Option<Bytes>> =
+                futures::future::join_all(held.into_iter().zip(&wanted).map(
                     |(held, part)| async move {
                         let (start, read) = held?;
                         ahead::slice(&read.await.ok()?, start, part)
                     },
                 ))
-                .await)
-            })?;
-            let taken = served.iter().flatten().count() as u64;
-            Counters::add(&inner.counters.parts_read_ahead, taken);
-        }
-        let rest: Vec<Range<u64>> = wanted
-            .iter()
-            .zip(&served)
-            .filter(|(_, served)| served.is_none())
-            .map(|(part, _)| part.clone())
-            .collect();
-        let requests = ranges::merge(&rest);
-        let fetched: Vec<Bytes> = self.runtime.run(async {
-            futures::future::try_join_all(
+                .await;
+            let rest: Vec<Range<u64>> = wanted
+                .iter()
+                .zip(&served)
+                .filter(|(_, served)| served.is_none())
+                .map(|(part, _)| part.clone())
+                .collect();
+            let requests = ranges::merge(&rest);
+            let fetched: Vec<Bytes> = futures::future::try_join_all(
                 requests
                     .iter()
                     .map(|range| inner.read_range(&self.key, etag, range.clone())),
             )
-            .await
+            .await?;
+            Ok((served, requests, fetched))
         })?;
+        let taken = served.iter().flatten().count() as u64;
+        Counters::add(&inner.counters.parts_read_ahead, taken);
         let mut done = Vec::with_capacity(parts.len());
         for (((_, buf), range), served) in parts.iter_mut().zip(&wanted).zip(served) {
             let bytes = match served {
-                Some(bytes) => Some(bytes),
+                Some(bytes) => bytes,
                 None => {
                     let at = requests
                         .iter()
                         .position(|r| r.start <= range.start && range.end <= r.end)
                         .filter(|_| !range.is_empty());
-                    match at {
-                        None => None,
-                        Some(at) => Some(
-                            ahead::slice(&fetched[at], requests[at].start, range).ok_or_else(
-                                || {
-                                    io::Error::other(format!(
-                                        "GET of {}..{} returned {} bytes",
-                                        requests[at].start,
-                                        requests[at].end,
-                                        fetched[at].len()
-                                    ))
-                                },
-                            )?,
-                        ),
-                    }
+                    let Some(at) = at else {
+                        done.push(0);
+                        continue;
+                    };
+                    let request = &requests[at];
+                    ahead::slice(&fetched[at], request.start, range).ok_or_else(|| {
+                        io::Error::other(format!(
+                            "GET of {}..{} returned {} bytes",
+                            request.start,
+                            request.end,
+                            fetched[at].len()
+                        ))
+                    })?
                 }
             };
-            let n = bytes.as_ref().map_or(0, |bytes| {
-                buf[..bytes.len()].copy_from_slice(bytes);
-                bytes.len()
-            });
-            done.push(n);
+            buf[..bytes.len()].copy_from_slice(&bytes);
+            done.push(bytes.len());
         }
         Ok(done)
     }
@@ -1245,10 +1232,10 @@ mod tests {
     }
 
     impl PartPlan for FixedPlan {
-        fn first(&self, _: u64, _: Option<ObjectVersion>) -> Option<Range<u64>> {
+        fn first(&self, _: u64, _: ObjectVersion) -> Option<Range<u64>> {
             self.first.clone()
         }
-        fn parts(&self, _: u64, _: Option<ObjectVersion>, first: Option<&[u8]>) -> Vec<Range<u64>> {
+        fn parts(&self, _: u64, _: ObjectVersion, first: Option<&[u8]>) -> Vec<Range<u64>> {
             *self.got_first.lock() = first.map(<[u8]>::to_vec);
             self.parts.clone()
         }

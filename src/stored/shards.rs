@@ -437,39 +437,21 @@ struct ShardPlan {
     stats: Arc<Stats>,
 }
 
-impl ShardPlan {
-    fn cached(&self, version: Option<ObjectVersion>) -> Option<Arc<ShardIndex>> {
-        version.and_then(|version| self.cache.get(self.cache_key, version))
-    }
-}
-
 impl PartPlan for ShardPlan {
-    fn first(&self, len: u64, version: Option<ObjectVersion>) -> Option<Range<u64>> {
-        match self.cached(version) {
+    fn first(&self, len: u64, version: ObjectVersion) -> Option<Range<u64>> {
+        match self.cache.get(self.cache_key, version) {
             Some(_) => None,
             None => self.codec.range(len).ok(),
         }
     }
 
-    fn parts(
-        &self,
-        len: u64,
-        version: Option<ObjectVersion>,
-        first: Option<&[u8]>,
-    ) -> Vec<Range<u64>> {
+    fn parts(&self, len: u64, version: ObjectVersion, first: Option<&[u8]>) -> Vec<Range<u64>> {
         let index = match first {
-            None => self.cached(version),
+            None => self.cache.get(self.cache_key, version),
             Some(encoded) => {
                 Stats::add(&self.stats.store_bytes_read, encoded.len() as u64);
-                remember_index(
-                    &self.codec,
-                    &self.cache,
-                    self.cache_key,
-                    version,
-                    encoded,
-                    len,
-                )
-                .ok()
+                let (codec, cache, key) = (&self.codec, &self.cache, self.cache_key);
+                remember_index(codec, cache, key, Some(version), encoded, len).ok()
             }
         };
         let Some(index) = index else {
@@ -736,12 +718,12 @@ mod tests {
         assert!(a.open_stored(0, &stats).unwrap().is_none());
     }
 
-    /// A directory store whose opens take `open_delay` and note the thread they ran on;
-    /// with `remote`, it says its reads are round trips and runs each plan of parts to read
-    /// ahead at once, noting its key, whether it read a first part, and the parts.
     /// A plan run by an [`ObservedStore`]: the key, whether a first part was read, the parts.
     type Planned = (String, bool, Vec<std::ops::Range<u64>>);
 
+    /// A directory store whose opens take `open_delay` and note the thread they ran on;
+    /// with `remote`, it says its reads are round trips and runs each plan of parts to read
+    /// ahead at once, noting its key, whether it read a first part, and the parts.
     #[derive(Debug)]
     struct ObservedStore {
         inner: DirectoryStore,
@@ -808,7 +790,8 @@ mod tests {
         }
         fn prefetch_parts(&self, key: &str, max_len: u64, plan: Box<dyn crate::store::PartPlan>) {
             let object = self.inner.open(key, max_len).unwrap().unwrap();
-            let (len, version) = (object.len(), object.version());
+            let len = object.len();
+            let version = object.version().expect("a directory store tells versions");
             let first = plan.first(len, version).map(|range| {
                 let mut bytes = vec![0u8; (range.end - range.start) as usize];
                 object.read_at(range.start, &mut bytes).unwrap();
