@@ -579,8 +579,9 @@ impl BytesToBytesCodec for BloscCodec {
 }
 
 impl BloscCodec {
-    /// Compresses `decoded` into `dest` (at least `decoded.len() + MAX_OVERHEAD` bytes);
-    /// returns the compressed size.
+    /// Compresses `decoded` into `dest`, of exactly `decoded.len() + MAX_OVERHEAD` bytes
+    /// (more room changes what c-blosc writes for incompressible input); returns the
+    /// compressed size.
     fn compress_into(&self, decoded: &[u8], dest: &mut [u8]) -> Result<usize, CodecError> {
         let cname: *const c_char = self.cname.c_name().as_ptr();
         // SAFETY: `decoded` is readable for `decoded.len()` bytes, `dest` is
