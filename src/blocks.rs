@@ -168,29 +168,30 @@ impl BlockStream {
         if !array.may_decode_by_blocks() {
             return Err(());
         }
+        // The chunk read to learn the block size is the stream's first open chunk.
+        let mut probed = None;
         let block_bytes = match array.scan_block_bytes.get() {
             Some(known) => *known,
             None => {
-                let Some(StoredBlocks { blocks, .. }) =
-                    read_index(array, probe, stats).map_err(|_| ())?
-                else {
+                let Some(stored) = read_index(array, probe, stats).map_err(|_| ())? else {
                     return Ok(None);
                 };
                 let chunk_bytes = array.grid.chunk_bytes();
-                *array.scan_block_bytes.get_or_init(|| {
-                    (blocks.decoded_len() == chunk_bytes && blocks.block_size() < chunk_bytes)
-                        .then_some(blocks.block_size())
-                })
+                let blocks = &stored.blocks;
+                let size = (blocks.decoded_len() == chunk_bytes
+                    && blocks.block_size() < chunk_bytes)
+                    .then_some(blocks.block_size());
+                probed = Some(stored);
+                *array.scan_block_bytes.get_or_init(|| size)
             }
         };
         let block_bytes = block_bytes.ok_or(())?;
-        Ok(Some(Self::new(
-            array,
-            stats,
-            block_bytes,
-            spare_bytes,
-            false,
-        )))
+        let stream = Self::new(array, stats, block_bytes, spare_bytes, false);
+        if let Some(stored) = probed.filter(|stored| stream.opens_by_blocks(stored)) {
+            let frame = stream.open_chunk(stored);
+            stream.state.lock().frames.insert(probe, Slot::Ready(frame));
+        }
+        Ok(Some(stream))
     }
 
     /// A stream over `array` reading its chunks in parts of `part_bytes` (whole rows of a
@@ -226,6 +227,21 @@ impl BlockStream {
             max_spare: (spare_bytes / block_bytes.max(1)).clamp(2, 64),
             max_open_chunks: MAX_OPEN_CHUNKS,
         }
+    }
+
+    /// Whether an opened stored chunk decodes by this stream's blocks.
+    fn opens_by_blocks(&self, stored: &StoredBlocks) -> bool {
+        stored.blocks.decoded_len() == self.array.grid.chunk_bytes()
+            && stored.blocks.block_size() == self.block_bytes
+    }
+
+    /// The frame of a stored chunk opened by blocks, counted among the open chunks.
+    fn open_chunk(&self, stored: StoredBlocks) -> Frame {
+        self.open_chunks.fetch_add(1, Ordering::Relaxed);
+        Frame::Blocks(Arc::new(OpenChunk {
+            stored,
+            open_chunks: self.open_chunks.clone(),
+        }))
     }
 
     /// Decoded bytes per block (the last block of a chunk may be shorter).
@@ -356,14 +372,8 @@ impl BlockStream {
             let Some(stored) = read_index(array, linear, &self.stats)? else {
                 return Ok(Frame::Missing);
             };
-            if stored.blocks.decoded_len() == array.grid.chunk_bytes()
-                && stored.blocks.block_size() == self.block_bytes
-            {
-                self.open_chunks.fetch_add(1, Ordering::Relaxed);
-                return Ok(Frame::Blocks(Arc::new(OpenChunk {
-                    stored,
-                    open_chunks: self.open_chunks.clone(),
-                })));
+            if self.opens_by_blocks(&stored) {
+                return Ok(self.open_chunk(stored));
             }
         }
         let mut encoded = Vec::new();
@@ -552,6 +562,28 @@ mod tests {
         let store = Arc::new(DirectoryStore::open(dir.path()).unwrap());
         let array = Arc::new(ZarrArray::new(0, store, "", meta, SystemTime::now()));
         (dir, array)
+    }
+
+    #[test]
+    fn the_chunk_probed_for_the_block_size_is_read_from_the_version_probed() {
+        let (dir, array) = blosc_array();
+        let stats = Arc::new(Stats::default());
+        let (old, new) = (chunk(5), chunk(11));
+        array.write_back_chunk(0, &old, false).unwrap();
+        let stream = BlockStream::open(&array, 0, &stats, 1 << 20)
+            .unwrap()
+            .unwrap();
+        let header_read = stats.store_bytes_read.load(Ordering::Relaxed);
+        assert!(header_read > 0, "the probe read the chunk's header");
+        let stored = std::fs::metadata(dir.path().join("0")).unwrap().len();
+        // Replaced before any block is read: the probed version stays open, unread again.
+        array.write_back_chunk(0, &new, false).unwrap();
+        assert!(read_blocks(&stream, 0, || ()) == old);
+        let read = stats.store_bytes_read.load(Ordering::Relaxed) - header_read;
+        assert!(
+            read < stored,
+            "{read} bytes of blocks: the header was not read again"
+        );
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub struct DiskCache {
     added: AtomicU64,
 }
 
+/// Bytes of an entry read (and checked) at a time.
+const CHECKED_PIECE: u64 = 256 << 10;
+
+/// How recent an entry's access time is kept at least: reads within it leave it alone.
+const ACCESS_GRAIN: Duration = Duration::from_secs(60);
+
 /// Temporary files older than this are leftovers of a writer that died.
 const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 
@@ -101,11 +107,15 @@ impl DiskCache {
     /// when it was last confirmed. A damaged entry is removed (and `buf` left unspecified).
     pub fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Option<(String, SystemTime)> {
         let path = self.path(key);
-        let mut file = File::open(&path).ok()?;
-        match self.read_entry(&mut file, key, buf) {
-            Ok(found) => {
-                let _ = file.set_times(FileTimes::new().set_accessed(SystemTime::now()));
-                Some(found)
+        let file = File::open(&path).ok()?;
+        match self.read_entry(&file, key, buf) {
+            Ok((etag, validated, accessed)) => {
+                // Eviction orders entries by the minute: a later read need not say so again.
+                let now = SystemTime::now();
+                if now.duration_since(accessed).unwrap_or_default() > ACCESS_GRAIN {
+                    let _ = file.set_times(FileTimes::new().set_accessed(now));
+                }
+                Some((etag, validated))
             }
             Err(why) => {
                 tracing::warn!(
@@ -127,12 +137,13 @@ impl DiskCache {
     /// object's bytes.
     fn read_entry(
         &self,
-        file: &mut File,
+        mut file: &File,
         key: &str,
         bytes: &mut Vec<u8>,
-    ) -> Result<(String, SystemTime), String> {
+    ) -> Result<(String, SystemTime, SystemTime), String> {
         let meta = file.metadata().map_err(|e| e.to_string())?;
         let validated = meta.modified().map_err(|e| e.to_string())?;
+        let accessed = meta.accessed().map_err(|e| e.to_string())?;
         let mut head = vec![0u8; HEAD_BYTES.min(meta.len() as usize)];
         file.read_exact(&mut head).map_err(|e| e.to_string())?;
         let rest = head
@@ -153,18 +164,28 @@ impl DiskCache {
             return Err(format!("{stored} of {} bytes: partial", header.len));
         }
         bytes.clear();
-        bytes.reserve(header.len as usize);
-        bytes.extend_from_slice(&head[start..]);
-        file.take(header.len - bytes.len() as u64)
-            .read_to_end(bytes)
-            .map_err(|e| e.to_string())?;
-        if bytes.len() as u64 != header.len {
-            return Err("cut short while read: partial".into());
+        if bytes.capacity() < header.len as usize {
+            // A fresh allocation: growing the old one would copy its stale bytes.
+            *bytes = Vec::with_capacity(header.len as usize);
         }
-        if crc32c::crc32c(bytes) != header.crc32c {
+        bytes.extend_from_slice(&head[start..]);
+        // Checked piece by piece as read, while each piece is in the CPU's caches.
+        let mut crc = crc32c::crc32c(bytes);
+        while (bytes.len() as u64) < header.len {
+            let from = bytes.len();
+            let piece = (header.len - from as u64).min(CHECKED_PIECE) as usize;
+            bytes.resize(from + piece, 0);
+            file.read_exact(&mut bytes[from..])
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::UnexpectedEof => "cut short while read: partial".to_string(),
+                    _ => e.to_string(),
+                })?;
+            crc = crc32c::crc32c_append(crc, &bytes[from..]);
+        }
+        if crc != header.crc32c {
             return Err("checksum mismatch: corrupt".into());
         }
-        Ok((header.etag, validated))
+        Ok((header.etag, validated, accessed))
     }
 
     /// Stores `bytes` as the version `etag` of `key` (validated now). Failures only cost a
