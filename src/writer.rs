@@ -25,6 +25,14 @@ pub struct ChunkWriter {
     complete: Mutex<Sender<(Arc<ZarrArray>, Vec<u64>)>>,
 }
 
+/// Whether `chunk` holds the bytes of `runs` from `data` already.
+fn runs_match(chunk: &[u8], runs: &[Run], data: &[u8]) -> bool {
+    runs.iter().all(|run| {
+        chunk[run.chunk_offset..run.chunk_offset + run.len]
+            == data[run.out_offset..run.out_offset + run.len]
+    })
+}
+
 /// Copies the bytes of `runs` from `data` into `chunk`.
 fn apply_runs(chunk: &mut [u8], runs: &[Run], data: &[u8]) {
     for run in runs {
@@ -151,6 +159,15 @@ impl ChunkWriter {
             let mut added = 0u64;
             let mut complete = Vec::new();
             for (linear, runs, _) in groups {
+                // Bytes equal to those stored leave a clean chunk clean: a writer of whole
+                // pages (memory-mapped writes) writes the neighbours of what it changed back
+                // as they were.
+                let unchanged = bases
+                    .get(linear)
+                    .is_some_and(|base| runs_match(base, runs, data));
+                if unchanged && !dirty.chunks.contains_key(linear) {
+                    continue;
+                }
                 let entry = dirty.chunks.entry(*linear).or_insert_with(|| {
                     added += 1;
                     bases.remove(linear).unwrap_or_else(|| array.fill_chunk())
@@ -571,6 +588,42 @@ mod tests {
             "all-fill chunk is removed"
         );
         assert_eq!(f.reader.stats().chunks_deleted.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn bytes_written_as_stored_leave_their_chunks_clean() {
+        for (what, f) in [("chunks", fixture("C")), ("shards", sharded_fixture())] {
+            let mut view = fill_view(&f);
+            for (i, b) in view.iter_mut().enumerate() {
+                *b ^= (i % 5) as u8;
+            }
+            f.writer.write_flat(&f.array, 0, &view).unwrap();
+            f.writer.flush_array(&f.array, false).unwrap();
+            let puts = || f.store.puts.load(Ordering::SeqCst);
+            let stored = puts();
+            // Elements 1 to 5 of row 0: parts of the first two chunks, as stored.
+            f.writer.write_flat(&f.array, 2, &view[2..12]).unwrap();
+            assert!(
+                f.array.dirty.lock().chunks.is_empty(),
+                "{what}: still clean"
+            );
+            f.writer.flush_array(&f.array, false).unwrap();
+            assert_eq!(puts(), stored, "{what}: nothing stored again");
+            // The same write with element 4 changed: only its chunk becomes dirty.
+            view[8] ^= 0x40;
+            f.writer.write_flat(&f.array, 2, &view[2..12]).unwrap();
+            let dirty: Vec<u64> = f.array.dirty.lock().chunks.keys().copied().collect();
+            assert_eq!(dirty, [1], "{what}");
+            f.writer.flush_array(&f.array, false).unwrap();
+            assert_eq!(stored_view(&f), view, "{what}");
+            assert_eq!(
+                f.reader
+                    .read_flat(&f.array, 0, 140, Admission::Keep)
+                    .unwrap(),
+                view,
+                "{what}"
+            );
+        }
     }
 
     #[test]
