@@ -135,6 +135,8 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
         request_timeout: parse_option_duration(&args.request_timeout, Duration::from_secs(30))?,
         read_only: false,
         listable: true,
+        // Set from the cache's budget once it is known.
+        max_ahead_bytes: 0,
     };
     if remote.max_requests == 0 {
         bail!("--max-requests must be at least 1");
@@ -215,6 +217,7 @@ pub fn parse_config(args: &MountArgs) -> Result<MountConfig> {
     if config.threads == 0 {
         bail!("--threads must be at least 1");
     }
+    config.remote.max_ahead_bytes = config.cache_size / 4;
     if config.max_chunk_size == 0 {
         config.max_chunk_size = match &args.max_chunk_size {
             Some(size) => parse_size(size).map_err(|e| anyhow!(e))?,
@@ -359,6 +362,11 @@ mod tests {
         .unwrap();
         assert!(config.read_only, "read-only unless asked");
         assert_eq!(config.cache_size, 512 << 20);
+        assert_eq!(
+            config.remote.max_ahead_bytes,
+            128 << 20,
+            "reads ahead take a quarter of the cache's budget"
+        );
         assert!(config.allow_other);
         assert_eq!(config.threads, 3);
         assert!(config.keep_scans);

@@ -87,9 +87,26 @@ impl RangesAhead {
         }
     }
 
-    /// How many ranges are held.
+    /// How many ranges are held (those kept past [`KEPT`] aside).
     pub fn len(&self) -> usize {
-        self.by_key.lock().values().map(Vec::len).sum()
+        self.held().count()
+    }
+
+    /// How many bytes the ranges held span (those kept past [`KEPT`] aside).
+    pub fn held_bytes(&self) -> u64 {
+        self.held().map(|(start, end)| end - start).sum()
+    }
+
+    /// The bounds of the ranges held, not kept past [`KEPT`].
+    fn held(&self) -> impl Iterator<Item = (u64, u64)> {
+        let by_key = self.by_key.lock();
+        let held: Vec<(u64, u64)> = by_key
+            .values()
+            .flatten()
+            .filter(|r| r.started.elapsed() < KEPT)
+            .map(|r| (r.range.start, r.range.end))
+            .collect();
+        held.into_iter()
     }
 
     /// The parts among `parts` of version `etag` of `key` that no range held covers.

@@ -46,6 +46,9 @@ pub struct RemoteOptions {
     /// Whether the server lists keys (S3 does; a plain HTTP server does not, and there only
     /// consolidated metadata tells which nodes a group has).
     pub listable: bool,
+    /// Bytes of object ranges read ahead of their readers held at most (a quarter of the
+    /// chunk cache's budget: they wait in memory for their readers).
+    pub max_ahead_bytes: u64,
 }
 
 /// What a read of a key knew about the stored object, for conditional writes.
@@ -539,9 +542,17 @@ impl Inner {
             })
             .collect();
         let room = (4 * self.options.max_requests).saturating_sub(self.ahead.len());
+        let mut bytes_room = self
+            .options
+            .max_ahead_bytes
+            .saturating_sub(self.ahead.held_bytes());
         // Only parts that touch share a request: the bytes of a gap (another chunk's, as a
         // rule) would be read again when their own turn comes.
         for request in ranges::merge_within(&parts, 0).into_iter().take(room) {
+            let Some(left) = bytes_room.checked_sub(request.end - request.start) else {
+                break;
+            };
+            bytes_room = left;
             let within: Vec<Range<u64>> = parts
                 .iter()
                 .filter(|p| request.start <= p.start && p.end <= request.end)
@@ -1080,6 +1091,7 @@ mod tests {
             request_timeout: Duration::from_secs(5),
             read_only: false,
             listable: true,
+            max_ahead_bytes: 1 << 30,
         }
     }
 
@@ -1311,6 +1323,46 @@ mod tests {
         wait_for_reads_ahead(&store, 1, 530);
         store.put("s", b"new", None, false).unwrap();
         assert_eq!(store.inner.ahead.len(), 0);
+    }
+
+    #[test]
+    fn parts_read_ahead_are_bounded_in_bytes() {
+        let memory = Arc::new(InMemory::new());
+        let bytes: &'static [u8] = (0..=255u8).cycle().take(4096).collect::<Vec<_>>().leak();
+        put_behind(&memory, "s", bytes);
+        let store = ObjectStore::new(
+            "mem://test".into(),
+            memory.clone(),
+            Runtime::new(1, Duration::from_secs(10)).unwrap(),
+            RemoteOptions {
+                max_ahead_bytes: 250,
+                ..options(Duration::from_secs(60))
+            },
+            Arc::new(Counters::default()),
+            None,
+        );
+        let plan = |parts: Vec<Range<u64>>| {
+            Box::new(FixedPlan {
+                first: None,
+                parts,
+                got_first: Default::default(),
+            })
+        };
+        // Three parts apart, 100 bytes each: two fit in 250 bytes.
+        store.prefetch_parts("s", ANY, plan(vec![0..100, 200..300, 400..500]));
+        wait_for_reads_ahead(&store, 2, 200);
+        assert_eq!(store.inner.ahead.held_bytes(), 200);
+        // No room for another until a reader takes one.
+        store.prefetch_parts("s", ANY, plan(std::iter::once(600..700).collect()));
+        wait_for_reads_ahead(&store, 2, 200);
+        let object = store.open("s", ANY).unwrap().unwrap();
+        let mut buf = vec![0u8; 100];
+        object.read_at(0, &mut buf).unwrap();
+        assert_eq!(buf, bytes[..100]);
+        assert_eq!(store.inner.ahead.held_bytes(), 100, "taken and let go");
+        store.prefetch_parts("s", ANY, plan(std::iter::once(600..700).collect()));
+        wait_for_reads_ahead(&store, 2, 300);
+        assert_eq!(counter(&store, "parts_read_ahead"), 1);
     }
 
     #[test]
