@@ -57,7 +57,52 @@ pub struct DiskCache {
 }
 
 /// Bytes of an entry read (and checked) at a time.
-const CHECKED_PIECE: u64 = 256 << 10;
+const CHECKED_PIECE: usize = 256 << 10;
+
+/// Where an entry's bytes are read to.
+trait Destination {
+    /// Makes room for `len` bytes, or says why it cannot hold them.
+    fn prepare(&mut self, len: usize) -> Result<(), String>;
+    /// Bytes `range` of the room, to read into.
+    fn part(&mut self, range: std::ops::Range<usize>) -> &mut [u8];
+}
+
+/// A buffer that takes the entry's size, reusing its allocation.
+impl Destination for Vec<u8> {
+    fn prepare(&mut self, len: usize) -> Result<(), String> {
+        self.clear();
+        if self.capacity() < len {
+            // A fresh allocation: growing the old one would copy its stale bytes.
+            *self = Vec::with_capacity(len);
+        }
+        Ok(())
+    }
+
+    fn part(&mut self, range: std::ops::Range<usize>) -> &mut [u8] {
+        // Grown piece by piece: each piece is zeroed right before it is read into.
+        if self.len() < range.end {
+            self.resize(range.end, 0);
+        }
+        &mut self[range]
+    }
+}
+
+/// Room of a fixed size, which must be the entry's.
+impl Destination for [u8] {
+    fn prepare(&mut self, len: usize) -> Result<(), String> {
+        if self.len() != len {
+            return Err(format!(
+                "holds {len} bytes, {} expected: damaged",
+                self.len()
+            ));
+        }
+        Ok(())
+    }
+
+    fn part(&mut self, range: std::ops::Range<usize>) -> &mut [u8] {
+        &mut self[range]
+    }
+}
 
 /// How recent an entry's access time is kept at least: reads within it leave it alone.
 const ACCESS_GRAIN: Duration = Duration::from_secs(60);
@@ -80,6 +125,12 @@ impl DiskCache {
         };
         cache.trim()?;
         Ok(cache)
+    }
+
+    /// The file of an entry (for tests that damage it).
+    #[cfg(test)]
+    pub fn path_of(&self, key: &str) -> PathBuf {
+        self.path(key)
     }
 
     /// The file of an entry.
@@ -106,9 +157,24 @@ impl DiskCache {
     /// Reads the entry for `key` into `buf` (reusing its allocation); returns its ETag and
     /// when it was last confirmed. A damaged entry is removed (and `buf` left unspecified).
     pub fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Option<(String, SystemTime)> {
+        self.read(key, buf)
+    }
+
+    /// Reads the entry for `key` into `out`, which must be its exact size (the entry of a
+    /// range of an object, say); returns its ETag and when it was last confirmed. An entry
+    /// of another size is damaged: removed, like one that does not check out.
+    pub fn read_into(&self, key: &str, out: &mut [u8]) -> Option<(String, SystemTime)> {
+        self.read(key, out)
+    }
+
+    fn read<D: Destination + ?Sized>(
+        &self,
+        key: &str,
+        dest: &mut D,
+    ) -> Option<(String, SystemTime)> {
         let path = self.path(key);
         let file = File::open(&path).ok()?;
-        match self.read_entry(&file, key, buf) {
+        match self.read_entry(&file, key, dest) {
             Ok((etag, validated, accessed)) => {
                 // Eviction orders entries by the minute: a later read need not say so again.
                 let now = SystemTime::now();
@@ -133,13 +199,13 @@ impl DiskCache {
         fs::metadata(self.path(key)).ok()?.modified().ok()
     }
 
-    /// Reads and checks an entry into `bytes`: the header from the first block, then the
+    /// Reads and checks an entry into `dest`: the header from the first block, then the
     /// object's bytes.
-    fn read_entry(
+    fn read_entry<D: Destination + ?Sized>(
         &self,
         mut file: &File,
         key: &str,
-        bytes: &mut Vec<u8>,
+        dest: &mut D,
     ) -> Result<(String, SystemTime, SystemTime), String> {
         let meta = file.metadata().map_err(|e| e.to_string())?;
         let validated = meta.modified().map_err(|e| e.to_string())?;
@@ -163,24 +229,21 @@ impl DiskCache {
         if stored != header.len {
             return Err(format!("{stored} of {} bytes: partial", header.len));
         }
-        bytes.clear();
-        if bytes.capacity() < header.len as usize {
-            // A fresh allocation: growing the old one would copy its stale bytes.
-            *bytes = Vec::with_capacity(header.len as usize);
-        }
-        bytes.extend_from_slice(&head[start..]);
+        let total = usize::try_from(header.len).map_err(|_| "too large")?;
+        dest.prepare(total)?;
+        let first = &head[start..];
+        dest.part(0..first.len()).copy_from_slice(first);
         // Checked piece by piece as read, while each piece is in the CPU's caches.
-        let mut crc = crc32c::crc32c(bytes);
-        while (bytes.len() as u64) < header.len {
-            let from = bytes.len();
-            let piece = (header.len - from as u64).min(CHECKED_PIECE) as usize;
-            bytes.resize(from + piece, 0);
-            file.read_exact(&mut bytes[from..])
-                .map_err(|e| match e.kind() {
-                    io::ErrorKind::UnexpectedEof => "cut short while read: partial".to_string(),
-                    _ => e.to_string(),
-                })?;
-            crc = crc32c::crc32c_append(crc, &bytes[from..]);
+        let mut crc = crc32c::crc32c(first);
+        let mut at = first.len();
+        while at < total {
+            let piece = dest.part(at..total.min(at + CHECKED_PIECE));
+            file.read_exact(piece).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => "cut short while read: partial".to_string(),
+                _ => e.to_string(),
+            })?;
+            crc = crc32c::crc32c_append(crc, piece);
+            at += piece.len();
         }
         if crc != header.crc32c {
             return Err("checksum mismatch: corrupt".into());

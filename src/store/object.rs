@@ -397,17 +397,6 @@ impl Inner {
         etag.map(|etag| format!("{key}#{etag}#{}-{}", part.start, part.end))
     }
 
-    /// Reads `range` of the version `etag` of `key`, through the disk cache.
-    async fn read_range(
-        &self,
-        key: &str,
-        etag: Option<&str>,
-        range: Range<u64>,
-    ) -> io::Result<Bytes> {
-        self.read_range_keeping(key, etag, range.clone(), std::slice::from_ref(&range))
-            .await
-    }
-
     /// Reads `range` of the version `etag` of `key` and keeps each of its parts `kept` in
     /// the disk cache as an entry of its own (a range that is its only part is looked for
     /// there first).
@@ -1015,38 +1004,70 @@ impl OpenObject for RemoteObject {
             .collect();
         let inner = &self.inner;
         let etag = self.etag.as_deref();
-        let (served, requests, fetched) = self.runtime.run(async {
+        let served: Vec<Option<Bytes>> = self.runtime.run(async {
             // Parts read ahead are taken from their reads (one that failed is read again);
             // a plan under way for the object names its parts first.
             inner.ahead.plan_ended(&self.key).await;
             let held = inner.ahead.take(&self.key, etag, &wanted);
-            let served: Vec<Option<Bytes>> =
-                futures::future::join_all(held.into_iter().zip(&wanted).map(
-                    |(held, part)| async move {
-                        let (start, read) = held?;
-                        ahead::slice(&read.await.ok()?, start, part)
-                    },
-                ))
-                .await;
+            Ok(futures::future::join_all(held.into_iter().zip(&wanted).map(
+                |(held, part)| async move {
+                    let (start, read) = held?;
+                    ahead::slice(&read.await.ok()?, start, part)
+                },
+            ))
+            .await)
+        })?;
+        // Parts kept on disk as entries of their own are read straight into their buffers.
+        let mut on_disk = vec![false; parts.len()];
+        if let (Some(disk), Some(etag)) = (&inner.disk, etag) {
+            for (i, ((_, buf), part)) in parts.iter_mut().zip(&wanted).enumerate() {
+                let len = (part.end - part.start) as usize;
+                if served[i].is_some() || len == 0 {
+                    continue;
+                }
+                let entry = Inner::range_entry(&self.key, Some(etag), part);
+                if entry.is_some_and(|entry| disk.read_into(&entry, &mut buf[..len]).is_some()) {
+                    Counters::add(&inner.counters.disk_cache_hits, 1);
+                    on_disk[i] = true;
+                }
+            }
+        }
+        let (requests, fetched) = self.runtime.run(async {
             let rest: Vec<Range<u64>> = wanted
                 .iter()
-                .zip(&served)
-                .filter(|(_, served)| served.is_none())
+                .zip(served.iter().zip(&on_disk))
+                .filter(|(_, (served, on_disk))| served.is_none() && !**on_disk)
                 .map(|(part, _)| part.clone())
                 .collect();
             let requests = ranges::merge(&rest);
-            let fetched: Vec<Bytes> = futures::future::try_join_all(
-                requests
-                    .iter()
-                    .map(|range| inner.read_range(&self.key, etag, range.clone())),
-            )
-            .await?;
-            Ok((served, requests, fetched))
+            // Each part is kept on disk as an entry of its own, as parts read ahead are: a
+            // later read of it finds it whatever it is read with.
+            let fetched: Vec<Bytes> =
+                futures::future::try_join_all(requests.iter().map(|request| {
+                    let within: Vec<Range<u64>> = rest
+                        .iter()
+                        .filter(|p| request.start <= p.start && p.end <= request.end)
+                        .cloned()
+                        .collect();
+                    async move {
+                        inner
+                            .read_range_keeping(&self.key, etag, request.clone(), &within)
+                            .await
+                    }
+                }))
+                .await?;
+            Ok((requests, fetched))
         })?;
         let taken = served.iter().flatten().count() as u64;
         Counters::add(&inner.counters.parts_read_ahead, taken);
         let mut done = Vec::with_capacity(parts.len());
-        for (((_, buf), range), served) in parts.iter_mut().zip(&wanted).zip(served) {
+        for ((((_, buf), range), served), on_disk) in
+            parts.iter_mut().zip(&wanted).zip(served).zip(on_disk)
+        {
+            if on_disk {
+                done.push((range.end - range.start) as usize);
+                continue;
+            }
             let bytes = match served {
                 Some(bytes) => bytes,
                 None => {
@@ -1446,6 +1467,54 @@ mod tests {
         assert_eq!(fresh.len(), 50);
         assert_eq!(fresh.read_at(0, &mut buf).unwrap(), 10);
         assert_eq!(buf, [8; 10]);
+    }
+
+    #[test]
+    fn ranges_kept_on_disk_are_read_into_their_buffers_and_damaged_ones_fetched_again() {
+        let memory = Arc::new(InMemory::new());
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: &'static [u8] = (0..=255u8).cycle().take(5000).collect::<Vec<_>>().leak();
+        put_behind(&memory, "s", bytes);
+        let parts = [100..300u64, 1000..1500];
+        let read = |store: &ObjectStore| {
+            let object = store.open("s", ANY).unwrap().unwrap();
+            let mut first = vec![0u8; 200];
+            let mut second = vec![0u8; 500];
+            let got = object
+                .read_many(&mut [(100, &mut first), (1000, &mut second)])
+                .unwrap();
+            assert_eq!(got, [200, 500]);
+            assert_eq!(first, bytes[100..300]);
+            assert_eq!(second, bytes[1000..1500]);
+        };
+        let first = store_over(&memory, Duration::from_secs(3600), Some(dir.path()));
+        read(&first);
+        assert_eq!(
+            counter(&first, "store_bytes_fetched"),
+            1400,
+            "one request, gap and all"
+        );
+        // A remount reads both from disk, no byte fetched.
+        let second = store_over(&memory, Duration::from_secs(3600), Some(dir.path()));
+        read(&second);
+        assert_eq!(counter(&second, "store_bytes_fetched"), 0);
+        assert_eq!(
+            counter(&second, "disk_cache_hits"),
+            3,
+            "the head and both ranges"
+        );
+        // A damaged entry is removed and its range fetched again; the other is read from disk.
+        let etag = second.inner.head_from_disk("s").unwrap().etag.unwrap();
+        let entry = Inner::range_entry("s", Some(&etag), &parts[1]).unwrap();
+        let disk = second.inner.disk.as_ref().unwrap();
+        let path = disk.path_of(&entry);
+        let mut stored = std::fs::read(&path).unwrap();
+        let last = stored.len() - 1;
+        stored[last] ^= 1;
+        std::fs::write(&path, &stored).unwrap();
+        let third = store_over(&memory, Duration::from_secs(3600), Some(dir.path()));
+        read(&third);
+        assert_eq!(counter(&third, "store_bytes_fetched"), 500);
     }
 
     #[test]
