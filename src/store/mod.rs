@@ -136,6 +136,13 @@ pub trait PartPlan: Send + 'static {
     /// The part to read before the others can be named; `None` when none is needed (the
     /// index of this version is already known).
     fn first(&self, len: u64, version: ObjectVersion) -> Option<std::ops::Range<u64>>;
+    /// The first part as it can be asked for before the object's size is known: its
+    /// length and whether it ends the object (else it starts it). A store that does not
+    /// know the object's size and version then learns them from this read instead of a
+    /// HEAD first. `None` when the first part cannot be named so.
+    fn first_unsized(&self) -> Option<(u64, bool)> {
+        None
+    }
     /// The parts to read ahead, given the first part's bytes when one was read.
     fn parts(
         &self,

@@ -342,16 +342,8 @@ impl Inner {
 
     /// The head of an object (`None` when absent), remembered for the TTL.
     async fn head(&self, key: &str) -> io::Result<Option<Head>> {
-        if let Some(head) = self.fresh(&self.heads, key) {
-            if head.is_none() {
-                Counters::add(&self.counters.negative_hits, 1);
-            }
-            return Ok(head);
-        }
-        if let Some(head) = self.head_from_disk(key) {
-            Counters::add(&self.counters.disk_cache_hits, 1);
-            self.remember_head(key, Some(head.clone()));
-            return Ok(Some(head));
+        if let Some(known) = self.known_head(key) {
+            return Ok(known);
         }
         let head = match self.store.head(&path(key)?).await {
             Ok(meta) => Some(Self::head_of(&meta)),
@@ -363,6 +355,60 @@ impl Inner {
         }
         self.remember_head(key, head.clone());
         Ok(head)
+    }
+
+    /// The head of an object as known without a request (remembered, or kept on disk, within
+    /// the TTL); `None` when a request is needed, `Some(None)` when known absent.
+    fn known_head(&self, key: &str) -> Option<Option<Head>> {
+        if let Some(head) = self.fresh(&self.heads, key) {
+            if head.is_none() {
+                Counters::add(&self.counters.negative_hits, 1);
+            }
+            return Some(head);
+        }
+        let head = self.head_from_disk(key)?;
+        Counters::add(&self.counters.disk_cache_hits, 1);
+        self.remember_head(key, Some(head.clone()));
+        Some(Some(head))
+    }
+
+    /// Reads the first or last (`at_end`) `n` bytes of `key` without knowing its size, and
+    /// learns its head from the answer (remembered, and kept on disk, as a HEAD's); the bytes
+    /// are kept on disk as the range they turned out to be. `None` when absent.
+    async fn get_unsized(
+        &self,
+        key: &str,
+        n: u64,
+        at_end: bool,
+    ) -> io::Result<Option<(Head, Bytes)>> {
+        let range = match at_end {
+            true => GetRange::Suffix(n),
+            false => GetRange::Bounded(0..n),
+        };
+        let options = GetOptions {
+            range: Some(range),
+            ..Default::default()
+        };
+        let result = match self.store.get_opts(&path(key)?, options).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => {
+                self.remember_head(key, None);
+                return Ok(None);
+            }
+            Err(err) => return Err(self.failure("GET", &err)),
+        };
+        let head = Self::head_of(&result.meta);
+        let read = result.range.clone();
+        let bytes = result.bytes().await.map_err(|e| self.failure("GET", &e))?;
+        Counters::add(&self.counters.bytes_fetched, bytes.len() as u64);
+        self.keep_head_on_disk(key, &head);
+        self.remember_head(key, Some(head.clone()));
+        if let (Some(disk), Some(etag)) = (&self.disk, &head.etag) {
+            if let Some(entry) = Self::range_entry(key, Some(etag), &read) {
+                disk.put(&entry, etag, &bytes);
+            }
+        }
+        Ok(Some((head, bytes)))
     }
 
     /// Whether objects lie under `key/`, remembered for the TTL. (A prefix some servers
@@ -475,8 +521,9 @@ impl Inner {
     }
 
     /// Reads the parts of `key` that `plan` names ahead of their readers (see
-    /// [`Store::prefetch_parts`]): the object's head (remembered for the TTL), the plan's
-    /// first part when it needs one, then the parts, touching ones in one request, not
+    /// [`Store::prefetch_parts`]): the object's head (remembered for the TTL; learnt from
+    /// the first part's read when the plan can name that part without the object's size),
+    /// the plan's first part when it needs one, then the parts, touching ones in one request, not
     /// waiting for them. The plan ends (`planning` is dropped) once they are being read;
     /// parts already being read, or kept on disk, are not read again.
     async fn read_parts_ahead(
@@ -487,8 +534,19 @@ impl Inner {
         planning: ahead::Planning,
     ) -> io::Result<()> {
         let _planning = planning;
-        let Some(head) = self.head(&key).await? else {
-            return Ok(());
+        // Without the object's head, the first part (named from the object's end or start)
+        // is read without it and tells it: one round trip instead of two.
+        let (head, unsized_first) = match (self.known_head(&key), plan.first_unsized()) {
+            (Some(None), _) => return Ok(()),
+            (Some(Some(head)), _) => (head, None),
+            (None, Some((n, at_end))) => match self.get_unsized(&key, n, at_end).await? {
+                Some((head, bytes)) => (head, Some(bytes)),
+                None => return Ok(()),
+            },
+            (None, None) => match self.head(&key).await? {
+                Some(head) => (head, None),
+                None => return Ok(()),
+            },
         };
         let len = head.info.size;
         if len > max_len {
@@ -500,9 +558,13 @@ impl Inner {
             // its readers read on demand, as they would without this plan.
             return Ok(());
         };
-        let first_range = plan.first(len, version);
-        let first = match first_range.clone() {
-            Some(range) => {
+        let first_range = match unsized_first {
+            Some(_) => None,
+            None => plan.first(len, version),
+        };
+        let first = match (unsized_first, first_range.clone()) {
+            (Some(bytes), _) => Some(bytes),
+            (None, Some(range)) => {
                 let (start, read) = self.ahead.get_or_start(
                     &key,
                     etag,
@@ -514,7 +576,7 @@ impl Inner {
                 let bytes = read.await.map_err(io::Error::other)?;
                 ahead::slice(&bytes, start, &range)
             }
-            None => None,
+            (None, None) => None,
         };
         let parts = plan.parts(len, version, first.as_deref());
         if let Some(range) = first_range {
@@ -1344,6 +1406,64 @@ mod tests {
         wait_for_reads_ahead(&store, 1, 530);
         store.put("s", b"new", None, false).unwrap();
         assert_eq!(store.inner.ahead.len(), 0);
+    }
+
+    /// A plan whose first part is the object's last `n` bytes, named without its size.
+    struct TailPlan {
+        n: u64,
+        parts: Vec<Range<u64>>,
+        got_first: Arc<Mutex<Option<Vec<u8>>>>,
+        asked_first_by_range: Arc<AtomicBool>,
+    }
+
+    impl PartPlan for TailPlan {
+        fn first(&self, len: u64, _: ObjectVersion) -> Option<Range<u64>> {
+            self.asked_first_by_range.store(true, Ordering::SeqCst);
+            Some(len - self.n..len)
+        }
+        fn first_unsized(&self) -> Option<(u64, bool)> {
+            Some((self.n, true))
+        }
+        fn parts(&self, _: u64, _: ObjectVersion, first: Option<&[u8]>) -> Vec<Range<u64>> {
+            *self.got_first.lock() = first.map(<[u8]>::to_vec);
+            self.parts.clone()
+        }
+    }
+
+    #[test]
+    fn a_first_part_named_from_the_end_is_read_without_a_head_and_tells_it() {
+        let memory = Arc::new(InMemory::new());
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: &'static [u8] = (0..=255u8).cycle().take(3000).collect::<Vec<_>>().leak();
+        put_behind(&memory, "s", bytes);
+        let store = store_over(&memory, Duration::from_secs(60), Some(dir.path()));
+        let (got_first, asked) = (Arc::new(Mutex::new(None)), Arc::new(AtomicBool::new(false)));
+        let plan = TailPlan {
+            n: 10,
+            parts: std::iter::once(0..100).collect(),
+            got_first: got_first.clone(),
+            asked_first_by_range: asked.clone(),
+        };
+        assert!(store.inner.known_head("s").is_none(), "nothing known yet");
+        store.prefetch_parts("s", ANY, Box::new(plan));
+        wait_for_reads_ahead(&store, 1, 110);
+        assert_eq!(got_first.lock().as_deref(), Some(&bytes[2990..]));
+        assert!(
+            !asked.load(Ordering::SeqCst),
+            "the first part was read unsized"
+        );
+        let head = store.inner.known_head("s").unwrap().unwrap();
+        assert_eq!(
+            head.info.size, 3000,
+            "the object's size learnt from that read"
+        );
+        // A remount trusting the disk cache finds the head and the last bytes there.
+        let again = store_over(&memory, Duration::from_secs(60), Some(dir.path()));
+        let object = again.open("s", ANY).unwrap().unwrap();
+        let mut tail = [0u8; 10];
+        assert_eq!(object.read_at(2990, &mut tail).unwrap(), 10);
+        assert_eq!(tail, bytes[2990..]);
+        assert_eq!(counter(&again, "store_bytes_fetched"), 0);
     }
 
     #[test]

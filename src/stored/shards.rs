@@ -445,6 +445,10 @@ impl PartPlan for ShardPlan {
         }
     }
 
+    fn first_unsized(&self) -> Option<(u64, bool)> {
+        Some((self.codec.encoded_len() as u64, self.codec.at_end()))
+    }
+
     fn parts(&self, len: u64, version: ObjectVersion, first: Option<&[u8]>) -> Vec<Range<u64>> {
         let index = match first {
             None => self.cache.get(self.cache_key, version),

@@ -106,6 +106,11 @@ impl ShardIndexCodec {
         self.encoded_len
     }
 
+    /// Whether the index ends its shard (else it starts it).
+    pub fn at_end(&self) -> bool {
+        matches!(self.location, IndexLocation::End)
+    }
+
     /// Where the index lies in a shard of `shard_len` bytes; an error when the shard is
     /// too short to hold it.
     pub fn range(&self, shard_len: u64) -> Result<Range<u64>, CodecError> {
