@@ -122,7 +122,12 @@ fn detach(log: &File) {
 /// by [`open_store`] in the daemon (its runtime's threads would not survive the fork), and
 /// its root checked when the tree is built.
 pub fn check(config: &mut MountConfig) -> Result<Option<DirectoryStore>> {
-    if config.location.is_some() {
+    if let Some(location) = &mut config.location {
+        // The daemon works from `/`: a relative disk cache would be looked for there.
+        if let Some((dir, _)) = &mut location.disk_cache {
+            *dir = std::path::absolute(&*dir)
+                .map_err(|e| anyhow!("disk cache {}: {e}", dir.display()))?;
+        }
         config.mountpoint = mount_point(config)?;
         warn_if_larger_than_memory(config.cache_size);
         return Ok(None);

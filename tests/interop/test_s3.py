@@ -238,15 +238,20 @@ def test_a_server_gone_mid_read_gives_eio_then_recovers(s3, zarrfs, tmp_path):
         m.stop()
 
 
-def test_the_disk_cache_survives_remounts_and_refetches_damaged_entries(s3, zarrfs, tmp_path):
+def test_the_disk_cache_survives_remounts_and_refetches_damaged_entries(s3, zarrfs, tmp_path,
+                                                                         monkeypatch):
     prefix = s3.new_prefix("disk")
     n = 1 << 16
     values = np.arange(8 * n, dtype="<u4")
     zarr.create_array(obstore_zarr(s3, prefix), shape=values.shape, chunks=(n,), dtype="<u4",
                       fill_value=0, zarr_format=3)[...] = values
     cache = tmp_path / "cache"
-    args = ("--read-only", "--disk-cache", str(cache), "--disk-cache-size", "64MiB", "--ttl", "3600s")
-    first = s3_mount(zarrfs, s3, prefix, tmp_path / "1", *args)
+    options = ("--disk-cache-size", "64MiB", "--ttl", "3600s")
+    args = ("--read-only", "--disk-cache", str(cache), *options)
+    # First named relative to the working directory (the daemon itself works from /).
+    monkeypatch.chdir(tmp_path)
+    first = s3_mount(zarrfs, s3, prefix, tmp_path / "1", "--read-only", "--disk-cache", "cache",
+                     *options)
     np.testing.assert_array_equal(np.fromfile(first / "data", dtype="<u4"), values)
     first.stop()
     entries = sorted((cache / "objects").iterdir())
