@@ -73,9 +73,8 @@ impl ChunkWriter {
             return Err(FsError::new(
                 libc::EFBIG,
                 format!(
-                    "{}: write of {} bytes at {offset} passes the end of the array ({total} bytes)",
+                    "{}: a write passing the end of the array ({total} bytes) is refused",
                     array.describe(),
-                    data.len()
                 ),
             ));
         }
@@ -104,9 +103,8 @@ impl ChunkWriter {
             return Err(FsError::new(
                 libc::EFBIG,
                 format!(
-                    "{}: write of {} bytes at {offset} passes the end of the chunk ({size} bytes)",
+                    "{}: a write passing the end of the chunk ({size} bytes) is refused",
                     array.describe_chunk(linear),
-                    data.len()
                 ),
             ));
         }

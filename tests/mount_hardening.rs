@@ -168,6 +168,65 @@ fn links_out_of_the_store_are_not_followed_and_links_inside_are() {
 }
 
 #[test]
+fn links_back_to_a_directory_above_are_not_shown_and_the_tree_ends() {
+    // Two groups, each with a link to the store's root, and one to its own parent group.
+    let (_dir, store) = new_store();
+    for group in ["g", "h"] {
+        fs::create_dir(store.join(group)).unwrap();
+        fs::write(store.join(group).join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+        symlink("..", store.join(group).join("up")).unwrap();
+    }
+    fs::create_dir(store.join("g/inner")).unwrap();
+    symlink("..", store.join("g/inner/back")).unwrap();
+    write_array(&store.join("g/a"), &[10], &[10], json!({}));
+    fs::write(store.join("g/a/0"), chunk_values(5)).unwrap();
+    symlink("g", store.join("alias")).unwrap();
+    fs::create_dir(store.join("bad")).unwrap();
+    fs::write(store.join("bad/.zarray"), "{").unwrap();
+    let mount = mount(&store, &["--read-only"]);
+    let point = mount.point.clone();
+    let (paths, up) = mount.within(30, "walking the tree", move || {
+        let mut paths = Vec::new();
+        let mut todo = vec![point.clone()];
+        while let Some(dir) = todo.pop() {
+            if paths.len() > 1000 {
+                return (paths, Err(None));
+            }
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    todo.push(path.clone());
+                }
+                paths.push(path.strip_prefix(&point).unwrap().display().to_string());
+            }
+        }
+        (
+            paths,
+            fs::metadata(point.join("g/up")).map_err(|e| e.raw_os_error()),
+        )
+    });
+    assert!(paths.len() < 1000, "an endless tree: {:?}…", &paths[..20]);
+    for hidden in ["g/up", "h/up", "g/inner/back"] {
+        assert!(!paths.contains(&hidden.to_string()), "{hidden}: {paths:?}");
+    }
+    // A link to a directory that is not above it is a directory like any other.
+    assert!(paths.contains(&"alias/a/data".to_string()), "{paths:?}");
+    assert_eq!(
+        fs::read(mount.path("alias/a/chunks/0")).unwrap(),
+        chunk_values(5)
+    );
+    assert!(up.is_err(), "g/up looked up by name: {up:?}");
+    let log = mount.log();
+    let bad = store.join("bad/.zarray").display().to_string();
+    assert_eq!(log.lines().filter(|l| l.contains(&bad)).count(), 1, "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("leads back")),
+        "the loop is logged:\n{log}"
+    );
+    assert!(log.lines().count() < 20, "{log}");
+}
+
+#[test]
 fn reads_are_bounded_before_they_start() {
     let (_dir, store) = new_store();
     let array = store.join("a");

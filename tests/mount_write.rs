@@ -252,6 +252,19 @@ fn sizes_are_fixed_and_namespace_changes_refused() {
         "truncate is logged:\n{}",
         mount.log()
     );
+    // Refusals repeated at other sizes and offsets are logged once each, not per request.
+    let file = open_rw(&data);
+    for k in 0..100u64 {
+        let past = original.len() as u64 + k;
+        let err = file.set_len(past + 1).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+        let err = file.write_all_at(b"x", past).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EFBIG), "{err}");
+    }
+    let log = mount.log();
+    let count = |words: &str| log.lines().filter(|l| l.contains(words)).count();
+    assert_eq!(count("fixed size"), 1, "{log}");
+    assert_eq!(count("past the end"), 1, "{log}");
     // O_TRUNC changes nothing; same-size copies overwrite.
     drop(
         OpenOptions::new()

@@ -275,16 +275,24 @@ impl Catalog {
     /// The node at `path` below the root: described by metadata, or an implicit group when
     /// the store holds a directory there. `Ok(None)` when there is nothing.
     pub fn node(&self, path: &str) -> Result<Option<Located>, MetadataError> {
+        let fail = |reason: String| MetadataError {
+            path: self.store.describe(path),
+            reason,
+        };
+        if self
+            .store
+            .loops_back(path)
+            .map_err(|e| fail(e.to_string()))?
+        {
+            return Err(fail(crate::store::LOOPS_BACK.to_string()));
+        }
         if let Some(found) = self.described_node(path)? {
             return Ok(Some(found));
         }
         let is_prefix = self
             .store
             .info(path)
-            .map_err(|e| MetadataError {
-                path: self.store.describe(path),
-                reason: e.to_string(),
-            })?
+            .map_err(|e| fail(e.to_string()))?
             .is_some_and(|info| info.is_prefix);
         Ok(is_prefix.then(|| Located {
             meta: NodeMeta::Group {

@@ -53,10 +53,10 @@ pub fn read_node_from(docs: &Documents, path: &str) -> Result<Option<NodeMeta>, 
     }
     let group_key = join_key(path, ".zgroup");
     if let Some(doc) = (docs.read)(&group_key)? {
-        if doc.get("zarr_format").and_then(Value::as_u64) != Some(2) {
+        if let Err(reason) = check_format(&doc) {
             return Err(MetadataError {
                 path: (docs.describe)(&group_key),
-                reason: "zarr_format is not 2".into(),
+                reason,
             });
         }
         return Ok(Some(NodeMeta::Group {
@@ -64,6 +64,17 @@ pub fn read_node_from(docs: &Documents, path: &str) -> Result<Option<NodeMeta>, 
         }));
     }
     Ok(None)
+}
+
+/// Whether a document is a JSON object that says `"zarr_format": 2`.
+fn check_format(doc: &Value) -> Result<(), String> {
+    if !doc.is_object() {
+        return Err("not a JSON object".into());
+    }
+    if doc.get("zarr_format").and_then(Value::as_u64) != Some(2) {
+        return Err("zarr_format is not 2".into());
+    }
+    Ok(())
 }
 
 fn dims(doc: &Value, field: &str) -> Result<Vec<u64>, String> {
@@ -80,9 +91,7 @@ fn dims(doc: &Value, field: &str) -> Result<Vec<u64>, String> {
 
 /// Parses a `.zarray` document (with the array's attributes) into [`ArrayMeta`].
 pub fn parse_zarray(doc: &Value, attributes: Value) -> Result<ArrayMeta, String> {
-    if doc.get("zarr_format").and_then(Value::as_u64) != Some(2) {
-        return Err("zarr_format is not 2".into());
-    }
+    check_format(doc)?;
     let shape = dims(doc, "shape")?;
     let chunk_shape = dims(doc, "chunks")?;
     if shape.len() != chunk_shape.len() {
@@ -195,6 +204,12 @@ mod tests {
             let mut doc = zarray();
             doc[field] = value;
             assert!(parse_zarray(&doc, json!({})).is_err(), "{field}");
+        }
+        for doc in [json!([1, 2, 3]), json!("zarr"), json!(null)] {
+            assert_eq!(
+                parse_zarray(&doc, json!({})).unwrap_err(),
+                "not a JSON object"
+            );
         }
     }
 

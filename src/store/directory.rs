@@ -73,6 +73,11 @@ impl OpenObject for OpenFile {
 /// Marker inside the names of temporary files written before an atomic rename.
 pub const TEMP_MARKER: &str = ".zarrfs-tmp-";
 
+/// Why a directory reached through a symbolic link is not shown when it is one of the
+/// directories above it.
+pub const LOOPS_BACK: &str =
+    "a symbolic link leads back to a directory above it (a loop); not shown";
+
 static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A store backed by a local directory tree, reached through a descriptor of its root
@@ -444,10 +449,17 @@ impl Store for DirectoryStore {
                 libc::DT_REG => false,
                 // Links (followed only while they stay in the store) and unknown types:
                 // what they resolve to, when it is a directory or a regular file.
-                libc::DT_LNK | libc::DT_UNKNOWN => match self.info(&join_key(prefix, &name)) {
-                    Ok(Some(info)) => info.is_prefix,
-                    _ => continue,
-                },
+                libc::DT_LNK | libc::DT_UNKNOWN => {
+                    let key = join_key(prefix, &name);
+                    match self.info(&key) {
+                        Ok(Some(info)) if info.is_prefix && self.loops_back(&key)? => {
+                            crate::report::warn(&format!("{}: {LOOPS_BACK}", self.describe(&key)));
+                            continue;
+                        }
+                        Ok(Some(info)) => info.is_prefix,
+                        _ => continue,
+                    }
+                }
                 // FIFOs, sockets and devices are neither objects nor prefixes.
                 _ => continue,
             };
@@ -455,6 +467,30 @@ impl Store for DirectoryStore {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    fn loops_back(&self, key: &str) -> io::Result<bool> {
+        if key.is_empty() {
+            return Ok(false);
+        }
+        let identity = |key: &str| -> io::Result<Option<(u64, u64)>> {
+            let Some(fd) = not_found_as_none(self.open_key(key, libc::O_PATH))? else {
+                return Ok(None);
+            };
+            let meta = beneath::fstat(fd.as_fd())?;
+            Ok(meta.is_dir().then(|| (meta.dev(), meta.ino())))
+        };
+        let Some(this) = identity(key)? else {
+            return Ok(false);
+        };
+        let mut above = key;
+        while !above.is_empty() {
+            above = above.rsplit_once('/').map_or("", |(parent, _)| parent);
+            if identity(above)? == Some(this) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn describe(&self, key: &str) -> String {

@@ -13,7 +13,7 @@ mod ranges;
 pub mod remote;
 mod runtime;
 
-pub use directory::{DirectoryStore, TEMP_MARKER};
+pub use directory::{DirectoryStore, LOOPS_BACK, TEMP_MARKER};
 pub use object::{ObjectStore, RemoteOptions};
 use std::io;
 use std::time::SystemTime;
@@ -227,6 +227,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     /// Lists the direct children of a prefix ("" is the root).
     fn list(&self, prefix: &str) -> io::Result<Vec<ListEntry>>;
+    /// Whether the prefix `key` is, through symbolic links, the directory of one of the
+    /// prefixes above it: a loop that would make the tree endless. Stores without links
+    /// have none.
+    fn loops_back(&self, _key: &str) -> io::Result<bool> {
+        Ok(false)
+    }
     /// A short description for log lines (the store location for a given key).
     fn describe(&self, key: &str) -> String;
     /// Replaces an object atomically: readers and crashes see either the old or the new

@@ -468,9 +468,9 @@ impl Tree {
         if offset >= size && !data.is_empty() {
             return Err(FsError::new(
                 libc::EFBIG,
+                // The same words for every such write, so that it is logged once.
                 format!(
-                    "write of {} bytes at {offset} is past the end of {} ({size} bytes)",
-                    data.len(),
+                    "a write past the end of {} ({size} bytes) is refused",
                     file.target.label()
                 ),
             ));
@@ -531,7 +531,7 @@ impl Tree {
         }
         if size != attr.size {
             return Err(FsError::invalid(format!(
-                "truncate of inode {ino} to {size} bytes refused: zarrfs files have a fixed size ({} bytes)",
+                "truncate of inode {ino} refused: zarrfs files have a fixed size ({} bytes)",
                 attr.size
             )));
         }
