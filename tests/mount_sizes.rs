@@ -82,6 +82,39 @@ fn chunks_larger_than_the_limit_give_eio_and_nothing_else_breaks() {
 }
 
 #[test]
+fn a_scan_of_rows_that_cross_a_billion_chunks_costs_what_it_reads() {
+    let store = store();
+    let root = store.path();
+    // 2^30 chunks in each row of chunks, none stored: every element is the fill value.
+    write_array(
+        &root.join("wide"),
+        &[3, 1 << 32],
+        &[3, 4],
+        "<f8",
+        json!(0.25),
+    );
+    let mount = Mount::with_memory_limit(
+        root,
+        &["--read-only", "--cache-size", "64MiB"],
+        Some(DAEMON_ADDRESS_SPACE),
+    );
+    let data = mount.path("wide/data");
+    let read = within(60, move || {
+        use std::io::Read;
+        // Sequential reads, as `head -c 4MiB` makes them: a scan from the start.
+        let mut file = fs::File::open(data).unwrap();
+        let mut out = vec![0u8; 4 << 20];
+        file.read_exact(&mut out).map(|()| out)
+    })
+    .expect("the reads did not return within 60 s")
+    .unwrap();
+    assert!(read
+        .chunks(8)
+        .all(|element| element == 0.25f64.to_le_bytes()));
+    assert!(mount.daemon_pid().is_some_and(is_alive));
+}
+
+#[test]
 fn sizes_that_overflow_leave_the_array_out_with_a_warning() {
     let store = store();
     let root = store.path();

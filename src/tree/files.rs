@@ -65,6 +65,13 @@ const SCAN_FROM_START: u64 = 128 << 10;
 /// Most predicted ranges of a reader's pattern looked at per request.
 const PREDICTIONS_PER_READ: usize = 64;
 
+/// Most chunks in a band (a row of chunks along the first axis) for scans to read it as a
+/// band. Reading ahead, holding and releasing by bands costs work and memory per chunk of
+/// the band; an array whose rows cross more chunks (shape `[3, 2^32]` in chunks `[3, 4]`
+/// has 2^30 per band) is read ahead as its reader's pattern predicts, as random readers
+/// are, so that a read costs what it touches.
+const MAX_BAND_CHUNKS: u64 = 1 << 16;
+
 /// A run of contiguous reads of a flat view this long (at least) is a scan: the flat bytes
 /// of an index along the first axis (up to 4 MiB), which touch every chunk of a band
 /// anyway. Shorter runs (the rows of a slab or a tile inside one plane) read ahead only what
@@ -630,9 +637,10 @@ impl Tree {
         let mut seq = file.sequential.lock();
         seq.pattern.note(data.start, data.end);
         let threshold = scan_threshold(array);
-        if !seq
-            .pattern
-            .scanning(threshold, threshold.min(SCAN_FROM_START))
+        if array.grid.chunks_per_band() > MAX_BAND_CHUNKS
+            || !seq
+                .pattern
+                .scanning(threshold, threshold.min(SCAN_FROM_START))
         {
             if seq.band.is_some() {
                 self.remember_band_read_by_blocks(array, &seq, None);
