@@ -95,8 +95,8 @@ fn number_as_text(n: &serde_json::Number) -> String {
 
 /// The bytes of a byte-string, raw or record fill: base64 text (zarr-python, v2 and v3), a
 /// list of byte values (v3 raw bits); a number is its text for byte strings (as NumPy makes
-/// it) and, when 0, all zeros for raw bytes and records. Shorter byte strings are padded with
-/// NULs.
+/// it) and, when 0, all zeros for raw bytes and records. Byte strings are padded with NULs
+/// or cut to the type's length, as NumPy (and so zarr-python) makes them.
 fn byte_fill(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
     use base64::Engine;
     let size = dtype.size;
@@ -113,8 +113,7 @@ fn byte_fill(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
         Value::Number(n) if n.as_u64() == Some(0) => vec![0; size],
         other => return Err(format!("bad {dtype} fill value {other}")),
     };
-    let padded = dtype.kind == DtypeKind::Bytes && bytes.len() < size;
-    if padded {
+    if dtype.kind == DtypeKind::Bytes {
         bytes.resize(size, 0);
     }
     if bytes.len() != size {
@@ -126,7 +125,8 @@ fn byte_fill(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// A text fill: UTF-32 characters in the type's byte order, padded with NULs.
+/// A text fill: UTF-32 characters in the type's byte order, padded with NULs or cut to the
+/// type's length, as NumPy (and so zarr-python) makes them.
 fn unicode_fill(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
     let number;
     let text = match value {
@@ -138,11 +138,8 @@ fn unicode_fill(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
         other => return Err(format!("bad {dtype} fill value {other}")),
     };
     let mut out = Vec::with_capacity(dtype.size);
-    for c in text.chars() {
+    for c in text.chars().take(dtype.size / 4) {
         put_bytes(&mut out, &(c as u32).to_le_bytes(), dtype.endian);
-    }
-    if out.len() > dtype.size {
-        return Err(format!("fill value {text:?} is longer than {dtype}"));
     }
     out.resize(dtype.size, 0);
     Ok(out)
@@ -295,12 +292,16 @@ mod tests {
             fill_value_bytes(&json!(12), &dt("<U3")).unwrap(),
             [b'1', 0, 0, 0, b'2', 0, 0, 0, 0, 0, 0, 0]
         );
-        assert!(fill_value_bytes(&json!("YWJj"), &dt("|S2")).is_err());
+        // Longer than the type: cut, as NumPy casts it.
+        assert_eq!(fill_value_bytes(&json!("YWJj"), &dt("|S2")).unwrap(), b"ab");
         assert_eq!(
             fill_value_bytes(&json!("xé"), &dt(">U3")).unwrap(),
             [0, 0, 0, b'x', 0, 0, 0, 0xe9, 0, 0, 0, 0]
         );
-        assert!(fill_value_bytes(&json!("long"), &dt("<U2")).is_err());
+        assert_eq!(
+            fill_value_bytes(&json!("long"), &dt("<U2")).unwrap(),
+            [b'l', 0, 0, 0, b'o', 0, 0, 0]
+        );
         assert_eq!(
             fill_value_bytes(&json!(5), &dt("<M8[10ms]")).unwrap(),
             5i64.to_le_bytes()
