@@ -171,10 +171,14 @@ impl ZarrArray {
         let grid = ChunkGrid::new(&meta.shape, &meta.chunk_shape, meta.dtype.size);
         let (codecs, index) = match &meta.unsupported {
             Some(reason) => (Err(format!("cannot be read: {reason}")), None),
-            None if meta.dtype.is_variable() => match VlenChain::from_meta(&meta) {
-                Ok(chain) => (Ok(Decoding::Variable(chain)), None),
-                Err(err) => (Err(err.to_string()), None),
-            },
+            None if meta.dtype.is_variable() => {
+                match VlenChain::from_meta(&meta)
+                    .and_then(|c| Ok((c, Self::shard_index_of(&meta)?)))
+                {
+                    Ok((chain, index)) => (Ok(Decoding::Variable(chain)), index),
+                    Err(err) => (Err(err.to_string()), None),
+                }
+            }
             None => match Self::codecs_of(&meta) {
                 Ok((chain, index)) => (Ok(Decoding::Fixed(chain)), index),
                 Err(err) => (Err(err.to_string()), None),
@@ -257,9 +261,13 @@ impl ZarrArray {
 
     /// The codecs of an array's chunks and, for a sharded array, of its shard indexes.
     fn codecs_of(meta: &ArrayMeta) -> Result<(CodecChain, Option<ShardIndexCodec>), CodecError> {
-        let chain = CodecChain::from_meta(meta)?;
+        Ok((CodecChain::from_meta(meta)?, Self::shard_index_of(meta)?))
+    }
+
+    /// The codec of the shard index, for a sharded array.
+    fn shard_index_of(meta: &ArrayMeta) -> Result<Option<ShardIndexCodec>, CodecError> {
         let Some(sharding) = &meta.sharding else {
-            return Ok((chain, None));
+            return Ok(None);
         };
         let dims = |dims: &[u64]| -> Result<Vec<usize>, CodecError> {
             dims.iter()
@@ -268,8 +276,10 @@ impl ZarrArray {
                 .map_err(|_| CodecError::config("sharding_indexed", "shape too large"))
         };
         let per_shard = chunks_per_shard(&dims(&sharding.shard_shape)?, &dims(&meta.chunk_shape)?)?;
-        let index = ShardIndexCodec::new(&sharding.configuration, &per_shard)?;
-        Ok((chain, Some(index)))
+        Ok(Some(ShardIndexCodec::new(
+            &sharding.configuration,
+            &per_shard,
+        )?))
     }
 
     /// Why chunks of this array cannot be decoded, if they cannot.
