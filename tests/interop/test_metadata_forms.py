@@ -123,6 +123,26 @@ def test_encoder_only_settings_read_and_write_like_numcodecs(tmp_path, mounter):
         assert_identical(got, want, f"{name} after write")
 
 
+def test_a_bytes_codec_without_configuration_reads_as_zarr_python_reads_it(tmp_path, mounter):
+    """v3 `{"name": "bytes"}` on multi-byte types (outside the specification, which asks for
+    an endian): zarr-python takes little-endian."""
+    store = tmp_path / "store.zarr"
+    zarr.open_group(str(store), mode="w", zarr_format=3)
+    values = {"i2": np.array([1, -2, 3], "<i2"), "c8": np.array([1.5 - 2j, 3j], "<c8")}
+    for name, v in values.items():
+        a = zarr.create_array(str(store / name), shape=v.shape, chunks=v.shape, dtype=v.dtype,
+                              compressors=None)
+        a[...] = v
+        meta = json.loads((store / name / "zarr.json").read_text())
+        meta["codecs"] = [{"name": "bytes"}]
+        (store / name / "zarr.json").write_text(json.dumps(meta))
+    m = mounter(store, "--read-only")
+    for name, v in values.items():
+        expected = zarr_read(zarr.open_array(str(store / name), mode="r"))
+        assert_identical(expected, v, f"{name} through zarr-python")
+        assert_identical(np.load(m / name / "data.npy"), expected, name)
+
+
 def test_implicit_groups_and_consolidated_only_stores_match_zarr_python(tmp_path, mounter):
     store = tmp_path / "store.zarr"
     root = zarr.open_group(str(store), mode="w", zarr_format=2)

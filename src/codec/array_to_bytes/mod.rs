@@ -69,12 +69,9 @@ impl BytesCodec {
         let Some(unit) = dtype.swap_unit() else {
             return Ok(None);
         };
-        let Some(stored) = self.endian else {
-            return Err(CodecError::config(
-                "bytes",
-                format!("{dtype} needs an endian"),
-            ));
-        };
+        // The specification asks multi-byte types for an endian; without one, zarr-python
+        // (and so the stores it reads) takes little-endian, as the data view does.
+        let stored = self.endian.unwrap_or(Endian::Little);
         Ok((stored != dtype.endian).then_some(unit))
     }
 }
@@ -174,10 +171,11 @@ mod tests {
             .flat_map(|v| v.to_be_bytes())
             .collect();
         assert_eq!(big.encode(&chunk, &c).unwrap(), want);
-        // One-byte types need no endian.
+        // One-byte types need no endian; larger ones without one are little-endian.
         let none = BytesCodec::new(None);
         assert!(none.is_identity_for(&repr("|u1", 3)));
-        assert!(none.encode(&[0; 8], &repr("<i4", 2)).is_err());
+        assert!(none.is_identity_for(&repr("<i4", 2)));
+        assert_eq!(none.encode(&chunk, &c).unwrap(), chunk);
         assert!(little.decode_into(&[0; 7], &r, &mut [0; 8]).is_err());
     }
 }
