@@ -4,6 +4,7 @@
 
 mod astype;
 mod bitround;
+mod categorize;
 mod delta;
 mod fixedscaleoffset;
 mod numcodecs;
@@ -14,6 +15,7 @@ mod transpose;
 
 pub use astype::AsTypeCodec;
 pub use bitround::BitRoundCodec;
+pub use categorize::CategorizeCodec;
 pub use delta::DeltaCodec;
 pub use fixedscaleoffset::FixedScaleOffsetCodec;
 pub use numcodecs::{numcodecs_filter, outermost_filter_dtype};

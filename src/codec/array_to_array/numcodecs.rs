@@ -10,15 +10,15 @@
 
 use super::numeric::{self, parse_dtype, Num};
 use super::{
-    ArrayToArrayCodec, AsTypeCodec, BitRoundCodec, DeltaCodec, FixedScaleOffsetCodec,
-    PackBitsCodec, QuantizeCodec,
+    ArrayToArrayCodec, AsTypeCodec, BitRoundCodec, CategorizeCodec, DeltaCodec,
+    FixedScaleOffsetCodec, PackBitsCodec, QuantizeCodec,
 };
 use crate::codec::{ChunkRepr, CodecError};
 use crate::metadata::{DataType, DtypeKind};
 use serde_json::Value;
 
-/// Filters zarrfs refuses, with the reason: they decode to objects or strings, or decoding
-/// them would run code.
+/// Filters zarrfs refuses, with the reason: they decode to objects or variable-length
+/// elements, or decoding them would run code.
 const REFUSED: &[(&str, &str)] = &[
     ("pickle", "decoding a pickle runs arbitrary code"),
     ("msgpack2", "it decodes to Python objects"),
@@ -26,10 +26,6 @@ const REFUSED: &[(&str, &str)] = &[
     ("vlen-utf8", "it decodes to variable-length strings"),
     ("vlen-bytes", "it decodes to variable-length bytes"),
     ("vlen-array", "it decodes to variable-length arrays"),
-    (
-        "categorize",
-        "it decodes to strings, which zarrfs does not show yet",
-    ),
 ];
 
 /// The numcodecs filter `id` configured by `config`, for chunks arriving as `incoming` (the
@@ -70,6 +66,7 @@ pub fn numcodecs_filter(
         },
         "astype" => boxed(AsTypeCodec::from_config(config, incoming.dtype)),
         "packbits" => Ok(Box::new(PackBitsCodec) as Box<dyn ArrayToArrayCodec>),
+        "categorize" => boxed(CategorizeCodec::from_config(config)),
         "bitround" => {
             if zarr_format == 3 && incoming.dtype.kind == DtypeKind::Int {
                 // zarr-python 3 views signed integers as floats of their width to "decode"
@@ -449,7 +446,7 @@ pub(super) mod tests {
             ("msgpack2", serde_json::json!({})),
             (
                 "categorize",
-                serde_json::json!({"labels": ["a"], "dtype": "<U1", "astype": "|u1"}),
+                serde_json::json!({"labels": ["a"], "dtype": "|O", "astype": "|u1"}),
             ),
             ("delta", serde_json::json!({"dtype": "|O"})),
             ("delta", serde_json::json!({"dtype": "|b1"})),
