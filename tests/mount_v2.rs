@@ -443,37 +443,3 @@ fn foreground_mount_exits_cleanly_on_sigterm() {
         "mount point must be released"
     );
 }
-
-#[test]
-fn the_npy_header_fills_a_page_and_reading_it_decodes_nothing() {
-    // 4 rows of 1024 <i4 (a page each), a chunk per row, every element its index.
-    let (_dir, store) = new_store();
-    let array = store.join("rows");
-    write_array(&array, &[4, 1024], &[1, 1024], serde_json::json!({}));
-    for row in 0..4i32 {
-        let values: Vec<u8> = (row * 1024..(row + 1) * 1024)
-            .flat_map(i32::to_le_bytes)
-            .collect();
-        std::fs::write(array.join(format!("{row}.0")), values).unwrap();
-    }
-    // Direct I/O: each read reaches the daemon as asked, with no read-ahead of the kernel.
-    let mount = Mount::new(&store, &["--read-only", "-o", "direct_io"]);
-    let mut header = vec![0u8; 4096];
-    File::open(mount.path("rows/data.npy"))
-        .unwrap()
-        .read_exact(&mut header)
-        .unwrap();
-    let stats = std::fs::read_to_string(mount.path(".zarrfs/stats")).unwrap();
-    assert!(
-        stats.contains("\nchunks_decoded 0\n"),
-        "the header page holds no data:\n{stats}"
-    );
-    let whole = read_all(&mount.path("rows/data.npy")).unwrap();
-    let npy = parse_npy(&whole);
-    assert_eq!(npy.header_len, 4096);
-    assert_eq!(&whole[..4096], &header[..]);
-    assert_eq!(
-        whole[4096..],
-        read_all(&mount.path("rows/data")).unwrap()[..]
-    );
-}
