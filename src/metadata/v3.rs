@@ -30,6 +30,9 @@ const ARRAY_FIELDS: [&str; 11] = [
 
 /// Parses a `zarr.json` document into a node.
 pub fn parse_node(doc: &Value) -> Result<NodeMeta, String> {
+    if !doc.is_object() {
+        return Err("not a JSON object".into());
+    }
     if doc.get("zarr_format").and_then(Value::as_u64) != Some(3) {
         return Err("zarr_format is not 3".into());
     }
@@ -401,6 +404,9 @@ mod tests {
             json!({"zarr_format": 3, "node_type": "group", "attributes": [1]}),
         ] {
             assert!(parse_node(&doc).is_err(), "{doc}");
+        }
+        for doc in [json!([3]), json!("zarr"), json!(null)] {
+            assert_eq!(parse_node(&doc).unwrap_err(), "not a JSON object");
         }
         let mut doc = array();
         doc["shape"] = json!([10]);
