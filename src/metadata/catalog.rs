@@ -90,7 +90,7 @@ impl Catalog {
     /// `zarr.json` holds none). Damaged consolidated metadata is reported once and ignored.
     pub fn with_consolidated(store: Arc<dyn Store>, use_it: Consolidated) -> Self {
         let root_v3 = read_json(store.as_ref(), v3::DOCUMENT);
-        let consolidated_v3 = match (&root_v3, use_it) {
+        let mut consolidated_v3 = match (&root_v3, use_it) {
             (Ok(Some(root)), Consolidated::Fallback | Consolidated::Prefer) => {
                 consolidated_v3_documents(root).unwrap_or_else(|reason| {
                     tracing::warn!(
@@ -103,7 +103,7 @@ impl Catalog {
             _ => HashMap::new(),
         };
         let read_v2 = use_it != Consolidated::Ignore && consolidated_v3.is_empty();
-        let consolidated = match read_v2.then(|| read_json(store.as_ref(), CONSOLIDATED_V2)) {
+        let mut consolidated = match read_v2.then(|| read_json(store.as_ref(), CONSOLIDATED_V2)) {
             None => HashMap::new(),
             Some(read) => match read {
                 Ok(Some(doc)) => consolidated_v2_documents(&doc).unwrap_or_else(|reason| {
@@ -120,6 +120,12 @@ impl Catalog {
                 }
             },
         };
+        for (map, document) in [
+            (&mut consolidated, CONSOLIDATED_V2),
+            (&mut consolidated_v3, v3::DOCUMENT),
+        ] {
+            drop_paths_outside_the_tree(map, &store.describe(document));
+        }
         let node_paths = consolidated
             .keys()
             .filter_map(|key| key.rsplit_once('/').map(|(node, _document)| node))
@@ -389,6 +395,23 @@ fn consolidated_v3_documents(root: &Value) -> Result<HashMap<String, Value>, Str
         .collect())
 }
 
+/// Removes (with one warning) the entries of consolidated metadata whose path has an empty,
+/// `.` or `..` component: no node of the tree has such a path.
+fn drop_paths_outside_the_tree(documents: &mut HashMap<String, Value>, source: &str) {
+    let before = documents.len();
+    documents.retain(|path, _| {
+        path.split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+    });
+    let dropped = before - documents.len();
+    if dropped > 0 {
+        tracing::warn!(
+            "{source}: {dropped} consolidated entries with an empty, '.' or '..' path \
+             component name no node of the tree; ignored"
+        );
+    }
+}
+
 /// The documents of a v2 `.zmetadata`, by key.
 fn consolidated_v2_documents(doc: &Value) -> Result<HashMap<String, Value>, String> {
     if doc.get("zarr_consolidated_format").and_then(Value::as_u64) != Some(1) {
@@ -464,6 +487,8 @@ mod tests {
             "g/arr/.zarray": zarray(),
             "g/arr/.zattrs": {"units": "m"},
             "own/.zarray": zarray(),
+            "../outside/arr/.zarray": zarray(),
+            "g/./arr/.zarray": zarray(),
         }});
         fs::write(dir.path().join(".zmetadata"), consolidated.to_string()).unwrap();
         // A node's own files win over the consolidated metadata.
@@ -480,6 +505,10 @@ mod tests {
         }
         assert_eq!(catalog.child_names("").unwrap(), ["g", "own"]);
         assert_eq!(catalog.child_names("g").unwrap(), ["arr"]);
+        // Paths no node of the tree has are ignored.
+        for outside in ["../outside/arr", "g/./arr"] {
+            assert!(!matches!(catalog.node(outside), Ok(Some(_))), "{outside}");
+        }
         match catalog.node("g/arr").unwrap().unwrap().meta {
             NodeMeta::Array(meta) => assert_eq!(meta.attributes["units"], "m"),
             other => panic!("{other:?}"),
