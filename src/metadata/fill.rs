@@ -125,24 +125,25 @@ fn byte_fill(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// A text fill: UTF-32 characters in the type's byte order, padded with NULs or cut to the
-/// type's length, as NumPy (and so zarr-python) makes them.
-fn unicode_fill(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
-    let number;
-    let text = match value {
-        Value::String(text) => text.as_str(),
-        Value::Number(n) => {
-            number = number_as_text(n);
-            number.as_str()
-        }
-        other => return Err(format!("bad {dtype} fill value {other}")),
-    };
+/// `text` as one element of the fixed-length text type `dtype` (`<U<n>`, `>U<n>`): UTF-32
+/// characters in the type's byte order, padded with NULs or cut to the type's length, as
+/// NumPy (and so zarr-python) assigns text to such an element.
+pub fn text_element(text: &str, dtype: &DataType) -> Vec<u8> {
     let mut out = Vec::with_capacity(dtype.size);
     for c in text.chars().take(dtype.size / 4) {
         put_bytes(&mut out, &(c as u32).to_le_bytes(), dtype.endian);
     }
     out.resize(dtype.size, 0);
-    Ok(out)
+    out
+}
+
+/// A text fill: the string (or a number's text) as an element, see [`text_element`].
+fn unicode_fill(value: &Value, dtype: &DataType) -> Result<Vec<u8>, String> {
+    match value {
+        Value::String(text) => Ok(text_element(text, dtype)),
+        Value::Number(n) => Ok(text_element(&number_as_text(n), dtype)),
+        other => Err(format!("bad {dtype} fill value {other}")),
+    }
 }
 
 /// A datetime64/timedelta64 fill: the count as an integer, or NaT.

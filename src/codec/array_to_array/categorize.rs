@@ -4,6 +4,7 @@
 use super::numeric::{self, is_numeric, parse_dtype, Num};
 use super::ArrayToArrayCodec;
 use crate::codec::{alloc_zeroed, ChunkRepr, CodecError};
+use crate::metadata::fill::text_element;
 use crate::metadata::{DataType, DtypeKind, Endian};
 use serde_json::Value;
 
@@ -74,18 +75,7 @@ impl CategorizeCodec {
         }
         let labels = texts
             .iter()
-            .map(|text| {
-                let mut element = Vec::with_capacity(dtype.size);
-                for c in text.chars().take(dtype.size / 4) {
-                    let code = c as u32;
-                    element.extend_from_slice(&match dtype.endian {
-                        Endian::Big => code.to_be_bytes(),
-                        _ => code.to_le_bytes(),
-                    });
-                }
-                element.resize(dtype.size, 0);
-                element
-            })
+            .map(|text| text_element(text, &dtype))
             .collect();
         Ok(CategorizeCodec {
             labels,
