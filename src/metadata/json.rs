@@ -17,6 +17,17 @@ const MARKER_TEXT: &str = "\\u0000zarrfs-non-finite:";
 /// The bare tokens, longest first where one is a prefix of another's tail.
 const TOKENS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
 
+/// Checks that a metadata document is a JSON object declaring `"zarr_format": version`.
+pub fn check_zarr_format(doc: &Value, version: u64) -> Result<(), String> {
+    if !doc.is_object() {
+        return Err("not a JSON object".into());
+    }
+    if doc.get("zarr_format").and_then(Value::as_u64) != Some(version) {
+        return Err(format!("zarr_format is not {version}"));
+    }
+    Ok(())
+}
+
 /// Parses a JSON document, accepting bare `NaN`, `Infinity` and `-Infinity`.
 pub fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
     match quote_non_finite(bytes) {

@@ -1,6 +1,7 @@
 //! Zarr v2: `.zgroup`, `.zarray` and `.zattrs`.
 
 use super::fill::fill_value_bytes;
+use super::json::check_zarr_format;
 use super::{
     read_json, ArrayMeta, ChunkKeyEncoding, CodecSpec, DataType, MetadataError, NodeMeta, Order,
 };
@@ -53,7 +54,7 @@ pub fn read_node_from(docs: &Documents, path: &str) -> Result<Option<NodeMeta>, 
     }
     let group_key = join_key(path, ".zgroup");
     if let Some(doc) = (docs.read)(&group_key)? {
-        if let Err(reason) = check_format(&doc) {
+        if let Err(reason) = check_zarr_format(&doc, 2) {
             return Err(MetadataError {
                 path: (docs.describe)(&group_key),
                 reason,
@@ -64,17 +65,6 @@ pub fn read_node_from(docs: &Documents, path: &str) -> Result<Option<NodeMeta>, 
         }));
     }
     Ok(None)
-}
-
-/// Whether a document is a JSON object that says `"zarr_format": 2`.
-fn check_format(doc: &Value) -> Result<(), String> {
-    if !doc.is_object() {
-        return Err("not a JSON object".into());
-    }
-    if doc.get("zarr_format").and_then(Value::as_u64) != Some(2) {
-        return Err("zarr_format is not 2".into());
-    }
-    Ok(())
 }
 
 fn dims(doc: &Value, field: &str) -> Result<Vec<u64>, String> {
@@ -91,7 +81,7 @@ fn dims(doc: &Value, field: &str) -> Result<Vec<u64>, String> {
 
 /// Parses a `.zarray` document (with the array's attributes) into [`ArrayMeta`].
 pub fn parse_zarray(doc: &Value, attributes: Value) -> Result<ArrayMeta, String> {
-    check_format(doc)?;
+    check_zarr_format(doc, 2)?;
     let shape = dims(doc, "shape")?;
     let chunk_shape = dims(doc, "chunks")?;
     if shape.len() != chunk_shape.len() {

@@ -5,6 +5,7 @@
 //! views hold elements in the byte order of the `bytes` codec that serialises those chunks.
 
 use super::fill::fill_value_bytes;
+use super::json::check_zarr_format;
 use super::{
     ArrayMeta, ChunkKeyEncoding, CodecSpec, DataType, DtypeKind, NodeMeta, Order, Sharding,
 };
@@ -30,12 +31,7 @@ const ARRAY_FIELDS: [&str; 11] = [
 
 /// Parses a `zarr.json` document into a node.
 pub fn parse_node(doc: &Value) -> Result<NodeMeta, String> {
-    if !doc.is_object() {
-        return Err("not a JSON object".into());
-    }
-    if doc.get("zarr_format").and_then(Value::as_u64) != Some(3) {
-        return Err("zarr_format is not 3".into());
-    }
+    check_zarr_format(doc, 3)?;
     match doc.get("node_type").and_then(Value::as_str) {
         Some("group") => Ok(NodeMeta::Group {
             attributes: attributes(doc)?,
