@@ -604,11 +604,7 @@ impl Inner {
                 break;
             };
             bytes_room = left;
-            let within: Vec<Range<u64>> = parts
-                .iter()
-                .filter(|p| request.start <= p.start && p.end <= request.end)
-                .cloned()
-                .collect();
+            let within = ranges::inside(&request, &parts);
             let part = within[0].clone();
             // The read runs on its own; readers find it by the part they want.
             let _read =
@@ -1106,11 +1102,7 @@ impl OpenObject for RemoteObject {
             // later read of it finds it whatever it is read with.
             let fetched: Vec<Bytes> =
                 futures::future::try_join_all(requests.iter().map(|request| {
-                    let within: Vec<Range<u64>> = rest
-                        .iter()
-                        .filter(|p| request.start <= p.start && p.end <= request.end)
-                        .cloned()
-                        .collect();
+                    let within = ranges::inside(request, &rest);
                     async move {
                         inner
                             .read_range_keeping(&self.key, etag, request.clone(), &within)

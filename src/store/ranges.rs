@@ -36,6 +36,16 @@ pub fn merge_within(ranges: &[Range<u64>], max_gap: u64) -> Vec<Range<u64>> {
     merged
 }
 
+/// The ranges among `ranges` that lie wholly inside `request` (the parts one merged request
+/// serves), in their order.
+pub fn inside(request: &Range<u64>, ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+    ranges
+        .iter()
+        .filter(|r| request.start <= r.start && r.end <= request.end)
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::single_range_in_vec_init)]
 mod tests {
