@@ -168,3 +168,23 @@ def test_implicit_groups_and_consolidated_only_stores_match_zarr_python(tmp_path
     assert_identical(np.load(m / "sub" / "arr" / "data.npy"), expected, "consolidated sub/arr")
     assert json.loads((m / "attrs.json").read_text()) == {"title": "t"}
     assert json.loads((m / "sub" / "arr" / "meta.json").read_text())["shape"] == [6, 4]
+
+
+def test_fixed_length_fills_longer_than_their_type_are_cut_as_zarr_python_cuts_them(tmp_path,
+                                                                                 mounter):
+    """A byte-string or text fill longer than the type (other writers leave such): NumPy, and
+    so zarr-python, cut it to the type's length; the missing chunks read as that fill."""
+    store = tmp_path / "store.zarr"
+    zarr.open_group(str(store), mode="w", zarr_format=2)
+    docs = {"s2": ("|S2", "YWJj"), "u2": ("<U2", "long"), "u2_big": (">U2", "éèê")}
+    for name, (dtype, fill) in docs.items():
+        write_json(store / name / ".zarray", {
+            "zarr_format": 2, "shape": [5], "chunks": [2], "dtype": dtype, "compressor": None,
+            "fill_value": fill, "order": "C", "filters": None})
+        # The first chunk stored, the others missing.
+        (store / name / "0").write_bytes(np.array(["x", "y"], dtype).tobytes())
+    m = mounter(store, "--read-only")
+    for name, (dtype, _) in docs.items():
+        expected = zarr_read(zarr.open_array(str(store / name), mode="r", zarr_format=2))
+        assert len(expected[2]) == 2, f"{name}: zarr-python cut the fill"
+        assert_identical(np.load(m / name / "data.npy"), expected, name)
